@@ -1,0 +1,77 @@
+"""Run the benchmark suite and print one table: wall time and peak memory per case.
+
+Each ``benchmarks/bench_<name>.py`` defines ``CASES``: a dict mapping a case name to a
+zero-argument callable. Each case runs in its own process, so its peak resident memory is
+its own. A callable may return a dict of extra figures (e.g. ``{"inner_seconds": 1.2}``)
+which are shown in the table's last column.
+
+    python benchmarks/run.py                 # every case
+    python benchmarks/run.py matching        # cases of bench_matching.py only
+    python benchmarks/run.py --case bench_matching:match_1e6   # one case (used internally)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(module: str):
+    spec = importlib.util.spec_from_file_location(module, HERE / f"{module}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def run_case(ref: str) -> None:
+    module, case = ref.split(":")
+    extra = _load(module).CASES[case]() or {}
+    print("RESULT " + json.dumps(extra, sort_keys=True))
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--case"]:
+        run_case(argv[1])
+        return 0
+    wanted = set(argv)
+    modules = sorted(p.stem for p in HERE.glob("bench_*.py"))
+    rows = []
+    for module in modules:
+        if wanted and module.removeprefix("bench_") not in wanted:
+            continue
+        for case in _load(module).CASES:
+            start = time.perf_counter()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            proc = subprocess.run(
+                [sys.executable, __file__, "--case", f"{module}:{case}"],
+                capture_output=True, text=True, cwd=HERE.parent,
+            )
+            wall = time.perf_counter() - start
+            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            extra = ""
+            for line in proc.stdout.splitlines():
+                if line.startswith("RESULT "):
+                    extra = ", ".join(f"{k}={v}" for k, v in json.loads(line[7:]).items())
+            if proc.returncode != 0:
+                extra = "FAILED: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
+            # ru_maxrss of children is the max over all children so far: report it only when
+            # this child raised it, otherwise "<= previous".
+            mem = f"{peak_mb:9.0f}" if peak_mb > before / 1024 else f"<={peak_mb:7.0f}"
+            rows.append((module.removeprefix("bench_"), case, f"{wall:8.1f}", mem, extra))
+            print(f"  ran {module}:{case} in {wall:.1f} s", file=sys.stderr, flush=True)
+    header = ("suite", "case", "wall s", "peak MB", "notes")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for r in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
