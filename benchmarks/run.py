@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import resource
+import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,22 +49,26 @@ def main(argv: list[str]) -> int:
             continue
         for case in _load(module).CASES:
             start = time.perf_counter()
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            proc = subprocess.run(
-                [sys.executable, __file__, "--case", f"{module}:{case}"],
-                capture_output=True, text=True, cwd=HERE.parent,
-            )
-            wall = time.perf_counter() - start
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                proc = subprocess.Popen(
+                    [sys.executable, __file__, "--case", f"{module}:{case}"],
+                    stdout=out,
+                    stderr=err,
+                    text=True,
+                    cwd=HERE.parent,
+                )
+                _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+                wall = time.perf_counter() - start
+                out.seek(0)
+                err.seek(0)
+                stdout, stderr = out.read(), err.read()
+            mem = f"{usage.ru_maxrss / 1024:.0f}"
             extra = ""
-            for line in proc.stdout.splitlines():
+            for line in stdout.splitlines():
                 if line.startswith("RESULT "):
                     extra = ", ".join(f"{k}={v}" for k, v in json.loads(line[7:]).items())
-            if proc.returncode != 0:
-                extra = "FAILED: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
-            # ru_maxrss of children is the max over all children so far: report it only when
-            # this child raised it, otherwise "<= previous".
-            mem = f"{peak_mb:9.0f}" if peak_mb > before / 1024 else f"<={peak_mb:7.0f}"
+            if os.waitstatus_to_exitcode(status) != 0:
+                extra = "FAILED: " + (stderr.strip().splitlines() or ["?"])[-1]
             rows.append((module.removeprefix("bench_"), case, f"{wall:8.1f}", mem, extra))
             print(f"  ran {module}:{case} in {wall:.1f} s", file=sys.stderr, flush=True)
     header = ("suite", "case", "wall s", "peak MB", "notes")
