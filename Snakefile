@@ -1,7 +1,11 @@
 # mydirection: evaluation pipeline for the My Direction probation pilot.
 # Run:  snakemake --cores all            (synthetic extracts)
 #       snakemake --cores all --config raw_dir=/path/to/extracts
+import sys
+
 from snakemake.utils import min_version, validate
+
+from mydirection.config import ConfigError, check_config
 
 min_version("9.0")
 
@@ -9,7 +13,12 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
+try:
+    check_config(config, CONFIG_SCHEMA)
+    validate(config, CONFIG_SCHEMA)  # fills in the documented defaults
+except ConfigError as err:
+    sys.exit(f"ERROR: {err}")  # one message, no traceback
 
 
 include: "workflow/rules/common.smk"

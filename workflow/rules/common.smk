@@ -14,6 +14,5 @@ ALL_TARGETS = []
 NUMBERS = []
 FIGURES = []
 
-
-def raw_extract(name):
-    return f"{RAW_DIR}/{name}.csv"
+# Path of one raw extract (people, supervision, ...), from raw_dir or the synthetic folder.
+raw_extract = lambda name: f"{RAW_DIR}/{name}.csv"

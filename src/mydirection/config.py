@@ -1,0 +1,49 @@
+"""Checking the analysis plan (config) with one clear message per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The config breaks the schema or a rule that spans settings."""
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def check_config(config: dict, schema_path: str | Path) -> None:
+    """Raise ConfigError naming the setting, what is wrong and where it is documented.
+
+    Called after snakemake.utils.validate has filled in the defaults; the schema's own
+    message for the first problem is kept, without the schema dump.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path)
+    )
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(
+            f"config setting {_where(err.path)}: {err.message}. Fix it in config/config.yaml "
+            f"(or the --config/--configfile given); every setting is documented in {schema_path}."
+        )
+    for section, start, end in _date_ranges(config):
+        if start and end and str(end) < str(start):
+            raise ConfigError(
+                f"config setting {section}: the window ends ({end}) before it starts ({start}); "
+                "swap or correct the dates in config/config.yaml."
+            )
+
+
+def _date_ranges(config: dict):
+    cohort = config.get("cohort", {})
+    yield (
+        "cohort.recruitment_start/recruitment_end",
+        cohort.get("recruitment_start"),
+        cohort.get("recruitment_end"),
+    )
