@@ -1,0 +1,245 @@
+"""Rosenbaum bounds checked by exact enumeration; E-values against the published examples."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from mydirection import sensitivity as sens
+
+# ------------------------------------------------------------------ brute-force reference
+
+
+def brute_force_bounds(sets: list[list[int]], t_obs: int, gamma: float) -> tuple[float, float]:
+    """Min and max over all binary unobserved confounders u of P(T >= t_obs) at sensitivity gamma.
+
+    ``sets``: per matched set, the outcomes y of its members (any order). Under the
+    sensitivity model, the treated person in a set is member j with probability
+    gamma^u_j / sum_i gamma^u_i, independently across sets; T is the sum of the treated
+    members' y. Enumerates every u in {0,1}^N and every assignment of the treated member.
+    """
+    sizes = [len(s) for s in sets]
+    flat_n = sum(sizes)
+    lo, hi = 1.0, 0.0
+    for u_flat in itertools.product((0, 1), repeat=flat_n):
+        u, i = [], 0
+        for n in sizes:
+            u.append(u_flat[i : i + n])
+            i += n
+        prob = 0.0
+        for choice in itertools.product(*[range(n) for n in sizes]):
+            t = sum(sets[s][j] for s, j in enumerate(choice))
+            if t < t_obs:
+                continue
+            pr = 1.0
+            for s, j in enumerate(choice):
+                w = [gamma ** u[s][i] for i in range(sizes[s])]
+                pr *= w[j] / sum(w)
+            prob += pr
+        lo, hi = min(lo, prob), max(hi, prob)
+    return lo, hi
+
+
+def sets_frame(sets: list[list[int]], treated_pos: list[int]) -> pd.DataFrame:
+    """The matched_sets() layout from hand-made sets (member outcomes, treated position)."""
+    rows = []
+    for i, (s, t) in enumerate(zip(sets, treated_pos, strict=True)):
+        rows.append(
+            {
+                "set_id": i,
+                "treated_y": s[t],
+                "n_controls": len(s) - 1,
+                "controls_y": sum(s) - s[t],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+HAND_MADE = [
+    # 1:1 pairs: 4 discordant in favour of treatment, 1 against, 1 concordant
+    ([[1, 0], [1, 0], [1, 0], [1, 0], [0, 1], [1, 1]], [0, 0, 0, 0, 0, 0]),
+    # 2:1 sets
+    ([[1, 0, 0], [1, 1, 0], [1, 0, 1], [0, 1, 0]], [0, 0, 0, 0]),
+    # variable ratio (1:1, 2:1, 3:1), treated in different positions
+    ([[0, 1], [1, 0, 0], [0, 1, 1, 0]], [1, 0, 2]),
+]
+
+
+@pytest.mark.parametrize("sets,pos", HAND_MADE)
+@pytest.mark.parametrize("gamma", [1.0, 1.5, 2.0, 3.0])
+def test_bounds_equal_exact_enumeration(sets, pos, gamma):
+    frame = sets_frame(sets, pos)
+    t_obs = int(frame["treated_y"].sum())
+    lo, hi = brute_force_bounds(sets, t_obs, gamma)
+    assert sens.rosenbaum_upper_p(frame, gamma) == pytest.approx(hi, abs=1e-12)
+    assert sens.rosenbaum_table(frame, [gamma])["p_lower"].iloc[0] == pytest.approx(lo, abs=1e-12)
+
+
+def test_pairs_are_mcnemar_binomial():
+    # 1:1 pairs: D = 30 discordant, T = 21 where only the comparator re-offended
+    frame = pd.DataFrame(
+        {
+            "set_id": range(50),
+            "treated_y": [1] * 21 + [0] * 9 + [1] * 8 + [0] * 12,
+            "n_controls": 1,
+            "controls_y": [0] * 21 + [1] * 9 + [1] * 8 + [0] * 12,
+        }
+    )
+    for g in (1.0, 1.3, 2.0):
+        ref = stats.binom.sf(21 - 1, 30, g / (1 + g))
+        assert sens.rosenbaum_upper_p(frame, g) == pytest.approx(ref, abs=1e-12)
+    # at Gamma = 1 this is the exact one-sided McNemar p-value
+    assert sens.rosenbaum_upper_p(frame, 1.0) == pytest.approx(
+        stats.binomtest(21, 30, 0.5, alternative="greater").pvalue, abs=1e-12
+    )
+    g = sens.gamma_crossing(frame, alpha=0.05)
+    assert g > 1
+    assert stats.binom.sf(20, 30, g / (1 + g)) == pytest.approx(0.05, abs=1e-8)
+
+
+def test_gamma_crossing_edges():
+    not_sig = pd.DataFrame(
+        {"set_id": [0, 1], "treated_y": [1, 0], "n_controls": [1, 1], "controls_y": [0, 1]}
+    )
+    assert sens.gamma_crossing(not_sig) == 1.0
+    none_informative = pd.DataFrame(
+        {"set_id": [0], "treated_y": [1], "n_controls": [1], "controls_y": [1]}
+    )
+    assert math.isnan(sens.rosenbaum_upper_p(none_informative, 1.0))
+    assert sens.gamma_crossing(none_informative) == 1.0
+
+
+@st.composite
+def random_sets(draw):
+    n_sets = draw(st.integers(min_value=1, max_value=30))
+    rows = []
+    for i in range(n_sets):
+        k = draw(st.integers(min_value=1, max_value=4))
+        rows.append(
+            {
+                "set_id": i,
+                "treated_y": draw(st.integers(0, 1)),
+                "n_controls": k,
+                "controls_y": draw(st.integers(0, k)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=60, deadline=None)
+@given(random_sets(), st.floats(min_value=1.0, max_value=5.0))
+def test_upper_p_monotone_and_above_lower(frame, gamma):
+    p1 = sens.rosenbaum_upper_p(frame, 1.0)
+    if math.isnan(p1):
+        return
+    pg = sens.rosenbaum_upper_p(frame, gamma)
+    assert pg >= p1 - 1e-12
+    assert sens.rosenbaum_upper_p(frame, gamma * 1.5) >= pg - 1e-12
+    table = sens.rosenbaum_table(frame, [gamma])
+    assert table["p_lower"].iloc[0] <= table["p_upper"].iloc[0] + 1e-12
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(min_value=0.01, max_value=0.99), min_size=1, max_size=12))
+def test_poisson_binomial_against_enumeration(p):
+    p = np.array(p)
+    pmf = sens.poisson_binomial_pmf(p)
+    ref = np.zeros(len(p) + 1)
+    for bits in itertools.product((0, 1), repeat=len(p)):
+        b = np.array(bits)
+        ref[b.sum()] += np.prod(np.where(b == 1, p, 1 - p))
+    np.testing.assert_allclose(pmf, ref, atol=1e-12)
+
+
+def test_normal_approximation_close_for_many_sets():
+    rng = np.random.default_rng(1)
+    n = 400
+    k = rng.integers(1, 4, n)
+    frame = pd.DataFrame(
+        {
+            "set_id": range(n),
+            "treated_y": rng.binomial(1, 0.62, n),
+            "n_controls": k,
+            "controls_y": rng.binomial(k, 0.5),
+        }
+    )
+    for g in (1.0, 1.2, 1.5):
+        exact = sens.rosenbaum_upper_p(frame, g, "exact")
+        approx = sens.rosenbaum_upper_p(frame, g, "normal")
+        assert approx == pytest.approx(exact, abs=0.02)
+    ge = sens.gamma_crossing(frame, method="exact")
+    gn = sens.gamma_crossing(frame, method="normal")
+    assert gn == pytest.approx(ge, rel=0.05)
+
+
+def test_matched_sets_from_pairs():
+    pairs = pd.DataFrame(
+        {
+            "treated_id": ["t1", "t1", "t2", "t2", "t3"],
+            "control_id": ["c1", "c2", "c3", "c1", "c4"],
+            "round": [1, 2, 1, 2, 1],
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "person_id": ["t1", "t2", "t3", "c1", "c2", "c3", "c4"],
+            "reoffended": [0, 1, 0, 1, 1, 0, 0],
+        }
+    )
+    s = sens.matched_sets(pairs, outcomes)  # y = not re-offended
+    assert s["treated_y"].tolist() == [1, 0, 1]
+    assert s["n_controls"].tolist() == [2, 2, 1]
+    assert s["controls_y"].tolist() == [0, 1, 1]
+    g = sens.matched_sets(pairs, outcomes, alternative="greater")
+    assert g["treated_y"].tolist() == [0, 1, 0]
+    assert g["controls_y"].tolist() == [2, 1, 0]
+
+
+# ------------------------------------------------------------------------------- E-values
+
+
+def test_evalue_published_example():
+    # VanderWeele & Ding (2017): RR 3.9 (95 % CI 1.8 to 8.7) -> E-values 7.2 and 3.0
+    assert sens.evalue(3.9) == pytest.approx(3.9 + math.sqrt(3.9 * 2.9))
+    # (the paper prints 7.2: 3.9 + sqrt(11.31) = 7.26)
+    assert sens.evalue(3.9) == pytest.approx(7.26, abs=0.01)
+    assert sens.evalue_ci(1.8, 8.7) == pytest.approx(3.0, abs=0.01)
+
+
+def test_evalue_protective_and_null():
+    # protective RR 0.8: E = 1/0.8 + sqrt(1/0.8 * (1/0.8 - 1)) = 1.25 + sqrt(0.3125)
+    assert sens.evalue(0.8) == pytest.approx(1.25 + math.sqrt(0.3125))
+    assert sens.evalue(1.0) == 1.0
+    assert sens.evalue_ci(0.6, 0.9) == pytest.approx(sens.evalue(0.9))
+    assert sens.evalue_ci(0.7, 1.1) == 1.0
+
+
+@given(st.floats(min_value=1.0, max_value=50.0))
+def test_evalue_solves_bounding_factor(rr):
+    # E-value is the x with x^2 / (2x - 1) = RR (the joint bounding factor at equal strengths)
+    e = sens.evalue(rr)
+    assert e**2 / (2 * e - 1) == pytest.approx(rr, rel=1e-9)
+    assert sens.evalue(1 / rr) == pytest.approx(e, rel=1e-9)
+
+
+def test_conversions():
+    assert sens.to_risk_ratio(2.0, "or", rare=True) == 2.0
+    assert sens.to_risk_ratio(4.0, "or", rare=False) == pytest.approx(2.0)
+    # common-outcome HR conversion; HR 1 -> 1, and HR < 1 maps below 1 symmetrically
+    hr = 0.7
+    rr = (1 - 0.5 ** math.sqrt(hr)) / (1 - 0.5 ** math.sqrt(1 / hr))
+    assert sens.to_risk_ratio(hr, "hr", rare=False) == pytest.approx(rr)
+    assert sens.to_risk_ratio(1.0, "hr", rare=False) == pytest.approx(1.0)
+    assert sens.to_risk_ratio(1 / hr, "hr", rare=False) == pytest.approx(1 / rr)
+    # the conversion is attenuating: |log RR| < |log HR|
+    assert abs(math.log(rr)) < abs(math.log(hr))
+    t = sens.evalue_table(0.7, 0.55, 0.9, measure="hr", rare=False)
+    assert t["evalue_estimate"] == pytest.approx(sens.evalue(rr))
+    assert t["evalue_ci"] == pytest.approx(sens.evalue(sens.to_risk_ratio(0.9, "hr", False)))
