@@ -1,0 +1,704 @@
+"""The analysis cohort: eligible events, treated and comparator people, index dates, covariates.
+
+Everything here reads the cleaned tables (``results/clean/<extract>.parquet``) and never an
+outcome: the cohort is built blind to re-offending after the index date.
+
+Rules, in the order they are applied (each one is a step of the attrition chevron, counted
+in people, for the treated and comparator groups separately; before the treatment
+definition "treated" means "in the enrolment extract"):
+
+1. Records received: every person in the people, supervision or enrolment extracts.
+2. A person record with at least one supervision event.
+3. Eligible events (each rule removes events; a person is lost at the step that removes
+   their last remaining event): started in the recruitment window; managed by the CRC
+   (RoSH in ``rosh``); sentence type in ``sentence_types``; aged ``min_age`` or over at the
+   start (a missing age is not eligible).
+4. Treated: enrolled in My Direction on a date from the start to the end (inclusive; an
+   open event has no end) of an eligible event; that event is the index event (if several
+   contain the enrolment date, the earliest start, then the smallest event_id). People
+   enrolled but never during an eligible event are in neither group.
+   Comparator pool: the eligible events of people never enrolled; the index event is the
+   first eligible event (earliest start, ties broken by event_id).
+5. Spill-over (``exclude_pilot_office_nonenrolled``): never-enrolled people with any
+   eligible event at a pilot office are removed.
+6. Index date: the start of the index event (``index_date: event_start``), or the enrolment
+   date (``index_date: enrolment``), with comparators given the event start plus a delay
+   drawn (seeded) from the treated delays; comparators whose event ended before that date
+   are removed (a treated person could not have been enrolled then).
+7. Follow-up availability: index date + follow-up + waiting period after the extract end
+   date -> removed (``exclude_incomplete_followup``; dates only).
+
+Covariates are measured strictly before the index date (``<``, never ``<=``):
+
+- ``age``: age at the start of the index event plus the time from the start to the index.
+- ``sex``, ``ethnicity`` (people); ``sentence_type``, ``index_offence_group``, ``rosh``,
+  ``office``, ``case_manager_id`` (index event); ``pilot_office``: office is a pilot office.
+- OGRS3 scores and needs from the latest assessment completed before the index date, with
+  ``assessment_age_days`` = index date - assessment date. Missing rule: no assessment ->
+  ``ogrs3_missing`` True, the score set to the cohort median of the observed scores (same
+  median for treated and comparators), ``assessment_age_days`` left NaN (the indicator says
+  why); a need flag that is missing (no assessment, or blank in it) -> False, with
+  ``needs_missing`` True.
+- Criminal history from convictions proven (disposal date) before the index date, breaches
+  excluded (as in the proven re-offending definition): ``n_previous_offences``,
+  ``n_previous_custody`` (disposal custody), ``age_first_offence`` (youngest
+  ``age_at_offence``; with no previous proven offence, the age at index: the index offence
+  is the first), ``offences_last_12m`` (those committed in the 365 days before the index
+  date) and the Copas-style rate ``copas_rate = log((n_previous_offences + 1) /
+  (age - age_first_offence + 10))`` (OGRS3's rate of offending: sanctions per year of
+  criminal career, damped by 10 years).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from mydirection.runner import UserError
+
+NEEDS = (
+    "need_accommodation",
+    "need_ete",
+    "need_finance",
+    "need_relationships",
+    "need_lifestyle",
+    "need_drugs",
+    "need_alcohol",
+    "need_thinking",
+    "need_attitudes",
+)
+
+#: Columns of ``results/cohort/cohort.parquet`` (docs/stages.md), in order.
+COHORT_COLUMNS = [
+    "person_id",
+    "treated",
+    "event_id",
+    "index_date",
+    "event_start",
+    "event_end",
+    "enrolment_date",
+    "enrolment_delay_days",
+    "office",
+    "case_manager_id",
+    "age",
+    "sex",
+    "ethnicity",
+    "sentence_type",
+    "index_offence_group",
+    "rosh",
+    "ogrs3_1yr",
+    "ogrs3_2yr",
+    "ogrs3_missing",
+    "assessment_age_days",
+    *NEEDS,
+    "needs_missing",
+    "n_previous_offences",
+    "n_previous_custody",
+    "age_first_offence",
+    "offences_last_12m",
+    "copas_rate",
+    "pilot_office",
+]
+
+ATTRITION_COLUMNS = ["step", "description", "group", "n_remaining", "n_lost", "reason"]
+
+#: Columns of the cleaned tables the cohort reads.
+REQUIRED_COLUMNS = {
+    "people": ["person_id", "sex", "ethnicity"],
+    "supervision": [
+        "event_id",
+        "person_id",
+        "sentence_type",
+        "start_date",
+        "end_date",
+        "index_offence_group",
+        "rosh",
+        "office",
+        "case_manager_id",
+        "age_at_start",
+    ],
+    "assessments": ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS],
+    "convictions": [
+        "person_id",
+        "offence_date",
+        "disposal_date",
+        "offence_group",
+        "disposal_type",
+        "age_at_offence",
+    ],
+    "enrolments": ["person_id", "enrolment_date"],
+}
+
+DAY = np.timedelta64(1, "D")
+
+
+@dataclass(frozen=True)
+class CohortSettings:
+    """The cohort section of the config plus the keys of other sections the cohort uses."""
+
+    recruitment_start: str = "2018-01-01"
+    recruitment_end: str = "2018-12-31"
+    rosh: tuple[str, ...] = ("low", "medium")
+    sentence_types: tuple[str, ...] = (
+        "community_order",
+        "suspended_sentence_order",
+        "licence",
+        "post_sentence_supervision",
+    )
+    min_age: float = 18
+    index_date: str = "event_start"
+    pilot_offices: tuple[str, ...] = ("hull_central", "bridlington")
+    exclude_pilot_office_nonenrolled: bool = False
+    exclude_incomplete_followup: bool = True
+    #: outcomes.followup_days, outcomes.waiting_days, extract_end_date (dates only)
+    followup_days: int = 365
+    waiting_days: int = 182
+    extract_end_date: str | None = "2020-06-30"
+    #: master seed (config ``seed``); used only by ``index_date: enrolment``
+    seed: int = 20180101
+
+    @classmethod
+    def from_config(cls, cohort: dict, **other) -> CohortSettings:
+        """Build from the ``cohort`` config section and keyword settings from other sections."""
+        known = {f.name for f in fields(cls)}
+        values = {**cohort, **other}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"config: unknown cohort setting(s) {unknown}; see the config schema")
+        for key in ("rosh", "sentence_types", "pilot_offices"):
+            if key in values:
+                values[key] = tuple(values[key])
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        try:
+            start, end = pd.Timestamp(self.recruitment_start), pd.Timestamp(self.recruitment_end)
+        except ValueError as err:
+            raise UserError(
+                f"config: cohort.recruitment_start/recruitment_end is not a date ({err}); "
+                "use YYYY-MM-DD"
+            ) from None
+        if start > end:
+            raise UserError(
+                "config: cohort.recruitment_start is after cohort.recruitment_end; swap them"
+            )
+        if self.index_date not in ("event_start", "enrolment"):
+            raise UserError(
+                f"config: cohort.index_date is {self.index_date!r}; use event_start or enrolment"
+            )
+
+
+# --------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------
+
+
+def check_columns(df: pd.DataFrame, name: str, required=None) -> None:
+    """Stop with one clear message when a cleaned table lacks a column the cohort needs."""
+    required = REQUIRED_COLUMNS[name] if required is None else required
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise UserError(
+            f"results/clean/{name}.parquet: missing column(s) {', '.join(missing)} "
+            f"({len(df)} rows); rerun the clean stage (snakemake --forcerun clean)"
+        )
+
+
+def _check_unique(df: pd.DataFrame, name: str, key: str) -> None:
+    dup = df[key].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)[:5]
+        raise UserError(
+            f"results/clean/{name}.parquet, column {key}: {int(dup.sum())} rows share a key "
+            f"(e.g. rows {', '.join(str(r) for r in rows)}); the clean stage should make it "
+            "unique — rerun it or report the extract"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Eligibility
+# --------------------------------------------------------------------------------------
+
+
+def eligibility_rules(settings: CohortSettings) -> list[tuple[str, str, callable]]:
+    """The event-level eligibility rules: (description, reason lost, events -> bool mask)."""
+    start = pd.Timestamp(settings.recruitment_start)
+    end = pd.Timestamp(settings.recruitment_end)
+    return [
+        (
+            f"Supervision event started {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+            "no supervision event started in the recruitment window",
+            lambda e: (e["start_date"] >= start) & (e["start_date"] <= end),
+        ),
+        (
+            f"Managed by the CRC (RoSH {' or '.join(settings.rosh)})",
+            "remaining events at another RoSH level (not managed by the CRC)",
+            lambda e: e["rosh"].isin(settings.rosh),
+        ),
+        (
+            f"Sentence type: {', '.join(settings.sentence_types)}",
+            "remaining events of another sentence type",
+            lambda e: e["sentence_type"].isin(settings.sentence_types),
+        ),
+        (
+            f"Aged {settings.min_age:g} or over at the start of the event",
+            f"under {settings.min_age:g} (or age unknown) at the start of every remaining event",
+            lambda e: (e["age_at_start"] >= settings.min_age).fillna(False).astype(bool),
+        ),
+    ]
+
+
+def eligible_events(supervision: pd.DataFrame, settings: CohortSettings) -> pd.DataFrame:
+    """The supervision events passing every eligibility rule."""
+    keep = np.ones(len(supervision), dtype=bool)
+    for _, _, rule in eligibility_rules(settings):
+        keep &= np.asarray(rule(supervision), dtype=bool)
+    return supervision[keep]
+
+
+def enrolment_events(events: pd.DataFrame, enrolments: pd.DataFrame) -> pd.DataFrame:
+    """Events during which the person was enrolled (start <= enrolment <= end, or no end).
+
+    Returns the events with ``enrolment_date`` added; a person may have several.
+    """
+    enr = first_enrolment(enrolments)
+    m = events.merge(enr, on="person_id", how="inner", validate="many_to_one")
+    during = (m["enrolment_date"] >= m["start_date"]) & (
+        m["end_date"].isna() | (m["enrolment_date"] <= m["end_date"])
+    )
+    return m[during.to_numpy()]
+
+
+def first_enrolment(enrolments: pd.DataFrame) -> pd.DataFrame:
+    """One enrolment per person (the earliest, should the extract hold more)."""
+    enr = enrolments[["person_id", "enrolment_date"]].dropna(subset=["enrolment_date"])
+    enr = enr.sort_values(["person_id", "enrolment_date"], kind="stable")
+    return enr.drop_duplicates("person_id", keep="first")
+
+
+def first_event(events: pd.DataFrame) -> pd.DataFrame:
+    """One event per person: earliest start, ties broken by event_id (stable, documented)."""
+    ordered = events.sort_values(["person_id", "start_date", "event_id"], kind="stable")
+    return ordered.drop_duplicates("person_id", keep="first")
+
+
+def followup_available(
+    index_date: pd.Series, followup_days: int, waiting_days: int, extract_end_date
+) -> pd.Series:
+    """True when index date + follow-up + waiting period ends on or before the extract end."""
+    if extract_end_date is None:
+        return pd.Series(True, index=index_date.index)
+    end = pd.Timestamp(extract_end_date)
+    return index_date + pd.Timedelta(days=followup_days + waiting_days) <= end
+
+
+def draw_comparator_delays(treated_delays: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Delays (days) for ``n`` comparators, drawn with replacement from the treated delays.
+
+    Deterministic: the treated delays are sorted first, and the generator is seeded from the
+    master seed and this step's name, so the same inputs give the same draws.
+    """
+    pool = np.sort(np.asarray(treated_delays, dtype=float))
+    if n and not len(pool):
+        raise UserError(
+            "cohort.index_date is 'enrolment' but no one was enrolled during an eligible "
+            "event, so there is no delay distribution to give comparators; use event_start"
+        )
+    rng = np.random.default_rng([seed, zlib.crc32(b"cohort.comparator_index_delay")])
+    return rng.choice(pool, size=n, replace=True) if n else np.empty(0)
+
+
+# --------------------------------------------------------------------------------------
+# Covariates (strictly before the index date)
+# --------------------------------------------------------------------------------------
+
+
+def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.DataFrame:
+    """For each cohort row, the latest assessment completed strictly before its index date.
+
+    Returns a frame aligned with ``cohort`` (same index): ogrs3_1yr, ogrs3_2yr, the needs
+    (nullable boolean, NA where there is no assessment) and assessment_age_days.
+    """
+    left = cohort[["person_id", "index_date"]].copy()
+    left["_row"] = np.arange(len(left))
+    left = left.sort_values("index_date", kind="stable")
+    cols = ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]
+    right = assessments[cols].dropna(subset=["assessment_date"])
+    right = right[right["person_id"].isin(cohort["person_id"])]
+    right = right.sort_values(["assessment_date", "person_id"], kind="stable")
+    m = pd.merge_asof(
+        left,
+        right,
+        left_on="index_date",
+        right_on="assessment_date",
+        by="person_id",
+        direction="backward",
+        allow_exact_matches=False,  # an assessment on the index date is not "before" it
+    )
+    m = m.sort_values("_row", kind="stable")
+    out = pd.DataFrame(index=cohort.index)
+    out["ogrs3_1yr"] = m["ogrs3_1yr"].to_numpy(dtype=float)
+    out["ogrs3_2yr"] = m["ogrs3_2yr"].to_numpy(dtype=float)
+    for need in NEEDS:
+        out[need] = pd.array(m[need].to_numpy(), dtype="boolean")
+    age = (m["index_date"] - m["assessment_date"]) / DAY
+    out["assessment_age_days"] = age.to_numpy(dtype=float)
+    return out
+
+
+def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.DataFrame:
+    """Criminal history from offences proven strictly before each person's index date.
+
+    Breaches are excluded. Returns a frame aligned with ``cohort``: n_previous_offences,
+    n_previous_custody, age_first_offence (NaN with no previous offence), offences_last_12m.
+    """
+    n = len(cohort)
+    pos = pd.Index(cohort["person_id"]).get_indexer(convictions["person_id"])
+    keep = pos >= 0
+    pos = pos[keep]
+    conv = convictions[keep]
+    index_date = cohort["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
+    disposal = conv["disposal_date"].to_numpy(dtype="datetime64[ns]")
+    offence = conv["offence_date"].to_numpy(dtype="datetime64[ns]")
+    not_breach = (conv["offence_group"] != "breach").to_numpy(dtype=bool)
+    before = not_breach & (disposal < index_date)  # proven before the index date
+    custody = (conv["disposal_type"] == "custody").to_numpy(dtype=bool)
+    recent = before & (offence >= index_date - np.timedelta64(365, "D"))
+
+    out = pd.DataFrame(index=cohort.index)
+    out["n_previous_offences"] = np.bincount(pos[before], minlength=n)
+    out["n_previous_custody"] = np.bincount(pos[before & custody], minlength=n)
+    ages = pd.Series(conv["age_at_offence"].to_numpy(dtype=float)[before])
+    youngest = ages.groupby(pos[before]).min()
+    first = np.full(n, np.nan)
+    first[youngest.index.to_numpy()] = youngest.to_numpy()
+    out["age_first_offence"] = first
+    out["offences_last_12m"] = np.bincount(pos[recent], minlength=n)
+    return out
+
+
+def copas_rate(n_previous, age, age_first_offence):
+    """Copas-style rate of offending: log((n_previous + 1) / (years of career + 10))."""
+    career = np.maximum(np.asarray(age, float) - np.asarray(age_first_offence, float), 0.0)
+    return np.log((np.asarray(n_previous, float) + 1.0) / (career + 10.0))
+
+
+def handle_missing(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Apply the documented missing-value rules (see the module docstring); returns a copy."""
+    c = cohort.copy()
+    c["ogrs3_missing"] = (c["ogrs3_1yr"].isna() | c["ogrs3_2yr"].isna()).to_numpy(bool)
+    for col in ("ogrs3_1yr", "ogrs3_2yr"):
+        observed = c[col].dropna()
+        if len(observed):  # the median of the observed scores, whole cohort
+            c[col] = c[col].fillna(observed.median())
+    needs = c[list(NEEDS)]
+    c["needs_missing"] = needs.isna().any(axis=1).to_numpy(bool)
+    for need in NEEDS:
+        c[need] = c[need].fillna(False).astype(bool)
+    no_history = c["age_first_offence"].isna()
+    c["age_first_offence"] = c["age_first_offence"].where(~no_history, c["age"])
+    return c
+
+
+def add_covariates(
+    cohort: pd.DataFrame,
+    people: pd.DataFrame,
+    assessments: pd.DataFrame,
+    convictions: pd.DataFrame,
+    pilot_offices=(),
+) -> pd.DataFrame:
+    """Add every covariate to a frame of index events (person_id, index_date, event columns)."""
+    c = cohort.reset_index(drop=True)
+    c = c.merge(people[["person_id", "sex", "ethnicity"]], on="person_id", how="left")
+    years = (c["index_date"] - c["event_start"]) / DAY / 365.25
+    c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
+    c = pd.concat([c, latest_assessment(c, assessments), offending_history(c, convictions)], axis=1)
+    c = handle_missing(c)
+    c["copas_rate"] = copas_rate(c["n_previous_offences"], c["age"], c["age_first_offence"])
+    offices = {str(o).strip().lower() for o in pilot_offices}
+    c["pilot_office"] = c["office"].astype(str).str.strip().str.lower().isin(offices)
+    return c
+
+
+# --------------------------------------------------------------------------------------
+# The whole stage
+# --------------------------------------------------------------------------------------
+
+
+class _Attrition:
+    """Records, step by step, how many people remain in each group and how many were lost."""
+
+    def __init__(self, universe: pd.Index, enrolled: np.ndarray):
+        self.universe = universe
+        self.enrolled = enrolled  # bool per universe code
+        self.rows: list[dict] = []
+        self.previous: dict[str, int] | None = None
+
+    def record(self, description: str, codes: np.ndarray, reason: str = "") -> None:
+        codes = np.unique(codes)
+        n_treated = int(self.enrolled[codes].sum())
+        counts = {
+            "treated": n_treated,
+            "comparator": int(len(codes) - n_treated),
+            "all": int(len(codes)),
+        }
+        step = len(self.rows) // 3 + 1
+        for group, n in counts.items():
+            lost = 0 if self.previous is None else self.previous[group] - n
+            self.rows.append(
+                {
+                    "step": step,
+                    "description": description,
+                    "group": group,
+                    "n_remaining": n,
+                    "n_lost": lost,
+                    "reason": reason,
+                }
+            )
+        self.previous = counts
+
+    def frame(self) -> pd.DataFrame:
+        df = pd.DataFrame(self.rows, columns=ATTRITION_COLUMNS)
+        return df.astype({"step": "int64", "n_remaining": "int64", "n_lost": "int64"})
+
+
+@dataclass
+class CohortResult:
+    cohort: pd.DataFrame
+    attrition: pd.DataFrame
+
+
+def build_cohort(
+    people: pd.DataFrame,
+    supervision: pd.DataFrame,
+    assessments: pd.DataFrame,
+    convictions: pd.DataFrame,
+    enrolments: pd.DataFrame,
+    settings: CohortSettings | None = None,
+) -> CohortResult:
+    """Apply the rules of the module docstring; return the cohort and its attrition chevron."""
+    s = settings or CohortSettings()
+    for name, df in (
+        ("people", people),
+        ("supervision", supervision),
+        ("assessments", assessments),
+        ("convictions", convictions),
+        ("enrolments", enrolments),
+    ):
+        check_columns(df, name)
+    _check_unique(supervision, "supervision", "event_id")
+    _check_unique(people, "people", "person_id")
+
+    universe = pd.Index(
+        pd.unique(
+            np.concatenate(
+                [
+                    people["person_id"].to_numpy(object),
+                    supervision["person_id"].to_numpy(object),
+                    enrolments["person_id"].to_numpy(object),
+                ]
+            )
+        )
+    )
+    enrolled = np.zeros(len(universe), dtype=bool)
+    enrolled[universe.get_indexer(enrolments["person_id"].dropna())] = True
+    att = _Attrition(universe, enrolled)
+
+    def codes(ids: pd.Series) -> np.ndarray:
+        return universe.get_indexer(pd.unique(ids.to_numpy(object)))
+
+    att.record(
+        "Records received: people in the people, supervision or enrolment extracts",
+        np.arange(len(universe)),
+    )
+
+    ev = supervision[supervision["person_id"].isin(people["person_id"])]
+    att.record(
+        "Person record with a supervision event",
+        codes(ev["person_id"]),
+        "no supervision event, or no person record",
+    )
+    for description, reason, rule in eligibility_rules(s):
+        ev = ev[np.asarray(rule(ev), dtype=bool)]
+        att.record(description, codes(ev["person_id"]), reason)
+
+    # Treated: enrolled during an eligible event; comparators: never enrolled.
+    is_enrolled = ev["person_id"].isin(enrolments["person_id"]).to_numpy(bool)
+    treated_events = enrolment_events(ev[is_enrolled], enrolments)
+    comparator_events = ev[~is_enrolled]
+    att.record(
+        "Treated: enrolled in My Direction during an eligible event; comparators: never enrolled",
+        np.concatenate([codes(treated_events["person_id"]), codes(comparator_events["person_id"])]),
+        "enrolled, but not during an eligible event (in neither group)",
+    )
+
+    if s.exclude_pilot_office_nonenrolled:
+        offices = {str(o).strip().lower() for o in s.pilot_offices}
+        at_pilot = comparator_events["office"].astype(str).str.strip().str.lower().isin(offices)
+        spill = comparator_events.loc[at_pilot.to_numpy(bool), "person_id"].unique()
+        comparator_events = comparator_events[~comparator_events["person_id"].isin(spill)]
+        att.record(
+            "Comparators: no eligible event at a pilot office (spill-over excluded)",
+            np.concatenate(
+                [codes(treated_events["person_id"]), codes(comparator_events["person_id"])]
+            ),
+            "never enrolled, but supervised at a pilot office",
+        )
+
+    # One index event per person.
+    t = first_event(treated_events)
+    t = t.assign(treated=True)
+    c = first_event(comparator_events).assign(treated=False, enrolment_date=pd.NaT)
+    c["enrolment_date"] = c["enrolment_date"].astype("datetime64[ns]")
+    idx = pd.concat([t, c], ignore_index=True)
+    idx = idx.sort_values("person_id", kind="stable").reset_index(drop=True)
+    idx = idx.rename(columns={"start_date": "event_start", "end_date": "event_end"})
+    delay = (idx["enrolment_date"] - idx["event_start"]) / DAY  # NaN for comparators
+    idx["enrolment_delay_days"] = delay.to_numpy(float)
+
+    if s.index_date == "event_start":
+        idx["index_date"] = idx["event_start"]
+    else:
+        comp = ~idx["treated"].to_numpy(bool)
+        drawn = draw_comparator_delays(
+            idx.loc[~comp, "enrolment_delay_days"].to_numpy(), int(comp.sum()), s.seed
+        )
+        idx.loc[comp, "enrolment_delay_days"] = drawn
+        idx["index_date"] = idx["event_start"] + pd.to_timedelta(
+            idx["enrolment_delay_days"], unit="D"
+        )
+        idx.loc[~comp, "index_date"] = idx.loc[~comp, "enrolment_date"]
+        supervised = idx["event_end"].isna() | (idx["index_date"] <= idx["event_end"])
+        idx = idx[supervised.to_numpy(bool)]
+        att.record(
+            "Comparators: still supervised at their assigned index date",
+            codes(idx["person_id"]),
+            "event ended before event start + drawn enrolment delay",
+        )
+
+    if s.exclude_incomplete_followup:
+        ok = followup_available(
+            idx["index_date"], s.followup_days, s.waiting_days, s.extract_end_date
+        )
+        idx = idx[ok.to_numpy(bool)]
+        att.record(
+            f"Follow-up ({s.followup_days} days) and waiting period ({s.waiting_days} days) "
+            f"end by the extract end date {s.extract_end_date}",
+            codes(idx["person_id"]),
+            "index date too late for complete follow-up",
+        )
+    att.record("Analysed: treated and comparator pool", codes(idx["person_id"]))
+
+    cohort = add_covariates(idx, people, assessments, convictions, s.pilot_offices)
+    cohort = cohort[COHORT_COLUMNS].reset_index(drop=True)
+    cohort["treated"] = cohort["treated"].astype(bool)
+    for col in ("index_date", "event_start", "event_end", "enrolment_date"):
+        cohort[col] = cohort[col].astype("datetime64[ns]")
+    for col in ("n_previous_offences", "n_previous_custody", "offences_last_12m"):
+        cohort[col] = cohort[col].astype("int64")
+    return CohortResult(cohort=cohort, attrition=att.frame())
+
+
+# --------------------------------------------------------------------------------------
+# Figure
+# --------------------------------------------------------------------------------------
+
+
+def _shown(n: int, threshold: int) -> str:
+    return f"<{threshold}" if 0 < n < threshold else f"{n:,}"
+
+
+def plot_attrition(attrition: pd.DataFrame, path, suppression_threshold: int = 5) -> None:
+    """A flow (chevron) figure: each step with people remaining and lost, per group.
+
+    Counts greater than zero and below ``suppression_threshold`` are shown as "<k".
+    """
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    steps = sorted(attrition["step"].unique())
+    wide = attrition.pivot(index="step", columns="group", values=["n_remaining", "n_lost"])
+    info = attrition.drop_duplicates("step").set_index("step")
+    n = len(steps)
+    fig, ax = plt.subplots(figsize=(11, 0.95 * n + 1.2))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(-0.4, n + 0.2)
+    ax.axis("off")
+    ax.set_title("Cohort attrition: people remaining after each step (lost and why)", fontsize=12)
+    ax.text(2.6, n - 0.15, "Step", ha="center", fontsize=10, weight="bold")
+    ax.text(6.4, n - 0.15, "Treated", ha="center", fontsize=10, weight="bold")
+    ax.text(9.2, n - 0.15, "Comparator", ha="center", fontsize=10, weight="bold")
+    for i, step in enumerate(steps):
+        y = n - 1 - i
+        reason = str(info.loc[step, "reason"] or "")
+        lost_any = int(wide.loc[step, ("n_lost", "all")]) > 0
+        desc = "\n".join(textwrap.wrap(f"{step}. {info.loc[step, 'description']}", 60))
+        ax.add_patch(
+            FancyBboxPatch(
+                (0.1, y + 0.12), 5.0, 0.62, boxstyle="round,pad=0.02", fc="#eef2f7", ec="#5b6b82"
+            )
+        )
+        ax.text(0.25, y + (0.52 if lost_any else 0.43), desc, va="center", fontsize=7.5)
+        if reason and lost_any:
+            ax.text(
+                0.25,
+                y + 0.22,
+                "lost: " + textwrap.shorten(reason, 85),
+                va="center",
+                fontsize=6.5,
+                color="#a83232",
+            )
+        for x, group, colour in ((6.4, "treated", "#1b6ca8"), (9.2, "comparator", "#6b6b6b")):
+            remaining = int(wide.loc[step, ("n_remaining", group)])
+            lost = int(wide.loc[step, ("n_lost", group)])
+            ax.add_patch(
+                FancyBboxPatch(
+                    (x - 1.1, y + 0.3),
+                    2.2,
+                    0.44,
+                    boxstyle="round,pad=0.02",
+                    fc="white",
+                    ec=colour,
+                    lw=1.5,
+                )
+            )
+            ax.text(
+                x,
+                y + 0.52,
+                _shown(remaining, suppression_threshold),
+                ha="center",
+                va="center",
+                fontsize=9,
+                color=colour,
+                weight="bold",
+            )
+            if i > 0:  # arrow from the previous step, with the people lost on the way
+                ax.annotate(
+                    "",
+                    xy=(x, y + 0.76),
+                    xytext=(x, y + 1.28),
+                    arrowprops={"arrowstyle": "->", "color": colour, "lw": 1},
+                )
+                if lost:
+                    ax.text(
+                        x + 0.12,
+                        y + 1.02,
+                        f"{_shown(lost, suppression_threshold)} lost",
+                        ha="left",
+                        va="center",
+                        fontsize=7.5,
+                        color="#a83232",
+                    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, metadata={"Software": None})
+    plt.close(fig)

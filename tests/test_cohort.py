@@ -1,0 +1,553 @@
+"""Tests of the cohort stage: every eligibility rule, treated/comparator definitions, index
+dates, follow-up availability, covariates strictly before the index date, missing-value
+rules, the attrition chevron and the figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mydirection.cohort import (
+    ATTRITION_COLUMNS,
+    COHORT_COLUMNS,
+    NEEDS,
+    CohortSettings,
+    build_cohort,
+    copas_rate,
+    draw_comparator_delays,
+    offending_history,
+    plot_attrition,
+)
+from mydirection.runner import UserError
+
+T = pd.Timestamp
+
+
+def event(event_id, person_id, start, end=None, **kw):
+    row = {
+        "event_id": event_id,
+        "person_id": person_id,
+        "sentence_type": "community_order",
+        "start_date": T(start),
+        "end_date": T(end) if end else pd.NaT,
+        "index_offence_group": "theft",
+        "rosh": "low",
+        "office": "goole",
+        "case_manager_id": "cm1",
+        "age_at_start": 30.0,
+    }
+    row.update(kw)
+    return row
+
+
+def conviction(person_id, offence, disposal=None, group="theft", disposal_type="fine", age=25.0):
+    return {
+        "person_id": person_id,
+        "offence_date": T(offence),
+        "disposal_date": T(disposal or offence),
+        "offence_group": group,
+        "disposal_type": disposal_type,
+        "severity": "summary",
+        "age_at_offence": age,
+    }
+
+
+def assessment(person_id, date, ogrs=40.0, **needs):
+    row = {
+        "person_id": person_id,
+        "assessment_date": T(date),
+        "ogrs3_1yr": ogrs,
+        "ogrs3_2yr": ogrs + 10,
+    }
+    for need in NEEDS:
+        row[need] = needs.get(need, False)
+    return row
+
+
+def tables(events, enrol=(), assess=(), conv=(), people=None):
+    sup = pd.DataFrame(events)
+    if people is None:
+        ids = sorted(set(sup["person_id"]) | {e[0] for e in enrol})
+        people = pd.DataFrame({"person_id": ids, "sex": "male", "ethnicity": "white"})
+    enrolments = pd.DataFrame(
+        [{"person_id": p, "enrolment_date": T(d), "case_manager_id": "cm1"} for p, d in enrol],
+        columns=["person_id", "enrolment_date", "case_manager_id"],
+    ).astype({"enrolment_date": "datetime64[ns]", "person_id": object})
+    a_cols = ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]
+    assessments = pd.DataFrame(list(assess), columns=a_cols).astype(
+        {"assessment_date": "datetime64[ns]", "ogrs3_1yr": float, "ogrs3_2yr": float}
+    )
+    c_cols = [
+        "person_id",
+        "offence_date",
+        "disposal_date",
+        "offence_group",
+        "disposal_type",
+        "severity",
+        "age_at_offence",
+    ]
+    convictions = pd.DataFrame(list(conv), columns=c_cols).astype(
+        {"offence_date": "datetime64[ns]", "disposal_date": "datetime64[ns]"}
+    )
+    return {
+        "people": people,
+        "supervision": sup,
+        "assessments": assessments,
+        "convictions": convictions,
+        "enrolments": enrolments,
+    }
+
+
+def build(t, **kw):
+    return build_cohort(**t, settings=CohortSettings(**kw))
+
+
+def row(cohort, person):
+    return cohort.set_index("person_id").loc[person]
+
+
+def lost(attrition, description_start, group):
+    a = attrition[attrition["description"].str.startswith(description_start)]
+    return int(a.loc[a["group"] == group, "n_lost"].iloc[0])
+
+
+# --------------------------------------------------------------------------- eligibility
+
+
+def test_recruitment_window_is_inclusive_at_both_ends():
+    t = tables(
+        [
+            event("e1", "before", "2017-12-31"),
+            event("e2", "first_day", "2018-01-01"),
+            event("e3", "last_day", "2018-12-31"),
+            event("e4", "after", "2019-01-01"),
+        ]
+    )
+    r = build(t, extract_end_date=None)
+    assert sorted(r.cohort["person_id"]) == ["first_day", "last_day"]
+    assert lost(r.attrition, "Supervision event started", "comparator") == 2
+
+
+def test_crc_sentence_type_and_adult_rules():
+    t = tables(
+        [
+            event("e1", "low", "2018-03-01", rosh="low"),
+            event("e2", "medium", "2018-03-01", rosh="medium"),
+            event("e3", "high", "2018-03-01", rosh="high"),
+            event("e4", "very_high", "2018-03-01", rosh="very_high"),
+            event("e5", "licence", "2018-03-01", sentence_type="licence"),
+            event("e6", "pss", "2018-03-01", sentence_type="post_sentence_supervision"),
+            event("e7", "age18", "2018-03-01", age_at_start=18.0),
+            event("e8", "age17", "2018-03-01", age_at_start=17.99),
+            event("e9", "age_unknown", "2018-03-01", age_at_start=np.nan),
+        ]
+    )
+    r = build(
+        t,
+        sentence_types=("community_order", "suspended_sentence_order", "licence"),
+        extract_end_date=None,
+    )
+    assert sorted(r.cohort["person_id"]) == ["age18", "licence", "low", "medium"]
+    assert lost(r.attrition, "Managed by the CRC", "comparator") == 2
+    assert lost(r.attrition, "Sentence type", "comparator") == 1
+    assert lost(r.attrition, "Aged 18", "comparator") == 2
+
+
+def test_person_lost_only_when_their_last_event_is_removed():
+    # p1 has an ineligible (high RoSH) event and an eligible one: kept, with the eligible one.
+    t = tables(
+        [
+            event("e1", "p1", "2018-02-01", rosh="high"),
+            event("e2", "p1", "2018-05-01"),
+        ]
+    )
+    r = build(t, extract_end_date=None)
+    assert row(r.cohort, "p1")["event_id"] == "e2"
+    assert lost(r.attrition, "Managed by the CRC", "all") == 0
+
+
+def test_person_without_person_record_or_event_is_counted():
+    people = pd.DataFrame({"person_id": ["p1", "no_event"], "sex": "male", "ethnicity": "white"})
+    t = tables(
+        [event("e1", "p1", "2018-02-01"), event("e2", "no_person", "2018-02-01")],
+        people=people,
+    )
+    r = build(t, extract_end_date=None)
+    a = r.attrition
+    assert a.loc[(a["step"] == 1) & (a["group"] == "all"), "n_remaining"].item() == 3
+    assert lost(r.attrition, "Person record with a supervision event", "all") == 2
+    assert list(r.cohort["person_id"]) == ["p1"]
+
+
+# --------------------------------------------------------------------------- treated
+
+
+def test_treated_enrolled_during_an_eligible_event():
+    t = tables(
+        [
+            event("e1", "on_start", "2018-03-01", "2018-09-01"),
+            event("e2", "on_end", "2018-03-01", "2018-09-01"),
+            event("e3", "open_event", "2018-03-01"),
+            event("e4", "before_start", "2018-03-01", "2018-09-01"),
+            event("e5", "after_end", "2018-03-01", "2018-09-01"),
+            event("e6", "never", "2018-03-01", "2018-09-01"),
+        ],
+        enrol=[
+            ("on_start", "2018-03-01"),
+            ("on_end", "2018-09-01"),
+            ("open_event", "2019-05-01"),
+            ("before_start", "2018-02-28"),
+            ("after_end", "2018-09-02"),
+        ],
+    )
+    r = build(t, extract_end_date=None)
+    c = r.cohort.set_index("person_id")
+    assert sorted(c.index) == ["never", "on_end", "on_start", "open_event"]
+    assert c.loc[["on_start", "on_end", "open_event"], "treated"].all()
+    assert not c.loc["never", "treated"]
+    assert c.loc["on_start", "enrolment_delay_days"] == 0
+    assert c.loc["on_end", "enrolment_delay_days"] == 184
+    assert np.isnan(c.loc["never", "enrolment_delay_days"])
+    assert pd.isna(c.loc["never", "enrolment_date"])
+    # default index date: start of the event
+    assert (c["index_date"] == c["event_start"]).all()
+    assert lost(r.attrition, "Treated:", "treated") == 2
+    assert lost(r.attrition, "Treated:", "comparator") == 0
+
+
+def test_treated_index_event_is_the_enrolment_event_and_comparators_first_event():
+    t = tables(
+        [
+            event("e1", "tr", "2018-02-01", "2018-04-01"),
+            event("e2", "tr", "2018-06-01", "2018-12-01", office="hull_central"),
+            # comparator: two events on the same day -> smallest event_id; a later one
+            event("e9", "co", "2018-03-01", office="x"),
+            event("e3", "co", "2018-03-01", office="y"),
+            event("e0", "co", "2018-07-01", office="z"),
+        ],
+        enrol=[("tr", "2018-07-15")],
+    )
+    r = build(t, extract_end_date=None)
+    assert row(r.cohort, "tr")["event_id"] == "e2"
+    assert row(r.cohort, "tr")["index_date"] == T("2018-06-01")
+    assert row(r.cohort, "tr")["enrolment_delay_days"] == 44
+    assert row(r.cohort, "tr")["pilot_office"]
+    assert row(r.cohort, "co")["event_id"] == "e3"
+    assert not row(r.cohort, "co")["pilot_office"]
+    assert r.cohort["person_id"].is_unique
+
+
+def test_spillover_option_removes_nonenrolled_pilot_office_caseload():
+    events = [
+        event("e1", "tr", "2018-02-01", office="hull_central"),
+        event("e2", "co_pilot", "2018-02-01", office="Hull_Central "),
+        event("e3", "co_pilot_later", "2018-02-01", office="goole"),
+        event("e4", "co_pilot_later", "2018-08-01", office="bridlington"),
+        event("e5", "co_other", "2018-02-01", office="goole"),
+    ]
+    t = tables(events, enrol=[("tr", "2018-02-10")])
+    off = build(t, extract_end_date=None)
+    assert len(off.cohort) == 4
+    on = build(t, extract_end_date=None, exclude_pilot_office_nonenrolled=True)
+    assert sorted(on.cohort["person_id"]) == ["co_other", "tr"]
+    assert lost(on.attrition, "Comparators: no eligible event at a pilot office", "comparator") == 2
+    assert lost(on.attrition, "Comparators: no eligible event at a pilot office", "treated") == 0
+
+
+def test_index_date_enrolment_gives_comparators_a_treated_delay():
+    events = [event(f"t{i}", f"tr{i}", "2018-02-01") for i in range(5)]
+    events += [event(f"c{i:02d}", f"co{i:02d}", "2018-03-01") for i in range(40)]
+    events.append(event("c_short", "co_short", "2018-03-01", "2018-03-05"))
+    delays = [3, 10, 30, 60, 90]
+    enrol = [
+        (f"tr{i}", str((T("2018-02-01") + pd.Timedelta(days=d)).date()))
+        for i, d in enumerate(delays)
+    ]
+    t = tables(events, enrol=enrol)
+    r = build(t, index_date="enrolment", extract_end_date=None, seed=7)
+    c = r.cohort.set_index("person_id")
+    tr = c[c["treated"]]
+    assert (tr["index_date"] == tr["enrolment_date"]).all()
+    co = c[~c["treated"]]
+    assert set(co["enrolment_delay_days"]) <= set(map(float, delays))
+    assert (
+        co["index_date"] == co["event_start"] + pd.to_timedelta(co["enrolment_delay_days"], "D")
+    ).all()
+    assert co["enrolment_date"].isna().all()
+    # deterministic, and different seeds give different draws
+    again = build(t, index_date="enrolment", extract_end_date=None, seed=7)
+    pd.testing.assert_frame_equal(r.cohort, again.cohort)
+    other = build(t, index_date="enrolment", extract_end_date=None, seed=8)
+    assert not other.cohort["index_date"].equals(r.cohort["index_date"])
+    # a comparator whose event ended before the drawn index (4 days < every delay but 3)
+    a = r.attrition
+    step = a[a["description"].str.startswith("Comparators: still supervised")]
+    n_short_lost = step.loc[step["group"] == "comparator", "n_lost"].item()
+    assert n_short_lost == int("co_short" not in c.index)
+    assert step.loc[step["group"] == "treated", "n_lost"].item() == 0
+
+
+def test_comparator_delays_follow_the_treated_distribution():
+    treated = np.array([0.0] * 700 + [100.0] * 300)
+    drawn = draw_comparator_delays(treated, 20_000, seed=1)
+    assert set(np.unique(drawn)) == {0.0, 100.0}
+    assert abs((drawn == 100).mean() - 0.3) < 0.02
+    # order of the treated delays does not matter
+    np.testing.assert_array_equal(drawn, draw_comparator_delays(treated[::-1], 20_000, seed=1))
+    with pytest.raises(UserError):
+        draw_comparator_delays(np.array([]), 3, seed=1)
+
+
+# --------------------------------------------------------------------------- follow-up
+
+
+def test_followup_availability_uses_dates_only():
+    # 2018-12-31 + 365 + 182 days = 2020-06-30: exactly on the extract end date
+    t = tables(
+        [event("e1", "fits", "2018-12-31"), event("e2", "late", "2018-12-31")],
+        enrol=[("late", "2018-12-31")],
+    )
+    r = build(t, extract_end_date="2020-06-30")
+    assert sorted(r.cohort["person_id"]) == ["fits", "late"]
+    r = build(t, extract_end_date="2020-06-29")
+    assert r.cohort.empty
+    assert lost(r.attrition, "Follow-up", "treated") == 1
+    assert lost(r.attrition, "Follow-up", "comparator") == 1
+    kept = build(t, extract_end_date="2020-06-29", exclude_incomplete_followup=False)
+    assert len(kept.cohort) == 2
+    shorter = build(t, extract_end_date="2020-06-29", waiting_days=181)
+    assert len(shorter.cohort) == 2
+
+
+# --------------------------------------------------------------------------- no look-ahead
+
+
+def test_conviction_one_day_before_counts_on_and_after_do_not():
+    index = T("2018-06-01")
+    day = pd.Timedelta(days=1)
+    t = tables(
+        [event("e1", "p", "2018-06-01")],
+        conv=[
+            conviction("p", index - day, index - day, age=20.0),  # before: counts
+            conviction("p", index - 3 * day, index, age=19.0),  # proven ON index: not yet
+            conviction("p", index, index, age=18.0),  # on index: no
+            conviction("p", index + day, index + day, age=17.0),  # after: no
+        ],
+    )
+    r = build(t, extract_end_date=None)
+    p = row(r.cohort, "p")
+    assert p["n_previous_offences"] == 1
+    assert p["age_first_offence"] == 20.0
+    assert p["offences_last_12m"] == 1
+
+
+def test_assessment_on_the_index_date_is_not_used():
+    t = tables(
+        [event("e1", "p", "2018-06-01"), event("e2", "q", "2018-06-01")],
+        assess=[
+            assessment("p", "2017-01-01", ogrs=11.0),
+            assessment("p", "2018-05-01", ogrs=22.0, need_drugs=True),
+            assessment("p", "2018-06-01", ogrs=33.0),  # on the index date
+            assessment("p", "2018-07-01", ogrs=44.0),  # after
+            assessment("q", "2018-06-01", ogrs=55.0),  # only on the index date
+        ],
+    )
+    r = build(t, extract_end_date=None)
+    p, q = row(r.cohort, "p"), row(r.cohort, "q")
+    assert p["ogrs3_1yr"] == 22.0 and p["ogrs3_2yr"] == 32.0
+    assert p["assessment_age_days"] == 31
+    assert p["need_drugs"] and not p["needs_missing"] and not p["ogrs3_missing"]
+    # q has no assessment before the index: median of the observed (22) and flagged
+    assert q["ogrs3_missing"] and q["ogrs3_1yr"] == 22.0
+    assert np.isnan(q["assessment_age_days"])
+    assert q["needs_missing"] and not q[list(NEEDS)].any()
+
+
+def test_index_date_enrolment_moves_the_covariate_cutoff():
+    t = tables(
+        [event("e1", "p", "2018-06-01")],
+        enrol=[("p", "2018-06-20")],
+        conv=[conviction("p", "2018-06-05", "2018-06-10")],
+        assess=[assessment("p", "2018-06-15", ogrs=60.0)],
+    )
+    start = row(build(t, extract_end_date=None).cohort, "p")
+    assert start["n_previous_offences"] == 0 and start["ogrs3_missing"]
+    enrol = row(build(t, extract_end_date=None, index_date="enrolment").cohort, "p")
+    assert enrol["n_previous_offences"] == 1 and enrol["ogrs3_1yr"] == 60.0
+    assert enrol["age"] == pytest.approx(30 + 19 / 365.25)
+
+
+# --------------------------------------------------------------------------- history
+
+
+def test_history_rules_custody_breach_last_12m_and_copas():
+    t = tables(
+        [event("e1", "p", "2018-06-01", age_at_start=40.0), event("e2", "clean", "2018-06-01")],
+        conv=[
+            conviction("p", "2010-01-01", "2010-02-01", age=31.6, disposal_type="custody"),
+            conviction("p", "2017-07-01", "2017-08-01", age=39.1),
+            conviction("p", "2017-05-31", "2017-06-15", age=38.9),  # 366 days before
+            conviction("p", "2017-06-01", "2017-06-15", age=39.0),  # 365 days before
+            conviction("p", "2018-01-01", "2018-02-01", group="breach", age=29.0),
+        ],
+    )
+    r = build(t, extract_end_date=None)
+    p = row(r.cohort, "p")
+    assert p["n_previous_offences"] == 4
+    assert p["n_previous_custody"] == 1
+    assert p["offences_last_12m"] == 2
+    assert p["age_first_offence"] == 31.6  # breach (age 29) does not count
+    assert p["copas_rate"] == pytest.approx(np.log(5 / (40 - 31.6 + 10)))
+    clean = row(r.cohort, "clean")
+    assert clean["n_previous_offences"] == 0
+    assert clean["age_first_offence"] == clean["age"]
+    assert clean["copas_rate"] == pytest.approx(np.log(1 / 10))
+
+
+def test_copas_rate_formula():
+    assert copas_rate(0, 30, 30) == pytest.approx(np.log(0.1))
+    assert copas_rate(9, 40, 20) == pytest.approx(np.log(10 / 30))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 4),  # person
+            st.integers(-800, 400),  # offence day relative to 2018-06-01
+            st.integers(0, 200),  # days to disposal
+            st.booleans(),  # breach
+            st.booleans(),  # custody
+            st.floats(14, 70),
+        ),
+        max_size=40,
+    ),
+    st.lists(st.integers(-30, 30), min_size=5, max_size=5),
+)
+def test_history_matches_brute_force(rows, shifts):
+    base = T("2018-06-01")
+    cohort = pd.DataFrame(
+        {
+            "person_id": [f"p{i}" for i in range(5)],
+            "index_date": [base + pd.Timedelta(days=s) for s in shifts],
+        }
+    )
+    conv = pd.DataFrame(
+        [
+            conviction(
+                f"p{p}",
+                base + pd.Timedelta(days=o),
+                base + pd.Timedelta(days=o + d),
+                group="breach" if b else "theft",
+                disposal_type="custody" if c else "fine",
+                age=a,
+            )
+            for p, o, d, b, c, a in rows
+        ],
+        columns=list(conviction("x", base)),
+    ).astype({"offence_date": "datetime64[ns]", "disposal_date": "datetime64[ns]"})
+    got = offending_history(cohort, conv)
+    for i, person in cohort.iterrows():
+        mine = [
+            r
+            for r in conv.itertuples()
+            if r.person_id == person["person_id"]
+            and r.offence_group != "breach"
+            and r.disposal_date < person["index_date"]
+        ]
+        assert got.loc[i, "n_previous_offences"] == len(mine)
+        assert got.loc[i, "n_previous_custody"] == sum(r.disposal_type == "custody" for r in mine)
+        recent = [r for r in mine if (person["index_date"] - r.offence_date).days <= 365]
+        assert got.loc[i, "offences_last_12m"] == len(recent)
+        if mine:
+            assert got.loc[i, "age_first_offence"] == min(r.age_at_offence for r in mine)
+        else:
+            assert np.isnan(got.loc[i, "age_first_offence"])
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _mixed_tables():
+    events = [
+        event("e01", "tr1", "2018-02-01", office="hull_central"),
+        event("e02", "tr2", "2018-03-01", office="bridlington"),
+        event("e03", "tr_outside", "2018-03-01", "2018-04-01"),
+        event("e04", "co1", "2018-04-01"),
+        event("e05", "co2", "2018-05-01", rosh="high"),
+        event("e06", "co3", "2017-05-01"),
+        event("e07", "co4", "2018-12-31", sentence_type="licence"),
+        event("e08", "co5", "2018-06-01", age_at_start=16.0),
+    ]
+    enrol = [("tr1", "2018-02-15"), ("tr2", "2018-03-20"), ("tr_outside", "2018-06-01")]
+    return tables(events, enrol=enrol, assess=[assessment("tr1", "2018-01-01")])
+
+
+def test_attrition_conserves_people_and_ends_at_the_cohort():
+    r = build(_mixed_tables(), extract_end_date="2020-06-29")
+    a = r.attrition
+    assert list(a.columns) == ATTRITION_COLUMNS
+    for _group, g in a.groupby("group"):
+        g = g.sort_values("step")
+        np.testing.assert_array_equal(
+            g["n_remaining"].to_numpy()[:-1] - g["n_lost"].to_numpy()[1:],
+            g["n_remaining"].to_numpy()[1:],
+        )
+        assert g["n_lost"].iloc[0] == 0
+    wide = a.pivot(index="step", columns="group", values="n_remaining")
+    assert (wide["all"] == wide["treated"] + wide["comparator"]).all()
+    last = a[a["step"] == a["step"].max()].set_index("group")["n_remaining"]
+    assert last["treated"] == r.cohort["treated"].sum() == 2
+    assert last["comparator"] == (~r.cohort["treated"]).sum()
+    first = a[a["step"] == 1].set_index("group")["n_remaining"]
+    assert first["treated"] == 3 and first["comparator"] == 5
+    # co4 starts 2018-12-31: follow-up ends 2020-06-30, after the extract end 2020-06-29
+    assert lost(a, "Follow-up", "comparator") == 1
+
+
+def test_cohort_columns_and_types():
+    c = build(_mixed_tables(), extract_end_date=None).cohort
+    assert list(c.columns) == COHORT_COLUMNS
+    assert c["treated"].dtype == bool
+    for col in ("ogrs3_missing", "needs_missing", "pilot_office", *NEEDS):
+        assert c[col].dtype == bool, col
+    for col in ("index_date", "event_start", "event_end", "enrolment_date"):
+        assert str(c[col].dtype) == "datetime64[ns]", col
+    assert (
+        not c[["ogrs3_1yr", "ogrs3_2yr", "age", "age_first_offence", "copas_rate"]]
+        .isna()
+        .any()
+        .any()
+    )
+
+
+def test_missing_column_is_a_clear_user_error():
+    t = _mixed_tables()
+    t["supervision"] = t["supervision"].drop(columns=["rosh"])
+    with pytest.raises(UserError, match=r"supervision\.parquet: missing column\(s\) rosh"):
+        build_cohort(**t)
+
+
+def test_duplicate_event_id_is_a_clear_user_error():
+    t = _mixed_tables()
+    t["supervision"].loc[1, "event_id"] = "e01"
+    with pytest.raises(UserError, match=r"column event_id: 2 rows .*rows 0, 1"):
+        build_cohort(**t)
+
+
+def test_bad_config_is_a_clear_user_error():
+    with pytest.raises(UserError, match="recruitment_start is after"):
+        CohortSettings.from_config({"recruitment_start": "2019-01-01"})
+    with pytest.raises(UserError, match="unknown cohort setting"):
+        CohortSettings.from_config({"recruitment_begin": "2019-01-01"})
+
+
+def test_attrition_figure_is_deterministic(tmp_path):
+    r = build(_mixed_tables(), extract_end_date=None)
+    plot_attrition(r.attrition, tmp_path / "a.png")
+    plot_attrition(r.attrition, tmp_path / "b.png")
+    a, b = (tmp_path / "a.png").read_bytes(), (tmp_path / "b.png").read_bytes()
+    assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
