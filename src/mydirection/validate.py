@@ -1,0 +1,488 @@
+"""Reading and validating the raw extracts against their contract.
+
+Each extract is read as text (every column a string, a blank field an empty string), then
+checked with a pandera :class:`~pandera.api.pandas.container.DataFrameSchema` built from its
+contract (``workflow/schemas/extracts/<name>.schema.yaml``, see :mod:`mydirection.contract`).
+Nothing here is written per file by hand: the column types of the contract (``id``, ``text``,
+``date``, ``code``, ``flag``, ``score``, ``count``, ``amount``) decide the checks.
+
+A problem the user has to fix raises :class:`~mydirection.runner.UserError` with ONE message:
+file, column, how many rows, up to five example row numbers and what to do. Row numbers are
+1-based data rows (row 1 is the first line after the header) of the file as received. The
+value itself is shown only for code, flag, date and number columns the contract does not mark
+as identifying.
+
+File-level choices (documented, tested in ``tests/test_clean.py``):
+
+- encoding: UTF-8, with or without a byte-order mark (the BOM is skipped). Any other
+  encoding is rejected with a message saying which data rows are not valid UTF-8;
+- delimiter: sniffed from the header line, one of comma, semicolon or tab (the most frequent
+  of the three in the header);
+- extra columns not in the contract are not read; the caller logs their names;
+- a row with the wrong number of fields is rejected (its row number is given).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pa_
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from mydirection.contract import SCHEMA_DIR, extract_schema
+from mydirection.runner import UserError
+
+#: Delimiters recognised when sniffing a header line.
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+#: Accepted spellings of a flag (compared after strip + lower case).
+FLAG_TRUE = ("true", "t", "yes", "y", "1")
+FLAG_FALSE = ("false", "f", "no", "n", "0")
+
+#: Accepted date formats: ISO (the contract) and DD/MM/YYYY (recoverable, counted as fixed).
+ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+DMY_DATE = r"^\d{1,2}/\d{1,2}/\d{4}$"
+_INTEGER = r"^[+-]?\d+$"
+_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class RawExtract:
+    """One extract as received: text columns of the contract, original row numbers as index."""
+
+    name: str
+    path: str
+    data: pd.DataFrame
+    extra_columns: list[str] = field(default_factory=list)
+    delimiter: str = ","
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _text(series: pd.Series) -> pa_.ChunkedArray:
+    """The pyarrow array behind a text column."""
+    arr = series.array
+    if hasattr(arr, "__arrow_array__"):
+        out = arr.__arrow_array__()
+    else:
+        out = pa_.array(series.to_numpy(dtype=object), type=pa_.string(), from_pandas=True)
+    return out if isinstance(out, pa_.ChunkedArray) else pa_.chunked_array([out])
+
+
+def _mask(values, index) -> pd.Series:
+    """A plain numpy-bool Series (NA → False) from a pyarrow boolean result."""
+    if isinstance(values, pa_.ChunkedArray | pa_.Array):
+        values = pc.fill_null(values, False).to_numpy(zero_copy_only=False)
+    return pd.Series(np.asarray(values, dtype=bool), index=index)
+
+
+def sniff_delimiter(header: str) -> str:
+    """The delimiter of a header line: the most frequent of comma, semicolon and tab."""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _first_line(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.readline()
+
+
+def _non_utf8_rows(path: Path) -> list[int]:
+    """Data-row numbers (1-based) whose bytes are not valid UTF-8 (error path only)."""
+    bad = []
+    with path.open("rb") as fh:
+        fh.readline()
+        for i, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.append(i)
+    return bad
+
+
+def _ragged_rows(path: Path, delimiter: str, n_fields: int) -> list[int]:
+    """Data-row numbers whose field count differs from the header's (error path only)."""
+    bad = []
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        for i, row in enumerate(reader, start=1):
+            if len(row) != n_fields and row:
+                bad.append(i)
+    return bad
+
+
+def _examples(rows) -> str:
+    rows = sorted(set(int(r) for r in rows))[:MAX_EXAMPLES]
+    return ", ".join(str(r) for r in rows)
+
+
+def read_extract(path: str | Path, name: str) -> RawExtract:
+    """Read one raw extract as text, checking file-level problems.
+
+    Every contract column is read as a string; blank fields stay empty strings (nothing is
+    turned into NA by guessing). Columns not in the contract are skipped and reported in
+    ``extra_columns``. Raises :class:`UserError` for a missing or empty file, a header
+    without data rows, a missing or repeated column, a row with the wrong number of fields,
+    or bytes that are not UTF-8.
+    """
+    path = Path(path)
+    contract = extract_schema(name)
+    columns = list(contract["columns"])
+    label = str(path)
+    if not path.is_file():
+        raise UserError(
+            f"{label}: file not found; the {name} extract must be at this path "
+            f"(set raw_dir to the folder holding all ten extracts)"
+        )
+    first = _first_line(path)
+    if not first.strip():
+        raise UserError(
+            f"{label}: the file is empty (no header line); re-export the {name} extract "
+            f"with a header and its data rows"
+        )
+    try:
+        header = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"{label}: the header line is not UTF-8 text; re-export the file as UTF-8 "
+            f"(CSV UTF-8) and re-run"
+        ) from None
+    delimiter = sniff_delimiter(header)
+    names = next(csv.reader([header], delimiter=delimiter))
+    names = [n.strip() for n in names]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserError(
+            f"{label}, column {repeated[0]}: the header names this column more than once; "
+            f"keep one column per name and re-export"
+        )
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise UserError(
+            f"{label}, column {missing[0]}: missing from the header "
+            f"({len(missing)} contract column(s) missing: {', '.join(missing)}; "
+            f"header read with {DELIMITERS[delimiter]} as delimiter); the extract must have "
+            f"the columns listed in {SCHEMA_DIR.name}/{name}.schema.yaml"
+        )
+    extra = [n for n in names if n not in columns]
+    try:
+        table = pcsv.read_csv(
+            path,
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa_.string() for n in names},
+                include_columns=columns,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa_.ArrowInvalid as err:
+        text = str(err)
+        if "UTF8" in text or "utf8" in text.lower():
+            rows = _non_utf8_rows(path)
+            raise UserError(
+                f"{label}: {len(rows)} rows are not valid UTF-8 text (e.g. rows "
+                f"{_examples(rows)}); re-export the file as UTF-8 (CSV UTF-8) and re-run"
+            ) from None
+        rows = _ragged_rows(path, delimiter, len(names))
+        raise UserError(
+            f"{label}: {len(rows)} rows do not have the {len(names)} fields of the header "
+            f"(e.g. rows {_examples(rows)}); check for unquoted {DELIMITERS[delimiter]}s "
+            f"inside values or truncated lines, and re-export"
+        ) from None
+    if table.num_rows == 0:
+        raise UserError(
+            f"{label}: the file has a header but no data rows; re-export the {name} extract "
+            f"with its data"
+        )
+    table = table.select(columns)
+    data = table.to_pandas(types_mapper=pd.ArrowDtype)
+    data.index = pd.RangeIndex(1, len(data) + 1, name="row")
+    return RawExtract(name, label, data, extra, delimiter)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse a text date column written YYYY-MM-DD or DD/MM/YYYY.
+
+    Returns ``(dates, is_dmy, bad)``: the dates (``datetime64[ns]``, NaT where blank or
+    unparseable), whether the value was written DD/MM/YYYY, and whether a non-blank value
+    is not a real calendar date in either format (e.g. ``2019-02-30`` or ``13/13/2019``).
+    """
+    arr = _text(series)
+    blank = pc.equal(pc.utf8_length(arr), 0)
+    is_iso = pc.match_substring_regex(arr, ISO_DATE)
+    is_dmy = pc.match_substring_regex(arr, DMY_DATE)
+    iso = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
+    dmy = pc.strptime(arr, format="%d/%m/%Y", unit="s", error_is_null=True)
+    # strptime rolls impossible days over (2019-02-30 -> 2019-03-02): check the day back.
+    iso_day = pc.cast(
+        pc.utf8_slice_codeunits(pc.if_else(is_iso, arr, "0000-00-00"), 8, 10), pa_.int64()
+    )
+    dmy_day = pc.cast(
+        pc.list_element(pc.split_pattern(pc.if_else(is_dmy, arr, "0/0/0"), "/"), 0),
+        pa_.int64(),
+    )
+    ok_iso = pc.and_kleene(is_iso, pc.equal(pc.day(iso), iso_day))
+    ok_dmy = pc.and_kleene(is_dmy, pc.equal(pc.day(dmy), dmy_day))
+    ok_iso = pc.fill_null(ok_iso, False)
+    ok_dmy = pc.fill_null(ok_dmy, False)
+    parsed = pc.if_else(ok_iso, iso, pc.if_else(ok_dmy, dmy, pa_.scalar(None, iso.type)))
+    bad = pc.and_(pc.invert(blank), pc.invert(pc.or_(ok_iso, ok_dmy)))
+    dates = pd.Series(
+        parsed.to_numpy(zero_copy_only=False).astype("datetime64[ns]"), index=series.index
+    )
+    return dates, _mask(ok_dmy, series.index), _mask(bad, series.index)
+
+
+def _nonblank(series: pd.Series) -> pd.Series:
+    return _mask(pc.greater(pc.utf8_length(_text(series)), 0), series.index)
+
+
+def _check_date(series: pd.Series) -> pd.Series:
+    return ~parse_dates(series)[2]
+
+
+def _number_ok(series: pd.Series, pattern: str) -> pd.Series:
+    arr = pc.utf8_trim_whitespace(_text(series))
+    ok = pc.or_(pc.equal(pc.utf8_length(arr), 0), pc.match_substring_regex(arr, pattern))
+    return _mask(ok, series.index)
+
+
+def to_number(series: pd.Series, integer: bool) -> pd.Series:
+    """Text to float64 (NaN where blank or not a number); integers are whole floats."""
+    arr = pc.utf8_trim_whitespace(_text(series))
+    pattern = _INTEGER if integer else _DECIMAL
+    ok = pc.match_substring_regex(arr, pattern)
+    arr = pc.if_else(ok, arr, pa_.scalar(None, pa_.string()))
+    return pd.Series(
+        pc.cast(arr, pa_.float64()).to_numpy(zero_copy_only=False), index=series.index
+    ).astype("float64")
+
+
+def _range_ok(series: pd.Series, integer: bool, lo, hi) -> pd.Series:
+    values = to_number(series, integer)
+    ok = values.isna()
+    inside = pd.Series(True, index=series.index)
+    if lo is not None:
+        inside &= values >= lo
+    if hi is not None:
+        inside &= values <= hi
+    return ok | inside
+
+
+def normalise_code(series: pd.Series) -> pd.Series:
+    """Strip surrounding whitespace and lower-case a code column (vectorised)."""
+    arr = pc.utf8_lower(pc.utf8_trim_whitespace(_text(series)))
+    return pd.Series(pd.arrays.ArrowExtensionArray(arr), index=series.index)
+
+
+def _isin(series: pd.Series, allowed) -> pd.Series:
+    arr = _text(series)
+    return _mask(pc.is_in(arr, value_set=pa_.array(list(allowed), pa_.string())), series.index)
+
+
+def _flag_ok(series: pd.Series) -> pd.Series:
+    return _isin(normalise_code(series), FLAG_TRUE + FLAG_FALSE)
+
+
+#: Check names (pandera ``error=``) → how the message describes the problem and the fix.
+PROBLEMS = {
+    "not_nullable": (
+        "have a blank value in a required column",
+        "fill in the missing values (or remove those rows) in the extract and re-run",
+    ),
+    "unknown_code": (
+        "have a code that is not in the contract",
+        "map them to the contract's codes (listed in {schema}) and re-export",
+    ),
+    "unparseable_date": (
+        "have a date that is not a real date written YYYY-MM-DD or DD/MM/YYYY",
+        "correct these dates in the extract and re-run",
+    ),
+    "not_numeric": (
+        "have a value that is not a number",
+        "correct these values (digits only, '.' as decimal point) and re-run",
+    ),
+    "not_whole_number": (
+        "have a value that is not a whole number",
+        "correct these values (whole numbers, digits only) and re-run",
+    ),
+    "out_of_range": (
+        "have a value outside the allowed range {range}",
+        "correct these values in the extract and re-run",
+    ),
+    "unknown_flag": (
+        "have a flag that is not one of true/false, yes/no, Y/N, 1/0",
+        "correct these values in the extract and re-run",
+    ),
+    "duplicated_key": (
+        "share their key ({key}) with another row that is not an exact duplicate",
+        "the extract must have one row per {one_row_per}: remove or correct the conflicting "
+        "rows and re-export",
+    ),
+}
+
+
+def _range_text(spec: dict) -> str:
+    lo, hi = spec.get("min"), spec.get("max")
+    if lo is not None and hi is not None:
+        return f"{lo}-{hi}"
+    if lo is not None:
+        return f"{lo} or more"
+    return f"up to {hi}"
+
+
+def build_schema(name: str) -> pa.DataFrameSchema:
+    """A pandera schema for the text of one extract, built from its contract.
+
+    Expects blank fields as NA and code columns already stripped and lower-cased
+    (see :func:`prepare_for_validation`).
+    """
+    contract = extract_schema(name)
+    columns = {}
+    for col, spec in contract["columns"].items():
+        kind = spec["type"]
+        checks = []
+        if kind == "code":
+            checks.append(
+                pa.Check(partial(_isin, allowed=tuple(spec["codes"])), error="unknown_code")
+            )
+        elif kind == "date":
+            checks.append(pa.Check(_check_date, error="unparseable_date"))
+        elif kind == "flag":
+            checks.append(pa.Check(_flag_ok, error="unknown_flag"))
+        elif kind in ("score", "count", "amount"):
+            integer = kind == "count"
+            checks.append(
+                pa.Check(
+                    partial(_number_ok, pattern=_INTEGER if integer else _DECIMAL),
+                    error="not_whole_number" if integer else "not_numeric",
+                )
+            )
+            bounds = {"lo": spec.get("min"), "hi": spec.get("max")}
+            checks.append(
+                pa.Check(partial(_range_ok, integer=integer, **bounds), error="out_of_range")
+            )
+        columns[col] = pa.Column(nullable=bool(spec.get("nullable", False)), checks=checks)
+    key = contract.get("key") or None
+    if key and len(key) == 1:
+        columns[key[0]].unique = True
+        key = None
+    return pa.DataFrameSchema(columns, unique=key, report_duplicates="all", name=name)
+
+
+def prepare_for_validation(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Blank fields → NA (what pandera's ``nullable`` checks); codes stripped + lower-cased."""
+    contract = extract_schema(name)
+    out = {}
+    for col, spec in contract["columns"].items():
+        s = normalise_code(data[col]) if spec["type"] == "code" else data[col]
+        arr = _text(s)
+        arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa_.scalar(None, pa_.string()), arr)
+        out[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr), index=data.index)
+    return pd.DataFrame(out, index=data.index)
+
+
+def _show_values(spec: dict) -> bool:
+    return not spec.get("identifying") and spec["type"] in (
+        "code",
+        "flag",
+        "date",
+        "score",
+        "count",
+        "amount",
+    )
+
+
+def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
+    """One user message from pandera's failure cases: the first failing column and check.
+
+    Columns are taken in contract order; within a column, blanks first, then the column's
+    checks in order; the duplicated-key check last.
+    """
+    contract = extract_schema(name)
+    order = {c: i for i, c in enumerate(contract["columns"])}
+    fc = failures.copy()
+    fc["check"] = fc["check"].astype(str)
+    fc["col_order"] = fc["column"].map(order).fillna(len(order))
+    fc["is_key"] = fc["check"].str.contains("uniqu|duplicat", regex=True)
+    fc["check_order"] = np.where(
+        fc["check"] == "not_nullable", -1, pd.to_numeric(fc["check_number"], errors="coerce")
+    )
+    fc = fc.sort_values(["is_key", "col_order", "check_order"], kind="stable")
+    first = fc.iloc[0]
+    problems = fc.groupby(["is_key", "column", "check"], sort=False).ngroups
+    schema_file = f"{SCHEMA_DIR.name}/{name}.schema.yaml"
+    if first["is_key"]:
+        key = contract.get("key") or []
+        rows = fc.loc[fc["is_key"], "index"]
+        check, column = "duplicated_key", ", ".join(key)
+        spec = contract["columns"][key[0]]
+    else:
+        check, column = first["check"], first["column"]
+        sel = fc[(fc["column"] == column) & (fc["check"] == check)]
+        rows = sel["index"]
+        spec = contract["columns"][column]
+    rows = pd.Series(rows).dropna().astype(int).unique()
+    what, fix = PROBLEMS.get(check, (f"fail the check {check}", "correct them and re-run"))
+    fmt = {
+        "schema": schema_file,
+        "range": _range_text(spec),
+        "key": ", ".join(contract.get("key") or []),
+        "one_row_per": contract.get("one_row_per", "record"),
+    }
+    what, fix = what.format(**fmt), fix.format(**fmt)
+    shown = ""
+    if check not in ("not_nullable", "duplicated_key") and _show_values(spec):
+        values = fc.loc[(fc["column"] == column) & (fc["check"] == check), "failure_case"]
+        values = sorted({str(v) for v in values.dropna()})[:MAX_EXAMPLES]
+        if values:
+            shown = " (values: " + ", ".join(repr(v) for v in values) + ")"
+        if check == "unknown_code":
+            shown += f"; allowed: {', '.join(spec['codes'])}"
+    others = problems - 1
+    also = (
+        f" [{others} further problem(s) in this file are reported after this is fixed]"
+        if others
+        else ""
+    )
+    return (
+        f"{path}, column {column}: {len(rows)} rows {what}{shown} "
+        f"(e.g. data rows {_examples(rows)}; row 1 is the first line after the header); "
+        f"{fix}{also}"
+    )
+
+
+def validate_extract(raw: RawExtract, data: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Validate an extract's text against its contract; return the prepared text frame.
+
+    ``data`` defaults to ``raw.data`` (pass the frame after exact duplicates were dropped,
+    so that a duplicated key means two different rows). Raises :class:`UserError` with one
+    message built from pandera's failure cases.
+    """
+    data = raw.data if data is None else data
+    prepared = prepare_for_validation(data, raw.name)
+    schema = build_schema(raw.name)
+    try:
+        schema.validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        raise UserError(failure_message(err.failure_cases, raw.name, raw.path)) from None
+    except pa.errors.SchemaError as err:  # pragma: no cover - lazy=True collects errors
+        raise UserError(f"{raw.path}: {err}") from None
+    return prepared
