@@ -243,3 +243,69 @@ def test_conversions():
     t = sens.evalue_table(0.7, 0.55, 0.9, measure="hr", rare=False)
     assert t["evalue_estimate"] == pytest.approx(sens.evalue(rr))
     assert t["evalue_ci"] == pytest.approx(sens.evalue(sens.to_risk_ratio(0.9, "hr", False)))
+
+
+# ------------------------------------------------------------------- specification grid
+
+
+GRID = {
+    "distance": ["ps", "logit_ps", "mahalanobis"],
+    "caliper": [None, 0.1, 0.2],
+    "ratio": [1, 3],
+    "replace": [False, True],
+    "exact": {"none": [], "sentence": ["sentence_type"]},
+    "ipw": True,
+    "followup_days": [182, 365],
+}
+
+
+def test_spec_grid_is_full_cross_product_with_unique_names():
+    specs = sens.spec_grid(GRID)
+    assert len(specs) == 3 * 3 * 2 * 2 * 2 * 2 + 2
+    assert len(set(specs)) == len(specs)
+    assert all(name == sens.spec_name(s) for name, s in specs.items())
+    assert "logit_ps-cal0.2-r1-norep-exnone-fu365" in specs
+    assert specs["ps-calnone-r3-rep-exsentence-fu182"]["exact"] == ["sentence_type"]
+    assert specs["ipw-fu365"]["method"] == "ipw"
+    # names are safe as file names and wildcards
+    assert all(set(n) <= set("abcdefghijklmnopqrstuvwxyz0123456789-_.") for n in specs)
+    assert list(sens.spec_grid(GRID)) == list(specs)  # stable order
+    assert len(sens.spec_grid({**GRID, "ipw": False})) == len(specs) - 2
+
+
+# ----------------------------------------------------------------------------------- placebo
+
+
+def test_placebo_size_and_assignments():
+    assert sens.placebo_size(300, 2000, ratio=1) == 300
+    assert sens.placebo_size(300, 500, ratio=1) == 250
+    assert sens.placebo_size(300, 500, ratio=3) == 125
+    masks = list(sens.placebo_assignments(50, 10, 3, seed=4))
+    assert all(m.sum() == 10 for m in masks)
+    again = list(sens.placebo_assignments(50, 10, 3, seed=4))
+    assert all((a == b).all() for a, b in zip(masks, again, strict=True))
+    assert not (masks[0] == masks[1]).all()
+
+
+def test_placebo_distribution_centres_on_zero():
+    """With a random placebo among comparators and an unadjusted difference in proportions,
+    the estimates centre on the true value 0 and about alpha of them are significant."""
+    rng = np.random.default_rng(0)
+    n = 600
+    pool = pd.DataFrame({"reoffended": rng.binomial(1, 0.4, n), "treated": False})
+
+    class E:
+        def __init__(self, d):
+            y1 = d.loc[d["treated"], "reoffended"]
+            y0 = d.loc[~d["treated"], "reoffended"]
+            self.estimate = y1.mean() - y0.mean()
+            self.se = math.sqrt(y1.var(ddof=1) / len(y1) + y0.var(ddof=1) / len(y0))
+            self.ci_low = self.estimate - 1.96 * self.se
+            self.ci_high = self.estimate + 1.96 * self.se
+            self.p_value = 2 * stats.norm.sf(abs(self.estimate) / self.se)
+
+    dist = sens.placebo_distribution(pool, 150, 400, seed=1, estimate=E)
+    assert len(dist) == 400
+    # mean within 4 Monte Carlo SEs of zero
+    assert abs(dist["estimate"].mean()) < 4 * dist["estimate"].std() / math.sqrt(400)
+    assert 0.01 < (dist["p_value"] < 0.05).mean() < 0.10

@@ -56,9 +56,15 @@ __all__ = [
     "evalue_table",
     "gamma_crossing",
     "matched_sets",
+    "placebo_assignments",
+    "placebo_distribution",
+    "placebo_size",
+    "poisson_binomial_pmf",
     "poisson_binomial_sf",
     "rosenbaum_table",
     "rosenbaum_upper_p",
+    "spec_grid",
+    "spec_name",
     "to_risk_ratio",
 ]
 
@@ -255,3 +261,116 @@ def evalue_table(
         "evalue_estimate": evalue(rr),
         "evalue_ci": evalue_ci(lo, hi),
     }
+
+
+# ---------------------------------------------------------------------- specification curve
+
+
+def _caliper_name(c) -> str:
+    return "none" if c is None else f"{float(c):g}"
+
+
+def spec_name(spec: dict) -> str:
+    """Short, file-name-safe name of one specification, e.g.
+    ``logit_ps-cal0.2-r1-norep-exnone-fu365`` or ``ipw-fu182``."""
+    fu = f"fu{int(spec['followup_days'])}"
+    if spec["method"] == "ipw":
+        return f"ipw-{fu}"
+    rep = "rep" if spec["replace"] else "norep"
+    return (
+        f"{spec['distance']}-cal{_caliper_name(spec['caliper'])}-r{int(spec['ratio'])}-"
+        f"{rep}-ex{spec['exact_name']}-{fu}"
+    )
+
+
+def spec_grid(grid: dict) -> dict[str, dict]:
+    """Every specification of the curve, by name, in a stable order.
+
+    ``grid`` (the ``sensitivity.spec_curve`` config): lists ``distance``, ``caliper``
+    (``None`` = no caliper), ``ratio``, ``replace``, ``followup_days``, a mapping ``exact``
+    from a short name to the list of exact-matching columns, and ``ipw`` (bool: add inverse
+    probability weighting, once per follow-up window). The matching specifications are the
+    full cross product of the lists.
+    """
+    specs: dict[str, dict] = {}
+    exact = grid.get("exact") or {"none": []}
+    for fu in grid["followup_days"]:
+        for dist in grid["distance"]:
+            for cal in grid["caliper"]:
+                for ratio in grid["ratio"]:
+                    for rep in grid["replace"]:
+                        for ex_name, ex_cols in exact.items():
+                            s = {
+                                "method": "nearest",
+                                "distance": dist,
+                                "caliper": None if cal is None else float(cal),
+                                "ratio": int(ratio),
+                                "replace": bool(rep),
+                                "exact_name": ex_name,
+                                "exact": list(ex_cols),
+                                "followup_days": int(fu),
+                            }
+                            specs[spec_name(s)] = s
+        if grid.get("ipw", True):
+            s = {
+                "method": "ipw",
+                "distance": "ps",
+                "caliper": None,
+                "ratio": None,
+                "replace": False,
+                "exact_name": "none",
+                "exact": [],
+                "followup_days": int(fu),
+            }
+            specs[spec_name(s)] = s
+    return specs
+
+
+# ----------------------------------------------------------------------------------- placebo
+
+
+def placebo_size(n_treated: int, n_comparators: int, ratio: int = 1) -> int:
+    """How many comparators get the placebo 'treatment': as many as there are treated
+    people, but no more than a ``1 / (1 + ratio)`` share of the pool, so each can still find
+    ``ratio`` placebo comparators."""
+    return int(max(0, min(n_treated, n_comparators // (1 + max(int(ratio), 1)))))
+
+
+def placebo_assignments(n_pool: int, n_placebo: int, repetitions: int, seed: int):
+    """Yield ``repetitions`` boolean masks of length ``n_pool`` with ``n_placebo`` True each,
+    drawn without replacement by ``numpy.random.default_rng(seed)`` (one generator, in order)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(repetitions):
+        mask = np.zeros(n_pool, dtype=bool)
+        mask[rng.choice(n_pool, size=n_placebo, replace=False)] = True
+        yield mask
+
+
+def placebo_distribution(
+    comparators: pd.DataFrame, n_placebo: int, repetitions: int, seed: int, estimate
+) -> pd.DataFrame:
+    """Effects of a placebo treatment randomly assigned among comparators.
+
+    ``comparators``: comparator rows (covariates and outcomes), in a stable order.
+    ``estimate(data)`` receives a copy with ``treated`` replaced by the placebo assignment
+    and returns an object with ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``p_value``
+    (an :class:`mydirection.effects.Effect`), e.g. the default matching then ``att``.
+    The true effect of the placebo is zero by construction.
+    """
+    rows = []
+    pool = comparators.reset_index(drop=True)
+    for rep, mask in enumerate(placebo_assignments(len(pool), n_placebo, repetitions, seed)):
+        data = pool.copy()
+        data["treated"] = mask
+        e = estimate(data)
+        rows.append(
+            {
+                "rep": rep,
+                "estimate": e.estimate,
+                "se": e.se,
+                "ci_low": e.ci_low,
+                "ci_high": e.ci_high,
+                "p_value": e.p_value,
+            }
+        )
+    return pd.DataFrame(rows)
