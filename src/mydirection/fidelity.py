@@ -646,3 +646,271 @@ def dose_regression(
     else:
         res = sm.OLS(y, X).fit(use_t=True, **kw)
     return _slope_from(res, "index", level, len(d), int(len(np.unique(groups))))
+
+
+# --------------------------------------------------------------------------------------
+# Figures (matplotlib Agg; deterministic bytes when saved with metadata={"Software": None})
+# --------------------------------------------------------------------------------------
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path) -> None:
+    fig.savefig(path, dpi=150, metadata={"Software": None})
+    _plt().close(fig)
+
+
+def _count_label(n: int, threshold: int) -> str:
+    return f"<{threshold}" if 0 < n < threshold else str(n)
+
+
+def plot_distribution(person: pd.DataFrame, settings: FidelitySettings, path) -> None:
+    """Histogram of the person index with the band cut-offs."""
+    plt = _plt()
+    x = person["index"].dropna()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(x, bins=np.arange(0, 105, 5), color="#4c72b0", edgecolor="white")
+    for cut in (settings.band_moderate, settings.band_high):
+        ax.axvline(cut, color="#555555", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("Fidelity index (0-100)")
+    ax.set_ylabel("People enrolled")
+    ax.set_title(
+        f"Fidelity index per person (n = {len(x)} scored; bands cut at "
+        f"{settings.band_moderate:g} and {settings.band_high:g})"
+    )
+    fig.tight_layout()
+    _save(fig, path)
+
+
+DOMAIN_COLOURS = {
+    "coverage": "#4c72b0",
+    "content": "#55a868",
+    "frequency": "#c44e52",
+    "components": "#8172b2",
+}
+
+
+def plot_items(coverage: pd.DataFrame, path) -> None:
+    """Adherence per item (mean score among scorable people), coloured by domain."""
+    plt = _plt()
+    c = coverage.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    y = np.arange(len(c))
+    ax.barh(y, 100 * c["mean_score"].fillna(0), color=[DOMAIN_COLOURS[d] for d in c["domain"]])
+    ax.set_yticks(y, [f"{lab} (n={n})" for lab, n in zip(c["label"], c["n_scorable"], strict=True)])
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("Adherence among scorable people (%)")
+    ax.set_title("Fidelity item by item (colour: adherence domain)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=v) for v in DOMAIN_COLOURS.values()]
+    ax.legend(handles, list(DOMAIN_COLOURS), loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_monthly(monthly: pd.DataFrame, slope: Slope, path, threshold: int = 5) -> None:
+    """Mean index by month of enrolment (with CI), the fitted trend, and people enrolled."""
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(
+        2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    k = monthly["month_number"].to_numpy()
+    m = monthly["mean_index"].to_numpy()
+    lo = m - monthly["ci_low"].to_numpy()
+    hi = monthly["ci_high"].to_numpy() - m
+    ax.errorbar(k, m, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o-", capsize=3)
+    scored = monthly["n_scored"] > 0
+    if scored.any():
+        mean_all = np.average(m[scored], weights=monthly.loc[scored, "n_scored"])
+        kbar = np.average(k[scored], weights=monthly.loc[scored, "n_scored"])
+        ax.plot(
+            k,
+            mean_all + slope.estimate * (k - kbar),
+            color="#c44e52",
+            linestyle="--",
+            label=f"trend {slope.estimate:+.2f} points/month "
+            f"(CI {slope.ci_low:+.2f} to {slope.ci_high:+.2f})",
+        )
+        ax.legend(loc="lower left", fontsize=8)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("Mean fidelity index")
+    ax.set_title("Fidelity by month of enrolment")
+    n = monthly["n_enrolled"].to_numpy()
+    shown = np.where((n > 0) & (n < threshold), 0, n)
+    ax2.bar(k, shown, color="#999999")
+    for ki, ni in zip(k, n, strict=True):
+        ax2.annotate(
+            _count_label(int(ni), threshold), (ki, shown[ki]), ha="center", va="bottom", fontsize=7
+        )
+    ax2.set_ylabel("Enrolled")
+    ax2.set_ylim(0, max(1, shown.max()) * 1.3)
+    ax2.set_xticks(k, [d.strftime("%b %Y") for d in monthly["month"]], rotation=45, ha="right")
+    ax2.set_xlabel("Month of enrolment")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_case_managers(cm: pd.DataFrame, person: pd.DataFrame, level: float, path) -> None:
+    """Funnel plot: case-manager mean index against number of scored cases.
+
+    Control limits: overall mean +/- z * SD / sqrt(n), with the person-level SD.
+    """
+    plt = _plt()
+    x = person["index"].dropna()
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    d = cm[cm["n_scored"] > 0]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    nmax = max(2, int(d["n_scored"].max()) if len(d) else 2)
+    grid = np.linspace(1, nmax * 1.05, 200)
+    z = stats.norm.ppf(0.5 + level / 2)
+    z3 = stats.norm.ppf(0.5 + 0.998 / 2)
+    ax.axhline(mean, color="#333333", linewidth=1)
+    for zz, style in ((z, "--"), (z3, ":")):
+        ax.plot(grid, np.clip(mean + zz * sd / np.sqrt(grid), 0, 100), "k" + style, linewidth=0.8)
+        ax.plot(grid, np.clip(mean - zz * sd / np.sqrt(grid), 0, 100), "k" + style, linewidth=0.8)
+    trained = d["trained_before_first_enrolment"].fillna(False).astype(bool)
+    ax.scatter(
+        d.loc[trained, "n_scored"],
+        d.loc[trained, "mean_index"],
+        color="#4c72b0",
+        label="trained before first enrolment",
+        zorder=3,
+    )
+    ax.scatter(
+        d.loc[~trained, "n_scored"],
+        d.loc[~trained, "mean_index"],
+        color="#c44e52",
+        marker="s",
+        label="not trained (or trained later)",
+        zorder=3,
+    )
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("Cases scored (caseload of enrolled people with an index)")
+    ax.set_ylabel("Mean fidelity index of their cases")
+    ax.set_title(f"Case managers: funnel plot ({level:.0%} and 99.8% limits)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_dose_bands(bands: pd.DataFrame, path, threshold: int = 5) -> None:
+    """Re-offending rate per fidelity band, treated vs their own matched comparators."""
+    plt = _plt()
+    b = bands.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    k = np.arange(len(b))
+    ax.bar(k - 0.2, 100 * b["treated_rate"].fillna(0), 0.4, label="treated", color="#4c72b0")
+    ax.bar(
+        k + 0.2,
+        100 * b["comparator_rate"].fillna(0),
+        0.4,
+        label="matched comparators",
+        color="#999999",
+    )
+    labels = [
+        f"{g}\n(n={_count_label(int(n), threshold)})"
+        for g, n in zip(b["group"], b["n_treated"], strict=True)
+    ]
+    ax.set_xticks(k, labels)
+    ax.set_ylabel("Proven re-offending within 12 months (%)")
+    ax.set_xlabel("Fidelity band of the treated person")
+    ax.set_title("Exploratory: re-offending by fidelity band vs own matched comparators")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+# --------------------------------------------------------------------------------------
+# Input checks (messages name file, column, row count and example rows; never values)
+# --------------------------------------------------------------------------------------
+
+REQUIRED = {
+    "enrolments": ["person_id", "enrolment_date", "case_manager_id", "exit_date"],
+    "plans": [
+        "person_id",
+        "created_date",
+        "co_signed",
+        "n_strengths",
+        "n_goals_own_words",
+        "last_reviewed_date",
+    ],
+    "enabling_fund": ["person_id", "award_date"],
+    "activities": ["person_id", "activity_date", "activity_type", "attended"],
+    "contacts": ["person_id", "contact_date", "outcome"],
+    "staff": [
+        "case_manager_id",
+        "office",
+        "grade",
+        "trained_date",
+        "action_learning_sets_attended",
+    ],
+    "cohort": ["person_id", "treated", "event_end"],
+    "matched": ["person_id", "treated", "subclass"],
+    "propensity": ["person_id", "ps", "logit_ps"],
+    "outcomes": ["person_id", "reoffended"],
+}
+
+
+def check_table(df: pd.DataFrame, name: str, path) -> list[str]:
+    """Problems with a fidelity input: missing columns, blank keys or dates, duplicate people.
+
+    Returns messages (empty when fine), each naming the file, column, number of rows and up
+    to five example row numbers (1-based, as in the file) -- never values.
+    """
+    missing = [c for c in REQUIRED[name] if c not in df.columns]
+    if missing:
+        return [f"{path}: missing column(s) {', '.join(missing)}; re-run the upstream stage."]
+    problems = []
+
+    def rows_msg(mask, col, what, fix):
+        idx = np.flatnonzero(np.asarray(mask))
+        if len(idx):
+            eg = ", ".join(str(i + 1) for i in idx[:5])
+            problems.append(f"{path}, column {col}: {len(idx)} rows {what} (e.g. rows {eg}); {fix}")
+
+    rows_msg(
+        df["person_id"].isna() if "person_id" in df else [],
+        "person_id",
+        "are blank",
+        "every row needs a person.",
+    )
+    if name == "enrolments":
+        rows_msg(
+            df["person_id"].duplicated(),
+            "person_id",
+            "repeat an enrolled person",
+            "keep one enrolment per person (the first) in the cleaning stage.",
+        )
+        rows_msg(
+            df["enrolment_date"].isna(),
+            "enrolment_date",
+            "are blank",
+            "an enrolment needs its date.",
+        )
+        rows_msg(
+            df["exit_date"] < df["enrolment_date"],
+            "exit_date",
+            "are before the enrolment date",
+            "correct or blank the exit date.",
+        )
+        rows_msg(
+            df["case_manager_id"].isna(),
+            "case_manager_id",
+            "are blank",
+            "every enrolment needs its case manager.",
+        )
+    if name == "plans":
+        rows_msg(
+            df["created_date"].isna(),
+            "created_date",
+            "are blank",
+            "a plan needs its creation date.",
+        )
+    return problems
