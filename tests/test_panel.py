@@ -22,24 +22,28 @@ def test_offence_panel_counts_by_relative_quarter():
     idx = pd.Timestamp("2018-04-01")
     conv = pd.DataFrame(
         {
-            "person_id": ["a", "a", "a", "a", "a", "a", "b", "c"],
+            "person_id": ["a", "a", "a", "a", "a", "a", "a", "a", "a", "b", "c"],
             "offence_date": [
-                idx,  # day 0 -> quarter 0
+                idx,  # day 0 -> quarter -1 (re-offending starts on day 1)
                 idx - pd.Timedelta(days=1),  # day -1 -> quarter -1
-                idx + pd.Timedelta(days=91),  # day 91 < 91.3125 -> quarter 0
+                idx + pd.Timedelta(days=91),  # day 91 <= 91.3125 -> quarter 0
                 idx + pd.Timedelta(days=92),  # quarter 1
                 idx + pd.Timedelta(days=10),  # breach: ignored
-                idx - pd.Timedelta(days=int(8 * QUARTER_DAYS) + 1),  # before quarter -8
+                idx - pd.Timedelta(days=int(8 * QUARTER_DAYS) + 1),  # day -731: too early
+                idx - pd.Timedelta(days=730),  # quarter -8
+                idx + pd.Timedelta(days=365),  # quarter 3 (last day of the follow-up)
+                idx + pd.Timedelta(days=366),  # after quarter 3
                 pd.NaT,
                 idx,  # not matched
             ],
-            "offence_group": ["theft"] * 4 + ["breach", "theft", "theft", "theft"],
+            "offence_group": ["theft"] * 4 + ["breach"] + ["theft"] * 6,
         }
     )
     p = offence_panel(matched, conv)
     assert len(p) == 2 * 12
     a = p[p["person_id"] == "a"].set_index("rel_quarter")["offences"]
-    assert a.loc[0] == 2 and a.loc[-1] == 1 and a.loc[1] == 1 and a.sum() == 4
+    assert a.loc[-1] == 2 and a.loc[0] == 1 and a.loc[1] == 1 and a.loc[3] == 1
+    assert a.loc[-8] == 1 and a.sum() == 6
     assert p.loc[p["person_id"] == "b", "offences"].sum() == 0
     assert sorted(p["rel_quarter"].unique()) == list(range(-8, 4))
     first = p[(p["person_id"] == "a") & (p["rel_quarter"] == 0)]

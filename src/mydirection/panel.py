@@ -1,10 +1,13 @@
 """Event-study panel: proven offences per person and quarter around the index date.
 
 Each matched person contributes one row per *relative quarter* ``k`` from
-``-quarters_before`` to ``quarters_after - 1``: quarter ``k`` covers days
-``[k * 91.3125, (k + 1) * 91.3125)`` from the index date, so quarter 0 starts on the index
-date. The outcome is the number of proven offences (breaches excluded) *committed* in that
-quarter. Each row also carries the calendar quarter in which its relative quarter starts.
+``-quarters_before`` to ``quarters_after - 1``: with ``d = offence_date - index_date`` in
+days, quarter ``k`` holds ``k * 91.3125 < d <= (k + 1) * 91.3125``. Quarter 0 is days
+1..91, as the proven re-offending window starts on day 1 (an offence on the index date
+falls in quarter -1, with the pre-index offences); quarters 0..3 are days 1..365, exactly
+the default follow-up window. The outcome is the number of offences (breaches excluded) in
+the cleaned convictions (all proven by the extract's end) *committed* in that quarter.
+Each row also carries the calendar quarter in which its relative quarter starts.
 
 Models (linearmodels ``PanelOLS``, weighted by the matching weights, person effects and
 calendar-quarter effects, SEs clustered by person or matched set):
@@ -65,7 +68,7 @@ def offence_panel(
     ]
     conv = conv.merge(base[[person, "index_date"]], on=person, how="inner")
     days = (conv["offence_date"] - conv["index_date"]).dt.total_seconds() / 86400
-    k = np.floor(days / QUARTER_DAYS).astype(int)
+    k = (np.ceil(days / QUARTER_DAYS) - 1).astype(int)  # (k*Q, (k+1)*Q] days
     conv = conv.assign(rel_quarter=k)
     conv = conv[(k >= -quarters_before) & (k < quarters_after)]
     counts = conv.groupby([person, "rel_quarter"]).size().rename("offences").reset_index()
