@@ -551,3 +551,100 @@ def test_attrition_figure_is_deterministic(tmp_path):
     plot_attrition(r.attrition, tmp_path / "b.png")
     a, b = (tmp_path / "a.png").read_bytes(), (tmp_path / "b.png").read_bytes()
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
+
+
+# --------------------------------------------------------------------------- entry scripts
+
+
+def _fake_snakemake(rule, inputs, outputs, params, logfile):
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    return SimpleNamespace(
+        rule=rule,
+        input=Namedlist(fromdict={k: str(v) for k, v in inputs.items()}),
+        output=Namedlist(fromdict={k: str(v) for k, v in outputs.items()}),
+        params=Namedlist(fromdict=params),
+        log=Namedlist(fromdict={"log": str(logfile)}),
+    )
+
+
+def run_cohort_and_outcomes_scripts(tmp_path, t, cohort_config=None):
+    """Run scripts/cohort.py then scripts/outcomes.py on tables ``t`` in ``tmp_path``."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    clean = tmp_path / "clean"
+    clean.mkdir(exist_ok=True)
+    inputs = {}
+    for name, df in t.items():
+        inputs[name] = clean / f"{name}.parquet"
+        df.to_parquet(inputs[name], index=False)
+    outputs = {
+        "cohort": tmp_path / "cohort" / "cohort.parquet",
+        "attrition": tmp_path / "cohort" / "attrition.parquet",
+        "figure": tmp_path / "figures" / "attrition.png",
+        "numbers": tmp_path / "numbers" / "cohort.json",
+    }
+    params = {
+        "cohort": cohort_config or {},
+        "followup_days": 365,
+        "waiting_days": 182,
+        "extract_end_date": "2020-06-30",
+        "seed": 1,
+        "suppression_threshold": 5,
+    }
+    sm = _fake_snakemake("cohort", inputs, outputs, params, tmp_path / "cohort.log")
+    runpy.run_path(str(root / "scripts" / "cohort.py"), init_globals={"snakemake": sm})
+    o_out = {
+        "outcomes": tmp_path / "outcomes" / "outcomes.parquet",
+        "numbers": tmp_path / "numbers" / "outcomes.json",
+    }
+    sm = _fake_snakemake(
+        "outcomes",
+        {"cohort": outputs["cohort"], "convictions": inputs["convictions"]},
+        o_out,
+        {"outcomes": {"followup_days": 365, "waiting_days": 182}, "extract_end_date": "2020-06-30"},
+        tmp_path / "outcomes.log",
+    )
+    runpy.run_path(str(root / "scripts" / "outcomes.py"), init_globals={"snakemake": sm})
+    numbers = {
+        k: json.loads(v.read_text())
+        for k, v in (("cohort", outputs["numbers"]), ("outcomes", o_out["numbers"]))
+    }
+    return outputs, o_out, numbers
+
+
+def test_entry_scripts_write_outputs_and_numbers(tmp_path):
+    outputs, o_out, numbers = run_cohort_and_outcomes_scripts(tmp_path, _mixed_tables())
+    cohort = pd.read_parquet(outputs["cohort"])
+    assert list(cohort.columns) == COHORT_COLUMNS and len(cohort) == 4
+    assert list(pd.read_parquet(outputs["attrition"]).columns) == ATTRITION_COLUMNS
+    assert outputs["figure"].read_bytes()[:4] == b"\x89PNG"
+    n = numbers["cohort"]["numbers"]
+    assert n["cohort.n_treated"]["value"] == 2 and n["cohort.n_comparator_pool"]["value"] == 2
+    assert n["cohort.n_enrolled_outside_eligible_event"]["value"] == 1
+    assert n["cohort.median_enrolment_delay_days"]["value"] == 16.5
+    assert numbers["cohort"]["config"]["cohort.index_date"] == "event_start"
+    assert "figures.attrition" in numbers["cohort"]["figures"]
+    out = pd.read_parquet(o_out["outcomes"])
+    assert list(out["person_id"]) == list(cohort["person_id"])
+    # design numbers only: no re-offending rate leaves the outcomes stage
+    assert not any("rate" in k or "reoffend" in k for k in numbers["outcomes"]["numbers"])
+    log = (tmp_path / "cohort.log").read_text()
+    assert "tr1" not in log and "co1" not in log  # counts only, no identifiers
+
+
+def test_entry_script_user_error_leaves_no_outputs(tmp_path):
+    t = _mixed_tables()
+    t["assessments"] = t["assessments"].drop(columns=["ogrs3_1yr"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cohort_and_outcomes_scripts(tmp_path, t)
+    assert exit_info.value.code == 1
+    assert not list((tmp_path).glob("cohort/*")) and not list(tmp_path.glob("numbers/*"))
+    assert (
+        "assessments.parquet: missing column(s) ogrs3_1yr" in (tmp_path / "cohort.log").read_text()
+    )

@@ -1,1 +1,29 @@
 # Rules of the outcomes stage.
+
+
+rule outcomes:
+    """Proven re-offending (MoJ definition) for every cohort member, from the cohort's index
+    dates and the cleaned convictions; independent of matching.
+    """
+    input:
+        cohort="results/cohort/cohort.parquet",
+        convictions="results/clean/convictions.parquet",
+    output:
+        outcomes="results/outcomes/outcomes.parquet",
+        numbers="results/numbers/outcomes.json",
+    log:
+        "results/logs/outcomes.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        outcomes=config["outcomes"],
+        extract_end_date=config["extract_end_date"],
+    script:
+        "../../scripts/outcomes.py"
+
+
+ALL_TARGETS.extend(rules.outcomes.output)
+NUMBERS.append(rules.outcomes.output.numbers)
