@@ -51,6 +51,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 __all__ = [
+    "estimate_spec",
     "evalue",
     "evalue_ci",
     "evalue_table",
@@ -374,3 +375,93 @@ def placebo_distribution(
             }
         )
     return pd.DataFrame(rows)
+
+
+def estimate_spec(
+    data: pd.DataFrame,
+    spec: dict,
+    covariates,
+    outcome: str = "reoffended",
+    *,
+    categorical=None,
+    order: str = "largest",
+    seed: int = 0,
+    smd_threshold: float = 0.1,
+    var_ratio_bounds=(0.5, 2.0),
+) -> dict:
+    """Run one specification: match (or weight) ``data`` and estimate the ATT on ``outcome``.
+
+    ``data``: one row per cohort member with ``treated``, the covariates and the outcome.
+    ``spec``: one entry of :func:`spec_grid`. Returns one row: the choices, the estimate
+    with its 95 % CI, the group sizes and the balance verdict. A specification that cannot be
+    estimated (e.g. nobody matched inside a narrow caliper) gets NaN estimates and its
+    reason in ``error``.
+    """
+    from mydirection import effects, matching
+
+    row = {
+        "spec": spec_name(spec),
+        "method": spec["method"],
+        "distance": spec["distance"] if spec["method"] != "ipw" else "ipw",
+        "caliper": _caliper_name(spec["caliper"]),
+        "ratio": spec["ratio"] if spec["ratio"] is not None else 0,
+        "replace": bool(spec["replace"]),
+        "exact": spec["exact_name"],
+        "followup_days": int(spec["followup_days"]),
+    }
+    nan = {
+        k: math.nan
+        for k in (
+            "estimate",
+            "se",
+            "ci_low",
+            "ci_high",
+            "p_value",
+            "mean_treated",
+            "mean_control",
+            "max_abs_smd_after",
+        )
+    }
+    try:
+        if spec["method"] == "ipw":
+            m = matching.ipw(data, "treated", covariates, categorical=categorical)
+        else:
+            m = matching.match(
+                data,
+                "treated",
+                covariates,
+                distance=spec["distance"],
+                ratio=spec["ratio"],
+                replace=spec["replace"],
+                caliper=spec["caliper"],
+                order=order,
+                exact=spec["exact"],
+                seed=seed,
+                categorical=categorical,
+            )
+        verdict = m.verdict(smd_threshold, tuple(var_ratio_bounds))
+        e = effects.att(m, outcome, "binary")
+    except ValueError as err:
+        return {
+            **row,
+            **nan,
+            "n_treated": 0,
+            "n_control": 0,
+            "balance_ok": False,
+            "error": str(err),
+        }
+    return {
+        **row,
+        "estimate": e.estimate,
+        "se": e.se,
+        "ci_low": e.ci_low,
+        "ci_high": e.ci_high,
+        "p_value": e.p_value,
+        "mean_treated": e.mean_treated,
+        "mean_control": e.mean_control,
+        "n_treated": e.n_treated,
+        "n_control": e.n_control,
+        "max_abs_smd_after": verdict.max_abs_smd_after,
+        "balance_ok": bool(verdict.ok),
+        "error": "",
+    }
