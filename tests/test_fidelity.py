@@ -3,6 +3,9 @@ slope and the exploratory dose-response against independent references."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -369,3 +372,351 @@ def test_case_manager_means_training_and_caseload():
     assert bool(out.loc["cm1", "trained_before_first_enrolment"])  # trained on the same day
     assert pd.isna(out.loc["cm9", "trained_before_first_enrolment"])  # not in staff
     assert out.loc["cm1", "band"] == "moderate"
+
+
+# ---------------------------------------------------------------- hand-simulated pilot
+# An independent simulation with planted truth: each person has a latent delivery quality
+# that falls by `decay` per month of enrolment over 2018 (plus case-manager and person
+# noise); every item is delivered with that probability; re-offending falls with delivered
+# fidelity when `dose` > 0. Used while the project's synthetic generator is being built.
+
+
+def simulate_pilot(seed=1, n=600, n_cm=12, decay=0.03, dose=0.0):
+    rng = np.random.default_rng(seed)
+    months = rng.integers(0, 12, n)
+    start = pd.to_datetime([f"2018-{m + 1:02d}-01" for m in months]) + pd.to_timedelta(
+        rng.integers(0, 28, n), unit="D"
+    )
+    pid = [f"p{i:04d}" for i in range(n)]
+    cms = np.array([f"cm{c:02d}" for c in range(n_cm)])
+    cm_idx = rng.integers(0, n_cm, n)
+    q_cm = rng.normal(0, 0.08, n_cm)
+    p = np.clip(0.85 - decay * months + q_cm[cm_idx] + rng.normal(0, 0.08, n), 0.02, 0.98)
+    length = rng.integers(120, 500, n)
+    exit_ = start + pd.to_timedelta(length, unit="D")
+    enrolments = pd.DataFrame(
+        {
+            "person_id": pid,
+            "enrolment_date": start,
+            "case_manager_id": cms[cm_idx],
+            "exit_date": exit_,
+            "exit_reason": "completed",
+        }
+    )
+    ok = lambda: rng.random(n) < p  # noqa: E731
+    has_plan = rng.random(n) < 0.5 + 0.5 * p
+    created = np.where(ok(), rng.integers(0, 29, n), rng.integers(29, 80, n))
+    reviewed = np.where(ok(), length - rng.integers(0, 80, n), length - rng.integers(100, 110, n))
+    plans = pd.DataFrame(
+        {
+            "plan_id": [f"pl{i}" for i in range(n)],
+            "person_id": pid,
+            "created_date": start + pd.to_timedelta(created, unit="D"),
+            "co_signed": ok(),
+            "n_strengths": ok().astype(int) * 2,
+            "n_goals_own_words": ok().astype(int),
+            "last_reviewed_date": start + pd.to_timedelta(reviewed, unit="D"),
+        }
+    )[has_plan]
+    rows = []
+    for i in range(n):
+        k = rng.poisson(2 * p[i] * length[i] / 30.44)
+        days = np.sort(rng.integers(0, length[i], k))
+        att = rng.random(k) < p[i]
+        for j, d in enumerate(days):
+            rows.append(
+                (
+                    f"c{i}-{j}",
+                    pid[i],
+                    start[i] + pd.Timedelta(days=int(d)),
+                    "attended" if att[j] else "fta_unacceptable",
+                )
+            )
+    contacts = pd.DataFrame(rows, columns=["contact_id", "person_id", "contact_date", "outcome"])
+    contacts["event_id"] = "e"
+    contacts["contact_type"] = "office_appointment"
+    contacts["case_manager_id"] = "x"
+    f = ok()
+    fund = pd.DataFrame(
+        {
+            "award_id": [f"f{i}" for i in range(n)],
+            "person_id": pid,
+            "award_date": start + pd.Timedelta(days=30),
+            "amount_gbp": 50.0,
+            "purpose": "training",
+        }
+    )[f]
+    a = ok()
+    activities = pd.DataFrame(
+        {
+            "activity_id": [f"a{i}" for i in range(n)],
+            "person_id": pid,
+            "activity_date": start + pd.Timedelta(days=40),
+            "activity_type": "time_bank",
+            "attended": True,
+        }
+    )[a]
+    staff = pd.DataFrame(
+        {
+            "case_manager_id": cms,
+            "office": "hull",
+            "grade": "po",
+            "trained_date": pd.to_datetime(
+                np.where(np.arange(n_cm) % 3, "2017-11-01", "2018-09-01")
+            ),
+            "action_learning_sets_attended": np.arange(n_cm) % 5,
+        }
+    )
+    # Risk, propensity and outcomes; one matched comparator per treated person.
+    risk = rng.normal(0, 1, n)
+    base = 1 / (1 + np.exp(-(-0.4 + 0.8 * risk)))
+    y_t = rng.random(n) < base * (1 - dose * p)
+    y_c = rng.random(n) < 1 / (1 + np.exp(-(-0.4 + 0.8 * (risk + rng.normal(0, 0.1, n)))))
+    cid = [f"q{i:04d}" for i in range(n)]
+    cohort = pd.DataFrame(
+        {"person_id": pid + cid, "treated": [True] * n + [False] * n, "event_end": pd.NaT}
+    )
+    matched = pd.DataFrame(
+        {
+            "person_id": pid + cid,
+            "treated": [True] * n + [False] * n,
+            "subclass": list(range(n)) * 2,
+            "weights": 1.0,
+        }
+    )
+    ps = 1 / (1 + np.exp(-(0.3 - 0.5 * risk)))
+    propensity = pd.DataFrame(
+        {
+            "person_id": pid + cid,
+            "ps": np.r_[ps, ps],
+            "logit_ps": np.log(np.r_[ps, ps] / (1 - np.r_[ps, ps])),
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "person_id": pid + cid,
+            "reoffended": np.r_[y_t, y_c].astype(int),
+            "followup_complete": True,
+        }
+    )
+    return {
+        "enrolments": enrolments,
+        "plans": plans,
+        "contacts": contacts,
+        "enabling_fund": fund,
+        "activities": activities,
+        "staff": staff,
+        "cohort": cohort,
+        "matched": matched,
+        "propensity": propensity,
+        "outcomes": outcomes,
+    }
+
+
+def fidelity_of(sim):
+    per = fid.enrolment_periods(sim["enrolments"], END)
+    items = fid.score_items(
+        per, sim["plans"], sim["contacts"], sim["enabling_fund"], sim["activities"], S
+    )
+    return fid.person_index(items, per, S)
+
+
+def test_planted_decay_is_recovered_and_no_decay_ci_covers_zero():
+    decayed = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.03)))
+    assert decayed.ci_high < 0
+    # Truth: items fall by ~3 points of delivery probability per month; the index is a
+    # mean of item scores, so its slope is of that order (contact rate is capped, so less).
+    assert -4.5 < decayed.estimate < -1.0
+    flat = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.0)))
+    assert flat.ci_low < 0 < flat.ci_high
+
+
+def test_monthly_slope_matches_ols_by_hand():
+    person = fidelity_of(simulate_pilot(seed=5, n=200))
+    d = person.dropna(subset=["index"])
+    x = (d["enrolment_month"].dt.month - d["enrolment_month"].dt.month.min()).to_numpy(float)
+    y = d["index"].to_numpy()
+    slope_hand = np.cov(x, y, ddof=1)[0, 1] / np.var(x, ddof=1)
+    res = fid.monthly_slope(person, se="hc1")
+    assert res.estimate == pytest.approx(slope_hand)
+    assert res.n_clusters == len(d)
+
+
+def test_dose_response_direction_recovered():
+    sim = simulate_pilot(seed=7, n=1500, decay=0.04, dose=0.8)
+    person = fidelity_of(sim)
+    reg = fid.dose_regression(person, sim["propensity"], sim["outcomes"])
+    assert reg.estimate < 0 and reg.ci_high < 0
+    bands = fid.band_comparisons(person, sim["matched"], sim["outcomes"]).set_index("group")
+    assert bands.loc["high", "estimate"] < bands.loc["low", "estimate"]
+    # Without planted dependence the regression slope is compatible with zero.
+    sim0 = simulate_pilot(seed=7, n=1500, decay=0.04, dose=0.0)
+    reg0 = fid.dose_regression(fidelity_of(sim0), sim0["propensity"], sim0["outcomes"])
+    assert reg0.ci_low < 0 < reg0.ci_high
+
+
+def test_band_comparison_against_brute_force_pairs():
+    sim = simulate_pilot(seed=11, n=300)
+    person = fidelity_of(sim)
+    out = fid.band_comparisons(person, sim["matched"], sim["outcomes"]).set_index("group")
+    y = sim["outcomes"].set_index("person_id")["reoffended"]
+    for b in fid.BANDS:
+        ids = person.loc[person["band"] == b, "person_id"]
+        d = np.array([y[i] - y["q" + i[1:]] for i in ids], dtype=float)
+        if len(d) < 2:
+            continue
+        assert out.loc[b, "n_treated"] == len(d)
+        assert out.loc[b, "estimate"] == pytest.approx(d.mean())
+        half = stats_t(len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        assert out.loc[b, "ci_high"] == pytest.approx(d.mean() + half)
+
+
+def stats_t(df):
+    from scipy import stats
+
+    return stats.t.ppf(0.975, df)
+
+
+def test_band_comparison_shared_comparators_in_k_to_1_subclasses():
+    person = pd.DataFrame({"person_id": ["t1", "t2"], "band": ["high", "high"]})
+    matched = pd.DataFrame(
+        {
+            "person_id": ["t1", "t2", "c1", "c2", "c3"],
+            "treated": [1, 1, 0, 0, 0],
+            "subclass": [1, 2, 1, 1, 2],
+        }
+    ).astype({"treated": bool})
+    outcomes = pd.DataFrame(
+        {"person_id": ["t1", "t2", "c1", "c2", "c3"], "reoffended": [1, 0, 0, 1, 1]}
+    )
+    out = fid.band_comparisons(person, matched, outcomes).set_index("group")
+    # t1 vs mean(c1, c2) = 1 - 0.5; t2 vs c3 = 0 - 1.
+    assert out.loc["high", "estimate"] == pytest.approx((0.5 - 1) / 2)
+    assert out.loc["high", "comparator_rate"] == pytest.approx((0.5 + 1) / 2)
+    assert out.loc["high", "n_comparators"] == 3
+    assert out.loc["low", "n_treated"] == 0
+
+
+# ---------------------------------------------------------------- entry scripts end to end
+
+
+def _run_script(script, inputs, outputs, params, tmp_path, rule):
+    import runpy
+
+    from snakemake.iocontainers import Namedlist
+
+    fake = type("Snakemake", (), {})()
+    fake.input = Namedlist(fromdict={k: str(v) for k, v in inputs.items()})
+    fake.output = Namedlist(fromdict={k: str(tmp_path / v) for k, v in outputs.items()})
+    fake.params = Namedlist(fromdict=params)
+    fake.log = Namedlist(fromdict={"log": str(tmp_path / f"{rule}.log")})
+    fake.rule = rule
+    for v in fake.output:
+        Path(v).parent.mkdir(parents=True, exist_ok=True)
+    runpy.run_path(str(ROOT / "scripts" / script), init_globals={"snakemake": fake})
+    return fake
+
+
+ROOT = Path(__file__).resolve().parents[1]
+FIG_OUT = {
+    "fig_distribution": "fig/d.png",
+    "fig_items": "fig/i.png",
+    "fig_monthly": "fig/m.png",
+    "fig_case_managers": "fig/c.png",
+}
+CORE_OUT = {
+    "item_scores": "f/items.parquet",
+    "index_person": "f/index_person.parquet",
+    "index_case_manager": "f/index_case_manager.parquet",
+    "item_coverage": "f/item_coverage.parquet",
+    "monthly": "f/monthly.parquet",
+    **FIG_OUT,
+    "numbers": "numbers/fidelity.json",
+}
+
+
+def _config():
+    import yaml
+    from snakemake.utils import validate
+
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    return cfg
+
+
+def test_scripts_end_to_end_on_simulated_tables(tmp_path):
+    sim = simulate_pilot(seed=2, n=250, decay=0.03, dose=0.6)
+    paths = {}
+    for name, df in sim.items():
+        paths[name] = tmp_path / "in" / f"{name}.parquet"
+        paths[name].parent.mkdir(exist_ok=True)
+        df.to_parquet(paths[name], index=False)
+    cfg = _config()
+    params = {
+        "fidelity": cfg["fidelity"],
+        "extract_end_date": cfg["extract_end_date"],
+        "suppression_threshold": 5,
+    }
+    core_in = {
+        k: paths[k]
+        for k in (
+            "enrolments",
+            "plans",
+            "enabling_fund",
+            "activities",
+            "contacts",
+            "staff",
+            "cohort",
+        )
+    }
+    _run_script("fidelity.py", core_in, CORE_OUT, params, tmp_path, "fidelity")
+    doc = json.loads((tmp_path / CORE_OUT["numbers"]).read_text())
+    nums = doc["numbers"]
+    assert nums["fidelity.n_scored"]["value"] == 250
+    assert nums["fidelity.monthly_slope"]["value"] < 0
+    shares = sum(nums[f"fidelity.share_{b}"]["value"] for b in fid.BANDS)
+    assert shares == pytest.approx(1.0)
+    assert nums["fidelity.share_high"]["derived_from"] == ["fidelity.n_high", "fidelity.n_scored"]
+    # 12 case managers, one in three trained after the pilot started (Sep 2018).
+    assert nums["fidelity.share_trained_before_first_enrolment"]["value"] == pytest.approx(8 / 12)
+    assert set(doc["figures"]) == {f"figures.fidelity_{k[4:]}" for k in FIG_OUT}
+    monthly = pd.read_parquet(tmp_path / CORE_OUT["monthly"])
+    assert monthly["n_enrolled"].sum() == 250 and len(monthly) == 12
+    first_png = (tmp_path / FIG_OUT["fig_monthly"]).read_bytes()
+
+    dose_in = {
+        "index_person": tmp_path / CORE_OUT["index_person"],
+        "matched": paths["matched"],
+        "propensity": paths["propensity"],
+        "outcomes": paths["outcomes"],
+    }
+    dose_out = {
+        "dose_response": "f/dose_response.parquet",
+        "fig_dose": "fig/dose.png",
+        "numbers": "numbers/fidelity_dose.json",
+    }
+    _run_script("fidelity_dose.py", dose_in, dose_out, params, tmp_path, "fidelity_dose")
+    dose = json.loads((tmp_path / dose_out["numbers"]).read_text())["numbers"]
+    assert dose["fidelity.dose_n"]["value"] == 250
+    assert dose["fidelity.dose_slope_ci_low"]["value"] < dose["fidelity.dose_slope"]["value"]
+    table = pd.read_parquet(tmp_path / dose_out["dose_response"])
+    assert list(table["group"][:3]) == list(fid.BANDS)
+
+    # Deterministic: the same inputs give the same bytes.
+    _run_script("fidelity.py", core_in, CORE_OUT, params, tmp_path, "fidelity")
+    assert (tmp_path / FIG_OUT["fig_monthly"]).read_bytes() == first_png
+    log = (tmp_path / "fidelity.log").read_text()
+    assert "p0" not in log  # no person identifiers in the log
+
+
+def test_bad_enrolments_give_one_clear_message(tmp_path):
+    sim = simulate_pilot(seed=2, n=40)
+    enr = sim["enrolments"]
+    enr = pd.concat([enr, enr.iloc[[3, 5]]], ignore_index=True)
+    msgs = fid.check_table(enr, "enrolments", "results/clean/enrolments.parquet")
+    assert msgs == [
+        "results/clean/enrolments.parquet, column person_id: 2 rows repeat an enrolled person "
+        "(e.g. rows 41, 42); keep one enrolment per person (the first) in the cleaning stage."
+    ]
+    msgs = fid.check_table(enr.drop(columns="exit_date"), "enrolments", "e.parquet")
+    assert "missing column(s) exit_date" in msgs[0]
