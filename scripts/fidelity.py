@@ -150,14 +150,14 @@ def fidelity_numbers(person, cm, coverage, slope, settings):
     return nums
 
 
-def config_keys(section):
+def config_keys(section, prefix="fidelity."):
+    """Dotted keys of every leaf setting used (as the registry flattens the config)."""
     keys = {}
     for k, v in sorted(section.items()):
-        if isinstance(v, dict):
-            for k2, v2 in sorted(v.items()):
-                keys[f"fidelity.{k}.{k2}"] = v2
-        else:
-            keys[f"fidelity.{k}"] = v
+        if isinstance(v, dict) and v:
+            keys.update(config_keys(v, f"{prefix}{k}."))
+        elif not isinstance(v, dict):
+            keys[f"{prefix}{k}"] = v
     return keys
 
 
