@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mydirection import clean
 from mydirection.contract import EXTRACTS, extract_schema
@@ -421,3 +424,478 @@ def test_extra_columns_are_dropped_and_logged(tmp_path, caplog):
         tables, _ = run_clean(paths)
     assert "notes" not in tables["staff"] and "zz" not in tables["staff"]
     assert "staff: 2 column(s) not in the contract dropped: notes, zz" in caplog.text
+
+
+# --------------------------------------------------------------------------- file formats
+
+
+def test_bom_semicolon_and_tab_files_are_read_like_plain_csv(tmp_path):
+    expected, _ = run_clean(write_all(tmp_path / "plain"))
+    paths = write_all(tmp_path / "odd")
+    cols = {n: list(extract_schema(n)["columns"]) for n in EXTRACTS}
+    write_csv(paths["people"], ROWS["people"], cols["people"], encoding="utf-8-sig")
+    write_csv(paths["supervision"], ROWS["supervision"], cols["supervision"], delimiter=";")
+    write_csv(
+        paths["contacts"], ROWS["contacts"], cols["contacts"], delimiter="\t", encoding="utf-8-sig"
+    )
+    got, _ = run_clean(paths)
+    for name in ("people", "supervision", "contacts"):
+        pd.testing.assert_frame_equal(got[name], expected[name])
+
+
+def test_quoted_values_with_commas_and_windows_line_ends(tmp_path):
+    paths = write_all(tmp_path)
+    staff = [{**ROWS["staff"][0], "office": "Hull, Queen St"}, ROWS["staff"][1]]
+    write_csv(paths["staff"], staff)
+    text = paths["staff"].read_text().replace("\n", "\r\n")
+    paths["staff"].write_bytes(text.encode())
+    tables, _ = run_clean(paths)
+    assert tables["staff"]["office"].tolist() == ["Hull, Queen St", "HULL2"]
+
+
+# --------------------------------------------------------------------------- malformed extracts
+
+
+def _people(**changes_by_row) -> list[dict]:
+    rows = [dict(p) for p in ROWS["people"]]
+    for i, change in changes_by_row.items():
+        rows[int(i[1:])].update(change)
+    return rows
+
+
+def _break(tmp_path, name, how):
+    """Write the tiny dataset with extract ``name`` broken by ``how(path)``."""
+    paths = write_all(tmp_path)
+    how(paths[name])
+    return paths
+
+
+def _rows(name, *edits):
+    """Rows of ``name`` with (row index, change) edits applied."""
+    rows = [dict(r) for r in ROWS[name]]
+    for i, change in edits:
+        rows[i].update(change)
+    return rows
+
+
+def _rewrite(name, rows, **kw):
+    return lambda p: write_csv(p, rows, kw.pop("columns", None) or list(rows[0]), **kw)
+
+
+MALFORMED = {
+    "missing_file": ("people", lambda p: p.unlink(), [r"people\.csv: file not found"]),
+    "empty_file": ("staff", lambda p: p.write_bytes(b""), [r"staff\.csv: the file is empty"]),
+    "header_only": (
+        "plans",
+        lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"),
+        [r"plans\.csv: the file has a header but no data rows"],
+    ),
+    "missing_column": (
+        "supervision",
+        _rewrite(
+            "supervision",
+            [{k: v for k, v in r.items() if k != "rosh"} for r in ROWS["supervision"]],
+        ),
+        [r"supervision\.csv, column rosh: missing from the header"],
+    ),
+    "repeated_column": (
+        "staff",
+        lambda p: p.write_text(p.read_text().replace("grade", "office", 1)),
+        [r"staff\.csv, column office: the header names this column more than once"],
+    ),
+    "unparseable_date": (
+        "supervision",
+        _rewrite(
+            "supervision",
+            _rows(
+                "supervision", (0, {"start_date": "2019-02-30"}), (2, {"start_date": "next week"})
+            ),
+        ),
+        [
+            r"supervision\.csv, column start_date: 2 rows have a date",
+            r"rows 1, 3;",
+            r"'2019-02-30'",
+        ],
+    ),
+    "unknown_code": (
+        "supervision",
+        _rewrite("supervision", _rows("supervision", (1, {"rosh": " Severe "}))),
+        [
+            r"supervision\.csv, column rosh: 1 rows have a code that is not in the contract",
+            r"rows 2;",
+            r"'severe'",
+            r"allowed: low, medium, high, very_high",
+        ],
+    ),
+    "non_numeric_score": (
+        "assessments",
+        _rewrite("assessments", _rows("assessments", (0, {"ogrs3_2yr": "51%"}))),
+        [r"assessments\.csv, column ogrs3_2yr: 1 rows have a value that is not a number"],
+    ),
+    "ogrs3_out_of_range": (
+        "assessments",
+        _rewrite("assessments", _rows("assessments", (0, {"ogrs3_1yr": "100.5"}))),
+        [
+            r"assessments\.csv, column ogrs3_1yr: 1 rows have a value outside the allowed "
+            r"range 0-100"
+        ],
+    ),
+    "negative_amount": (
+        "enabling_fund",
+        _rewrite("enabling_fund", _rows("enabling_fund", (0, {"amount_gbp": "-5"}))),
+        [
+            r"enabling_fund\.csv, column amount_gbp: 1 rows have a value outside the allowed "
+            r"range 0 or more"
+        ],
+    ),
+    "fractional_count": (
+        "plans",
+        _rewrite("plans", _rows("plans", (0, {"n_goals_own_words": "2.5"}))),
+        [r"plans\.csv, column n_goals_own_words: 1 rows have a value that is not a whole"],
+    ),
+    "unknown_flag": (
+        "activities",
+        _rewrite("activities", _rows("activities", (0, {"attended": "maybe"}))),
+        [r"activities\.csv, column attended: 1 rows have a flag that is not one of"],
+    ),
+    "duplicated_key": (
+        "people",
+        _rewrite(
+            "people",
+            [
+                *ROWS["people"],
+                {**ROWS["people"][0], "sex": "female"},
+                {**ROWS["people"][0], "ethnicity": "black"},
+            ],
+        ),
+        [
+            r"people\.csv, column crn: 3 rows share their key \(crn\) with another row",
+            r"rows 1, 4, 5;",
+            r"one row per person",
+        ],
+    ),
+    "duplicated_compound_key": (
+        "assessments",
+        _rewrite(
+            "assessments", [*ROWS["assessments"], {**ROWS["assessments"][0], "ogrs3_1yr": "20"}]
+        ),
+        [r"assessments\.csv, column crn, assessment_date: 2 rows share their key"],
+    ),
+    "required_blank": (
+        "contacts",
+        _rewrite("contacts", _rows("contacts", (1, {"event_id": ""}))),
+        [
+            r"contacts\.csv, column event_id: 1 rows have a blank value in a required column",
+            r"rows 2;",
+        ],
+    ),
+    "not_utf8": (
+        "staff",
+        _rewrite("staff", _rows("staff", (1, {"office": "Beverley Caf\xe9"})), encoding="latin-1"),
+        [r"staff\.csv: 1 rows are not valid UTF-8 text \(e\.g\. rows 2\)", r"as UTF-8"],
+    ),
+    "ragged_row": (
+        "enrolments",
+        lambda p: p.write_text(p.read_text() + "X100002,2018-04-01,S2,,,surplus\n"),
+        [r"enrolments\.csv: 1 rows do not have the 5 fields of the header \(e\.g\. rows 2\)"],
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALFORMED))
+def test_malformed_extract_stops_with_one_clear_message(tmp_path, kind):
+    name, how, patterns = MALFORMED[kind]
+    paths = _break(tmp_path, name, how)
+    with pytest.raises(UserError) as err:
+        run_clean(paths)
+    message = str(err.value)
+    assert "\n" not in message
+    for pattern in patterns:
+        assert re.search(pattern, message), message
+    assert "re-run" in message or "re-export" in message or "raw_dir" in message
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"date_of_birth": "31/02/1990"},
+        {"date_of_birth": ""},
+        {"pnc_id": "", "crn": ""},
+    ],
+)
+def test_messages_never_show_identifying_values(tmp_path, change):
+    people = _rows("people", (2, change))
+    paths = write_all(tmp_path, {"people": people})
+    with pytest.raises(UserError) as err:
+        run_clean(paths)
+    message = str(err.value)
+    assert "rows 3;" in message
+    for value in [*change.values(), *(p["crn"] for p in ROWS["people"])]:
+        if value:
+            assert value not in message
+
+
+def test_a_message_names_the_first_problem_and_counts_the_others(tmp_path):
+    sup = _rows(
+        "supervision", (0, {"rosh": "extreme", "start_date": "soon"}), (1, {"sentence_type": ""})
+    )
+    with pytest.raises(UserError) as err:
+        run_clean(write_all(tmp_path, {"supervision": sup}))
+    message = str(err.value)
+    assert "column sentence_type: 1 rows have a blank value" in message
+    assert "[2 further problem(s)" in message
+
+
+# --------------------------------------------------------------------------- pseudonymisation
+
+
+def _reference_id(crn: str, key: bytes) -> str:
+    import hashlib
+    import hmac
+
+    return hmac.new(key, crn.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def test_person_id_is_the_keyed_hash_of_the_crn(tmp_path):
+    tables, _ = run_clean(write_all(tmp_path))
+    expected = [_reference_id(p["crn"], KEY) for p in ROWS["people"]]
+    assert tables["people"]["person_id"].tolist() == expected
+    # the same person has the same id in every extract
+    assert tables["supervision"]["person_id"].tolist() == expected
+    assert tables["enrolments"]["person_id"].tolist() == expected[:1]
+
+
+def test_pseudonyms_are_deterministic_and_depend_on_the_key(tmp_path):
+    paths = write_all(tmp_path)
+    a, _ = run_clean(paths, KEY)
+    b, _ = run_clean(paths, KEY)
+    c, _ = run_clean(paths, b"another-key-0123456789abcdef")
+    assert a["people"]["person_id"].tolist() == b["people"]["person_id"].tolist()
+    assert not set(a["people"]["person_id"]) & set(c["people"]["person_id"])
+    assert all(len(p) == 16 and int(p, 16) >= 0 for p in c["people"]["person_id"])
+
+
+def test_no_raw_identifier_reaches_the_output_folder(tmp_path):
+    tables, log = run_clean(write_all(tmp_path / "raw"))
+    out = tmp_path / "results" / "clean"
+    outputs = {n: out / f"{n}.parquet" for n in EXTRACTS}
+    outputs["cleaning_log"] = out / "cleaning_log.parquet"
+    clean.write_tables(tables, log, outputs)
+    secrets = (
+        {p["crn"] for p in ROWS["people"]}
+        | {p["pnc_id"] for p in ROWS["people"] if p["pnc_id"]}
+        | {p["date_of_birth"] for p in ROWS["people"]}
+    )
+    files = sorted(out.glob("*.parquet"))
+    assert len(files) == 11
+    for f in files:
+        data = pd.read_parquet(f)
+        text = data.astype(str).to_csv() + " ".join(map(str, data.columns))
+        raw_bytes = f.read_bytes()
+        for s in secrets:
+            assert s not in text, f"{s} in {f.name}"
+            assert s.encode() not in raw_bytes, f"{s} in the bytes of {f.name}"
+    assert "date_of_birth" not in pd.read_parquet(out / "people.parquet")
+
+
+def test_synthetic_runs_use_the_fixed_documented_key(monkeypatch):
+    monkeypatch.setenv("MYDIRECTION_PSEUDO_KEY", "x" * 40)
+    assert clean.load_key({"key_env": "MYDIRECTION_PSEUDO_KEY"}, synthetic=True) == (
+        clean.SYNTHETIC_KEY
+    )
+
+
+def test_real_runs_read_the_key_from_the_environment_then_the_key_file(tmp_path):
+    key_file = tmp_path / "pseudo.key"
+    key_file.write_text("file-key-0123456789abcdef\n")
+    settings = {"key_env": "MY_KEY", "key_file": str(key_file)}
+    env = {"MY_KEY": "env-key-0123456789abcdef"}
+    assert clean.load_key(settings, synthetic=False, environ=env) == b"env-key-0123456789abcdef"
+    assert clean.load_key(settings, synthetic=False, environ={}) == b"file-key-0123456789abcdef"
+
+
+def test_real_runs_without_a_key_stop_with_instructions():
+    with pytest.raises(UserError, match="set the environment variable MY_KEY"):
+        clean.load_key({"key_env": "MY_KEY", "key_file": None}, synthetic=False, environ={})
+
+
+def test_a_key_file_inside_the_repository_is_refused(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "config").mkdir(parents=True)
+    key_file = repo / "config" / "pseudo.key"
+    key_file.write_text("k" * 40)
+    settings = {"key_env": "MY_KEY", "key_file": str(key_file)}
+    with pytest.raises(UserError, match="inside the repository"):
+        clean.load_key(settings, synthetic=False, repo_root=repo, environ={})
+
+
+@pytest.mark.parametrize("source", ["env", "file", "missing_file"])
+def test_short_or_missing_keys_are_refused(tmp_path, source):
+    key_file = tmp_path / "k"
+    if source == "file":
+        key_file.write_text("short")
+    settings = {"key_env": "MY_KEY", "key_file": str(key_file)}
+    env = {"MY_KEY": "short"} if source == "env" else {}
+    with pytest.raises(UserError, match="too short|file not found"):
+        clean.load_key(settings, synthetic=False, environ=env)
+
+
+# --------------------------------------------------------------------------- through the script
+
+
+class _Names(list):
+    """A stand-in for snakemake's named lists (index by position or name)."""
+
+    def __init__(self, named: dict):
+        super().__init__(named.values())
+        self._named = named
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["_named"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, item):
+        return self._named[item] if isinstance(item, str) else super().__getitem__(item)
+
+
+def _fake_snakemake(paths, out: Path, raw_dir=None, key_env="MYDIRECTION_TEST_KEY_UNSET"):
+    from types import SimpleNamespace
+
+    outputs = {n: str(out / "clean" / f"{n}.parquet") for n in EXTRACTS}
+    outputs["log_table"] = str(out / "clean" / "cleaning_log.parquet")
+    outputs["numbers"] = str(out / "numbers" / "clean.json")
+    return SimpleNamespace(
+        input=_Names({n: str(p) for n, p in paths.items()}),
+        output=_Names(outputs),
+        params=SimpleNamespace(
+            raw_dir=raw_dir,
+            extract_end_date=END,
+            pseudonymisation={"key_env": key_env, "key_file": None},
+        ),
+        log=[str(out / "logs" / "clean.log")],
+        rule="clean",
+    )
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "clean.py"
+
+
+def _run_script(fake):
+    import runpy
+
+    runpy.run_path(str(SCRIPT), init_globals={"snakemake": fake}, run_name="__main__")
+
+
+def test_script_writes_every_output_and_its_numbers(tmp_path):
+    import json
+
+    fake = _fake_snakemake(write_all(tmp_path / "raw"), tmp_path / "results")
+    _run_script(fake)
+    for path in fake.output:
+        assert Path(path).is_file(), path
+    log = pd.read_parquet(fake.output.log_table)
+    doc = json.loads(Path(fake.output.numbers).read_text())
+    received = int(log.loc[log.action == "received", "rows"].sum())
+    assert doc["numbers"]["cleaning.rows_received"]["value"] == received
+    assert doc["numbers"]["cleaning.n_people"]["value"] == 3
+    per_file = log.pivot_table(index="file", columns="action", values="rows", aggfunc="sum")
+    assert (per_file["received"] == per_file["kept"] + per_file["excluded"]).all()
+    assert "X100001" not in Path(fake.log[0]).read_text()
+
+
+@pytest.mark.parametrize("kind", ["unknown_code", "not_utf8", "missing_file"])
+def test_script_failure_is_one_line_no_traceback_no_outputs(tmp_path, capsys, kind):
+    name, how, patterns = MALFORMED[kind]
+    fake = _fake_snakemake(_break(tmp_path / "raw", name, how), tmp_path / "results")
+    stale = Path(fake.output.people)
+    stale.parent.mkdir(parents=True)
+    stale.write_text("left over from an earlier run")
+    with pytest.raises(SystemExit) as exit_:
+        _run_script(fake)
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and f"{name}.csv" in errors[0]
+    assert not any(Path(p).exists() for p in fake.output)
+
+
+def test_script_on_real_extracts_without_a_key_stops(tmp_path, capsys):
+    fake = _fake_snakemake(write_all(tmp_path / "raw"), tmp_path / "results", raw_dir="raw")
+    with pytest.raises(SystemExit):
+        _run_script(fake)
+    assert "no pseudonymisation key for real extracts" in capsys.readouterr().err
+    assert not any(Path(p).exists() for p in fake.output)
+
+
+# --------------------------------------------------------------------------- property: brute force
+
+
+EVENT_END = {"E1": "2019-03-01", "E2": None, "E3": "2019-12-01"}
+
+_contact = st.fixed_dictionaries(
+    {
+        "crn": st.sampled_from(["X100001", "X100002", "X100003", "Z000001"]),
+        "event_id": st.sampled_from(["E1", "E2", "E3", "E404"]),
+        "day": st.integers(0, 4 * 365),
+        "dmy": st.booleans(),
+        "messy_code": st.booleans(),
+        "copies": st.integers(0, 2),
+    }
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(_contact, min_size=1, max_size=12))
+def test_contacts_cleaning_matches_a_row_by_row_reference(tmp_path_factory, specs):
+    folder = tmp_path_factory.mktemp("prop")
+    rows, expected_kept, counts = (
+        [],
+        [],
+        dict.fromkeys(
+            [
+                "exact_duplicate",
+                "after_extract_end",
+                "contact_after_order_end",
+                "person_not_in_people",
+                "code_normalised",
+                "date_format",
+            ],
+            0,
+        ),
+    )
+    for i, s in enumerate(specs):
+        date = pd.Timestamp("2017-06-01") + pd.Timedelta(days=s["day"])
+        text = date.strftime("%d/%m/%Y") if s["dmy"] else date.strftime("%Y-%m-%d")
+        row = {
+            "contact_id": f"C{i}",
+            "crn": s["crn"],
+            "event_id": s["event_id"],
+            "contact_date": text,
+            "contact_type": " Home_Visit" if s["messy_code"] else "home_visit",
+            "outcome": "attended",
+            "case_manager_id": "S1",
+        }
+        rows += [row] * (1 + s["copies"])
+        counts["exact_duplicate"] += s["copies"]
+        end = EVENT_END.get(s["event_id"])
+        if date > pd.Timestamp(END):
+            counts["after_extract_end"] += 1
+        elif end is not None and date > pd.Timestamp(end):
+            counts["contact_after_order_end"] += 1
+        elif s["crn"] == "Z000001":
+            counts["person_not_in_people"] += 1
+        else:
+            expected_kept.append(f"C{i}")
+            counts["code_normalised"] += s["messy_code"]
+            counts["date_format"] += s["dmy"]
+    tables, log = run_clean(write_all(folder, {"contacts": rows}))
+    assert tables["contacts"]["contact_id"].tolist() == expected_kept
+    for rule, n in counts.items():
+        assert log_count(log, "contacts", rule) == n, rule
+    assert log_count(log, "contacts", "read") == len(rows)
+    assert log_count(log, "contacts", "kept") == len(expected_kept)

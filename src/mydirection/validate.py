@@ -36,7 +36,7 @@ import pyarrow as pa_
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from mydirection.contract import SCHEMA_DIR, extract_schema
+from mydirection.contract import extract_schema
 from mydirection.runner import UserError
 
 #: Delimiters recognised when sniffing a header line.
@@ -123,6 +123,10 @@ def _ragged_rows(path: Path, delimiter: str, n_fields: int) -> list[int]:
     return bad
 
 
+def _schema_file(name: str) -> str:
+    return f"workflow/schemas/extracts/{name}.schema.yaml"
+
+
 def _examples(rows) -> str:
     rows = sorted(set(int(r) for r in rows))[:MAX_EXAMPLES]
     return ", ".join(str(r) for r in rows)
@@ -173,8 +177,8 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
         raise UserError(
             f"{label}, column {missing[0]}: missing from the header "
             f"({len(missing)} contract column(s) missing: {', '.join(missing)}; "
-            f"header read with {DELIMITERS[delimiter]} as delimiter); the extract must have "
-            f"the columns listed in {SCHEMA_DIR.name}/{name}.schema.yaml"
+            f"header read with {DELIMITERS[delimiter]} as delimiter); add it to the extract "
+            f"(the columns are listed in {_schema_file(name)}) and re-export"
         )
     extra = [n for n in names if n not in columns]
     try:
@@ -428,7 +432,7 @@ def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
     fc = fc.sort_values(["is_key", "col_order", "check_order"], kind="stable")
     first = fc.iloc[0]
     problems = fc.groupby(["is_key", "column", "check"], sort=False).ngroups
-    schema_file = f"{SCHEMA_DIR.name}/{name}.schema.yaml"
+    schema_file = _schema_file(name)
     if first["is_key"]:
         key = contract.get("key") or []
         rows = fc.loc[fc["is_key"], "index"]
