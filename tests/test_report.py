@@ -1,0 +1,398 @@
+"""The report: every number a registry span linking to its provenance row; disclosure
+control; self-contained, deterministic HTML; sections that appear as stages land.
+
+The fast tests build a small fake set of numbers files and tiny PNGs (``fake_results``) and
+render with Pandoc; the Snakemake test runs the real report.smk on them twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import struct
+import zlib
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from bs4 import BeautifulSoup
+
+from mydirection.numbers import number, write_numbers
+from mydirection.registry import build_registry, dumps
+from mydirection.report import (
+    ReportKeyError,
+    figure_filename,
+    fill_template,
+    render,
+    source_inputs,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "reports" / "evaluation.qmd"
+ASSETS = [ROOT / "reports" / "style.css", ROOT / "reports" / "references.bib"]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+# A distinctive raw value that must never reach the registry or the report once suppressed.
+SMALL_COUNT = 3
+SMALL_SHARE = 3 / 937
+
+
+def tiny_png(path: Path, rgb=(29, 112, 184), w: int = 6, h: int = 4) -> None:
+    """A valid w x h RGB PNG (deterministic bytes)."""
+    raw = b"".join(b"\x00" + bytes(rgb) * w for _ in range(h))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data + chunk(b"IEND", b""))
+
+
+def fake_stage_numbers() -> dict[str, dict]:
+    """rule -> (inputs, numbers, config, figures): one fake set covering every section."""
+    return {
+        "cohort": (
+            ["data/synthetic/people.csv", "data/synthetic/supervision.csv"],
+            {
+                "cohort.n_treated": number(412, "count", "people"),
+                "cohort.n_comparator_pool": number(23817, "count", "people"),
+                "cohort.n_excluded_no_assessment": number(SMALL_COUNT, "count", "people"),
+                "cohort.share_excluded_no_assessment": number(
+                    SMALL_SHARE,
+                    "proportion",
+                    derived_from=["cohort.n_excluded_no_assessment"],
+                    label="Share excluded for lack of an assessment",
+                ),
+                "cohort.n_excluded_zero": number(0, "count", "people", label="Excluded twice"),
+            },
+            {"cohort.min_age": 18},
+            {
+                "figures.attrition": {
+                    "path": "results/figures/attrition.png",
+                    "caption": "Attrition chevron: records kept and lost at each step.",
+                }
+            },
+        ),
+        "matching": (
+            ["results/cohort/cohort.parquet"],
+            {
+                "matching.n_treated_matched": number(398, "count", "people"),
+                "matching.n_control_matched": number(1194, "count", "people"),
+                "matching.max_abs_smd_after": number(0.0623, "estimate", decimals=3),
+                "matching.balance_ok": number(True, "text"),
+            },
+            {"matching.caliper": 0.2, "matching.ratio": 3},
+            {
+                "figures.love_plot": {
+                    "path": "results/figures/love_plot.png",
+                    "caption": "Love plot: standardised mean differences before and after matching.",
+                },
+                "figures.overlap": {
+                    "path": "results/figures/overlap.png",
+                    "caption": "Overlap of propensity scores.",
+                },
+            },
+        ),
+        "effects": (
+            ["results/matching/matched.parquet", "results/outcomes/outcomes.parquet"],
+            {
+                "reoffending.rate_treated": number(0.3417, "proportion"),
+                "reoffending.rate_comparison": number(0.3802, "proportion"),
+                "reoffending.rate_difference": number(-0.0385, "pp"),
+                "reoffending.rate_difference_ci_low": number(-0.0921, "pp"),
+                "reoffending.rate_difference_ci_high": number(0.0151, "pp"),
+                "reoffending.rate_difference_p": number(0.1592, "p_value"),
+                "reoffending.frequency_difference": number(
+                    -0.1234, "mean", "re-offences per person"
+                ),
+                "reoffending.typical_100_sentence": number(
+                    "For every 100 typical people, between 9 fewer and 2 more re-offended.", "text"
+                ),
+            },
+            {"effects.alpha": 0.05},
+            {},
+        ),
+        "survival": (
+            ["results/matching/matched.parquet", "results/outcomes/outcomes.parquet"],
+            {"survival.hazard_ratio": number(0.912, "ratio")},
+            {},
+            {"figures.km": {"path": "results/figures/km.png", "caption": "Kaplan-Meier curves."}},
+        ),
+        "power": (
+            ["results/matching/matched.parquet"],
+            {"power.mde_rate_pp": number(0.0873, "pp")},
+            {"power.power": 0.8},
+            {},
+        ),
+        "sensitivity": (
+            ["results/matching/pairs.parquet"],
+            {
+                "sensitivity.rosenbaum_gamma": number(1.35, "gamma"),
+                "sensitivity.evalue": number(1.41, "ratio"),
+            },
+            {},
+            {},
+        ),
+        "simulation": (
+            ["config/synthetic.yaml"],
+            {
+                "simulation.coverage": number(0.946, "proportion"),
+                "simulation.bias": number(0.0021, "pp"),
+            },
+            {"simulation.n_replicates": 200},
+            {},
+        ),
+        "fidelity": (
+            ["results/clean/plans.parquet"],
+            {"fidelity.index_mean": number(63.2, "index", "points", label="Mean fidelity index")},
+            {},
+            {},
+        ),
+    }
+
+
+FAKE_CONFIG = {
+    "seed": 20180101,
+    "raw_dir": None,
+    "cohort": {"min_age": 18},
+    "matching": {"caliper": 0.2, "ratio": 3},
+    "report": {"suppression_threshold": 5, "engine": "pandoc"},
+}
+
+
+def write_fake_inputs(root: Path) -> None:
+    """The input files and figures the fake numbers files refer to (tiny, deterministic)."""
+    for rule, (inputs, _, _, figures) in fake_stage_numbers().items():
+        for p in inputs:
+            f = root / p
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(f"fake input {p}\n")
+        for i, fig in enumerate(figures.values()):
+            tiny_png(root / fig["path"], rgb=(20 * i, 100, len(rule) * 10))
+    (root / "scripts").mkdir(exist_ok=True)
+
+
+def write_fake_numbers(root: Path) -> list[Path]:
+    out = []
+    for rule, (inputs, numbers, config_keys, figures) in fake_stage_numbers().items():
+        path = root / "results" / "numbers" / f"{rule}.json"
+        snake = SimpleNamespace(rule=rule, input=inputs)
+        with contextlib.chdir(root):
+            write_numbers(path, snake, numbers, config_keys=config_keys, figures=figures)
+        doc = json.loads(path.read_text())
+        doc["script"] = f"scripts/{rule}.py"
+        (root / doc["script"]).write_text(f"# fake entry script of rule {rule}\n")
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        out.append(path)
+    return out
+
+
+def build(
+    root: Path,
+    *,
+    drop: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
+    threshold: int = 5,
+) -> tuple[dict, Path]:
+    """Fake numbers -> registry -> HTML (Pandoc) inside ``root``; returns (registry, html)."""
+    write_fake_inputs(root)
+    paths = write_fake_numbers(root)
+    docs = []
+    for p in paths:
+        doc = json.loads(p.read_text())
+        if only is not None and doc["rule"] not in only:
+            continue
+        doc["numbers"] = {k: v for k, v in doc["numbers"].items() if k not in drop}
+        docs.append(doc)
+    with contextlib.chdir(root):
+        registry = build_registry(docs, threshold=threshold, config=FAKE_CONFIG, schema={})
+        (root / "results" / "registry.json").write_text(dumps(registry))
+        stamp = {"build": {"commit": "unknown"}, "packages": {}, "inputs": source_inputs(registry)}
+        markdown = fill_template(TEMPLATE, registry, stamp)
+        figures = {figure_filename(k, f["path"]): f["path"] for k, f in registry["figures"].items()}
+        html = root / "results" / "report" / "evaluation.html"
+        render(markdown, figures, ASSETS, html, engine="pandoc")
+    return registry, html
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    registry, html = build(root)
+    return registry, html, BeautifulSoup(html.read_text(), "html.parser")
+
+
+# ----------------------------------------------------------------------------- helpers
+EXEMPT_SECTIONS = ("provenance", "reproducibility")
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def _exempt(parent, node) -> bool:
+    classes = parent.get("class") or []
+    return (
+        parent.name in ("style", "script")
+        or (parent.name == "span" and ("num" in classes or "citation" in classes))
+        or parent.get("id") in (*EXEMPT_SECTIONS, "refs")
+        or (parent.name == "code" and "ident" in classes and bool(IDENT.match(node.strip())))
+    )
+
+
+def stray_digits(soup: BeautifulSoup) -> list[str]:
+    """Text in the body with a digit that is not inside a number span or an exempt zone.
+
+    Exempt: the provenance appendix and reproducibility stamp, the bibliography (#refs),
+    citations (their years), <style>/<script>, and <code class="ident"> setting names that
+    are identifiers (start with a letter).
+    """
+    bad = []
+    for node in soup.body.find_all(string=True):
+        if re.search(r"\d", node) and not any(_exempt(p, node) for p in node.parents):
+            bad.append(node.strip()[:80])
+    return bad
+
+
+# ----------------------------------------------------------------------------- tests
+def test_every_digit_in_the_body_is_a_registry_number(built):
+    _, _, soup = built
+    assert stray_digits(soup) == []
+
+
+def test_stray_digit_check_can_fail(built):
+    _, _, soup = built
+    soup = BeautifulSoup(str(soup), "html.parser")
+    soup.find(id="matching").append(BeautifulSoup("<p>balance on 12 covariates</p>", "html.parser"))
+    assert stray_digits(soup) == ["balance on 12 covariates"]
+
+
+def test_every_span_names_a_registry_key_and_links_to_its_row(built):
+    registry, _, soup = built
+    spans = soup.select("span.num")
+    assert len(spans) > 30
+    keys = set(registry["numbers"]) | set(registry["figures"])
+    for span in spans:
+        key = span["data-key"]
+        assert key in keys
+        assert span.parent.name == "a" and span.parent["href"] == f"#prov-{key}"
+        assert span["title"] == f"rule: {registry['numbers'][key]['rule']}"
+        assert " ".join(span.get_text().split()) == registry["numbers"][key]["display"]
+        row = soup.find(id=f"prov-{key}")
+        assert row is not None and row.name == "tr"
+    # every number and figure has a provenance row with its rule and script blob
+    for key, entry in [*registry["numbers"].items(), *registry["figures"].items()]:
+        row = soup.find(id=f"prov-{key}")
+        assert row is not None, key
+        assert entry["rule"] in row.get_text()
+
+
+def test_figures_are_embedded_and_captions_link_to_provenance(built):
+    registry, _, soup = built
+    figures = soup.find_all("figure")
+    assert len(figures) == len(registry["figures"]) == 4
+    for fig in figures:
+        assert fig.img["src"].startswith("data:image/png;base64,")
+        link = fig.figcaption.find("a", class_="provlink")
+        assert link["href"] == f"#prov-{link['data-key']}"
+        assert link["data-key"] in registry["figures"]
+
+
+def test_report_is_self_contained(built):
+    _, html, soup = built
+    for tag in soup.find_all(["img", "script", "link", "iframe", "source"]):
+        for attr in ("src", "href"):
+            assert not str(tag.get(attr, "")).startswith(("http:", "https:", "//")), tag
+    assert "mathjax" not in html.read_text().lower()
+
+
+def test_sections_in_jdl_order(built):
+    _, _, soup = built
+    ids = [
+        s["id"]
+        for s in soup.find_all("section")
+        if s.get("id") and s.find_parent("section") is None
+    ]
+    expected = [
+        "summary",
+        "pilot",
+        "cohort",
+        "matching",
+        "reoffending",
+        "fidelity",
+        "trust",
+        "limitations",
+        "methods",
+        "references",
+        "reproducibility",
+        "provenance",
+    ]
+    assert [i for i in ids if i in expected] == expected
+    for h in soup.find_all(["h1", "h2", "h3"]):
+        assert not re.search(r"\d", "".join(h.find_all(string=True, recursive=False))), h
+
+
+def test_summary_reading_is_computed_from_registry(built):
+    registry, _, soup = built
+    summary = soup.find(id="summary")
+    nums = registry["numbers"]
+    # 34.17 % and 38.02 % of 100 people -> 34 and 38; the CI spans zero -> not significant
+    assert nums["summary.typical_treated"]["display"] == "34"
+    assert nums["summary.typical_comparison"]["display"] == "38"
+    assert nums["summary.verdict"]["display"] == "not statistically significant"
+    assert nums["summary.power_caveat"]["display"] == "smaller than"
+    text = " ".join(summary.get_text(" ", strip=True).split())
+    assert "not statistically significant" in text
+    assert "could easily go undetected" in text
+    assert "+8.7 pp" in text  # the MDE
+
+
+def test_suppressed_numbers_never_show_the_raw_value(built):
+    registry, html, soup = built
+    small = registry["numbers"]["cohort.n_excluded_no_assessment"]
+    share = registry["numbers"]["cohort.share_excluded_no_assessment"]
+    assert small["suppressed"] and small["value"] is None and small["display"] == "<5"
+    assert share["suppressed"] and share["value"] is None and share["display"] == "[c]"
+    zero = registry["numbers"]["cohort.n_excluded_zero"]
+    assert not zero["suppressed"] and zero["display"] == "0"
+    text = html.read_text()
+    reg_text = dumps(registry)
+    for raw in (repr(SMALL_SHARE), f"{100 * SMALL_SHARE:.1f}%", f"{SMALL_SHARE:.4f}"):
+        assert raw not in text and raw not in reg_text
+    span = soup.find("span", attrs={"data-key": "cohort.n_excluded_no_assessment"})
+    assert span.get_text() == "<5" and "suppressed" in span["class"]
+
+
+def test_methods_appendix_lists_config_with_users(built):
+    registry, _, soup = built
+    methods = soup.find(id="methods")
+    caliper = methods.find("span", attrs={"data-key": "config.matching.caliper"})
+    assert caliper.get_text() == "0.2"
+    row = caliper.find_parent("tr")
+    assert "matching" in row.find_all("td")[2].get_text()
+
+
+def test_section_renders_only_when_its_stage_has_reported(tmp_path):
+    registry, html = build(tmp_path, only=("cohort",))
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    assert soup.find(id="matching").find("span", class_="num") is None
+    assert "Matching has not been run yet" in soup.find(id="matching").get_text()
+    assert soup.find(id="cohort").find("span", attrs={"data-key": "cohort.n_treated"})
+    assert stray_digits(soup) == []
+
+
+def test_missing_key_in_a_present_section_fails_naming_it(tmp_path):
+    with pytest.raises(ReportKeyError, match=r"'matching.max_abs_smd_after'.*matching"):
+        build(tmp_path, drop=("matching.max_abs_smd_after",))
+
+
+def test_two_builds_are_byte_identical(tmp_path):
+    reg_a, html_a = build(tmp_path / "a")
+    reg_b, html_b = build(tmp_path / "b" / "elsewhere")
+    assert (tmp_path / "a/results/registry.json").read_bytes() == (
+        tmp_path / "b/elsewhere/results/registry.json"
+    ).read_bytes()
+    assert html_a.read_bytes() == html_b.read_bytes()
+    assert str(tmp_path) not in html_a.read_text()
