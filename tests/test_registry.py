@@ -1,0 +1,289 @@
+"""The results registry: hashing, display formats, disclosure control, merging."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import subprocess
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mydirection.numbers import number, write_numbers
+from mydirection.registry import (
+    SUPPRESSED,
+    RegistryError,
+    apply_disclosure_control,
+    build_registry,
+    derive_summary,
+    dumps,
+    format_display,
+    git_blob_hash,
+    secondary_suppression,
+    sha256_file,
+    suppress_table,
+)
+
+
+# ----------------------------------------------------------------------------- hashing
+def test_git_blob_hash_matches_git_hash_object(tmp_path):
+    for i, content in enumerate([b"", b"print('hi')\n", bytes(range(256)) * 50]):
+        f = tmp_path / f"f{i}.py"
+        f.write_bytes(content)
+        expected = subprocess.run(
+            ["git", "hash-object", str(f)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert git_blob_hash(f) == expected
+
+
+def test_sha256_streams_large_files(tmp_path):
+    f = tmp_path / "big.csv"
+    data = b"crn,offence\n" + b"x" * (3 * (1 << 20) + 17)
+    f.write_bytes(data)
+    assert sha256_file(f, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(f) == hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- display
+@pytest.mark.parametrize(
+    ("value", "kind", "decimals", "expected"),
+    [
+        (1234567, "count", None, "1,234,567"),
+        (0, "count", None, "0"),
+        (3, "count", None, "<5"),
+        (5, "count", None, "5"),
+        (0.34166, "proportion", None, "34.2%"),
+        (0.5, "proportion", 0, "50%"),
+        (-0.0385, "pp", None, "\u22123.9 pp"),
+        (0.0151, "pp", None, "+1.5 pp"),
+        (-0.0001, "pp", None, "0.0 pp"),
+        (0.00042, "p_value", None, "<0.001"),
+        (0.04249, "p_value", None, "0.042"),
+        (0.9995, "p_value", None, ">0.999"),
+        (0.912, "ratio", None, "0.91"),
+        (-0.1234, "mean", None, "\u22120.12"),
+        (1.349, "gamma", None, "1.35"),
+        (63.25, "index", None, "63.2"),
+        (182.6, "days", None, "183"),
+        (12.34, "seconds", None, "12.3 s"),
+        (1234.5, "estimate", 1, "1,234.5"),
+        (True, "text", None, "yes"),
+        ("smaller than", "text", None, "smaller than"),
+        (None, "proportion", None, "n/a"),
+    ],
+)
+def test_format_display(value, kind, decimals, expected):
+    assert format_display(value, kind, decimals=decimals, threshold=5) == expected
+
+
+def test_count_threshold_is_configurable():
+    assert format_display(7, "count", threshold=10) == "<10"
+    assert format_display(10, "count", threshold=10) == "10"
+
+
+# ----------------------------------------------------------------------------- disclosure
+def _entries():
+    return {
+        "c.small": {**number(2, "count"), "rule": "a"},
+        "c.zero": {**number(0, "count"), "rule": "a"},
+        "c.big": {**number(40, "count"), "rule": "a"},
+        "c.rate": {**number(2 / 42, "proportion", derived_from=["c.small", "c.big"]), "rule": "b"},
+        "c.diff": {**number(0.01, "pp", derived_from=["c.rate"]), "rule": "b"},
+        "c.ok": {**number(0.5, "proportion", derived_from=["c.big", "c.zero"]), "rule": "b"},
+    }
+
+
+def test_primary_and_derived_suppression():
+    out = apply_disclosure_control(_entries(), threshold=5)
+    assert out["c.small"] == {**out["c.small"], "value": None, "display": "<5", "suppressed": True}
+    assert out["c.zero"]["display"] == "0" and not out["c.zero"]["suppressed"]
+    assert out["c.rate"]["suppressed"] and out["c.rate"]["value"] is None
+    assert out["c.rate"]["display"] == SUPPRESSED
+    assert out["c.diff"]["suppressed"]  # transitively, through c.rate
+    assert not out["c.ok"]["suppressed"] and out["c.ok"]["display"] == "50.0%"
+    assert "2" not in json.dumps({k: out[k]["value"] for k in ("c.small", "c.rate")})
+
+
+def test_unknown_derived_from_key_is_an_error():
+    entries = {"x.rate": {**number(0.1, "proportion", derived_from=["x.n"]), "rule": "r"}}
+    with pytest.raises(RegistryError, match=r"'x.rate' \(rule r\).*'x.n'"):
+        apply_disclosure_control(entries, 5)
+
+
+# ----------------------------------------------------------------------------- tables
+def _with_totals(interior: np.ndarray) -> np.ndarray:
+    full = np.zeros((interior.shape[0] + 1, interior.shape[1] + 1), dtype=int)
+    full[:-1, :-1] = interior
+    full[:-1, -1] = interior.sum(axis=1)
+    full[-1, :-1] = interior.sum(axis=0)
+    full[-1, -1] = interior.sum()
+    return full
+
+
+def recoverable_cells(full: np.ndarray, mask: np.ndarray) -> list[tuple[int, int]]:
+    """Brute force: suppressed cells that no other non-negative table with the same
+    published cells can change. Any two integer tables with equal margins differ by a sum of
+    +-1 cycles, so it is enough to try every perturbation of the suppressed cells in
+    {-1, 0, 1} that keeps all rows and columns adding up and no cell negative."""
+    cells = [tuple(c) for c in np.argwhere(mask)]
+    movable = set()
+    for delta in itertools.product((-1, 0, 1), repeat=len(cells)):
+        if not any(delta):
+            continue
+        d = np.zeros_like(full)
+        for (i, j), x in zip(cells, delta, strict=True):
+            d[i, j] = x
+        if (full + d).min() < 0:
+            continue
+        if (d[:-1, :-1].sum(axis=1) != d[:-1, -1]).any() or (
+            d[:-1, :-1].sum(axis=0) != d[-1, :-1]
+        ).any():
+            continue
+        if d[:-1, -1].sum() != d[-1, -1] or d[-1, :-1].sum() != d[-1, -1]:
+            continue
+        movable.update(c for c, x in zip(cells, delta, strict=True) if x)
+    return [c for c in cells if c not in movable]
+
+
+def test_single_small_cell_gets_a_complement():
+    interior = np.array([[2, 10, 12], [20, 30, 15]])
+    full = _with_totals(interior)
+    primary = (full > 0) & (full < 5)
+    assert recoverable_cells(full, primary) == [(0, 0)]  # alone, it is recoverable
+    mask = secondary_suppression(full, primary)
+    assert mask[0, 0] and mask.sum() >= 4
+    assert recoverable_cells(full, mask) == []
+    # the complements are the smallest cells of the affected row and column
+    assert mask[0, 1] and mask[1, 0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(2, 3).flatmap(
+        lambda r: st.integers(2, 3).flatmap(
+            lambda c: st.lists(
+                st.lists(st.integers(0, 12), min_size=c, max_size=c), min_size=r, max_size=r
+            )
+        )
+    )
+)
+def test_secondary_suppression_leaves_nothing_recoverable(rows):
+    full = _with_totals(np.array(rows))
+    primary = (full > 0) & (full < 5)
+    mask = secondary_suppression(full, primary)
+    assert (mask | ~primary).all()  # keeps every primary suppression
+    if mask.sum() <= 10:  # brute force stays fast
+        assert recoverable_cells(full, mask) == []
+
+
+def test_suppress_table_display():
+    counts = pd.DataFrame(
+        {"Hull": [2, 20], "East Riding": [10, 30]}, index=["treated", "comparator"]
+    )
+    display, mask = suppress_table(counts, threshold=5)
+    assert list(display.columns) == ["Hull", "East Riding", "Total"]
+    assert list(display.index) == ["treated", "comparator", "Total"]
+    assert display.loc["treated", "Hull"] == "<5"
+    assert display.loc["Total", "Total"] == "62"
+    assert mask.to_numpy().sum() >= 4
+    shown = display.to_numpy()[~mask.to_numpy()]
+    assert all(s not in ("<5", SUPPRESSED) for s in shown)
+    assert set(display.to_numpy()[mask.to_numpy()]) <= {"<5", SUPPRESSED}
+
+
+# ----------------------------------------------------------------------------- summary
+def test_summary_for_a_significant_reduction():
+    e = {
+        "reoffending.rate_treated": number(0.30, "proportion"),
+        "reoffending.rate_comparison": number(0.40, "proportion"),
+        "reoffending.rate_difference": number(-0.10, "pp"),
+        "reoffending.rate_difference_ci_low": number(-0.15, "pp"),
+        "reoffending.rate_difference_ci_high": number(-0.05, "pp"),
+        "reoffending.rate_difference_p": number(0.0004, "p_value"),
+        "power.mde_rate_pp": number(0.06, "pp"),
+    }
+    s = derive_summary(e)
+    assert s["summary.typical_treated"]["value"] == pytest.approx(30)
+    assert s["summary.typical_comparison"]["value"] == pytest.approx(40)
+    assert s["summary.typical_direction"]["value"] == "fewer"
+    assert s["summary.verdict"]["value"] == "a statistically significant reduction"
+    assert s["summary.power_caveat"]["value"] == "at least as large as"
+    assert "reoffending.rate_treated" in s["summary.typical_treated"]["derived_from"]
+
+
+def test_summary_not_significant_when_interval_spans_zero():
+    e = {
+        "reoffending.rate_difference_ci_low": number(-0.05, "pp"),
+        "reoffending.rate_difference_ci_high": number(0.01, "pp"),
+        "reoffending.rate_difference_p": number(0.2, "p_value"),
+    }
+    assert derive_summary(e)["summary.verdict"]["value"] == "not statistically significant"
+
+
+# ----------------------------------------------------------------------------- merging
+def _write(tmp_path, rule, numbers, figures=None, inputs=("data/in.csv",)):
+    for p in inputs:
+        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / p).write_text("a,b\n1,2\n")
+    script = tmp_path / "scripts" / f"{rule}.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(f"# {rule}\n")
+    path = tmp_path / "results" / "numbers" / f"{rule}.json"
+    with contextlib.chdir(tmp_path):
+        write_numbers(
+            path,
+            SimpleNamespace(rule=rule, input=list(inputs)),
+            numbers,
+            config_keys={"seed": 1},
+            figures=figures,
+        )
+    doc = json.loads(path.read_text())
+    doc["script"] = f"scripts/{rule}.py"
+    return doc
+
+
+def test_build_registry_provenance(tmp_path):
+    (tmp_path / "results" / "figures").mkdir(parents=True)
+    (tmp_path / "results" / "figures" / "f.png").write_bytes(b"\x89PNG fake")
+    a = _write(
+        tmp_path,
+        "cohort",
+        {"cohort.n_treated": number(412, "count", "people")},
+        figures={"figures.f": {"path": "results/figures/f.png", "caption": "F"}},
+    )
+    b = _write(tmp_path, "effects", {"reoffending.rate_treated": number(0.3, "proportion")})
+    with contextlib.chdir(tmp_path):
+        reg = build_registry([b, a], threshold=5, config={"seed": 1, "report": {"x": [1, 2]}})
+    n = reg["numbers"]["cohort.n_treated"]
+    assert n["value"] == 412 and n["display"] == "412" and n["unit"] == "people"
+    assert n["rule"] == "cohort" and n["script"]["path"] == "scripts/cohort.py"
+    assert n["script"]["blob"] == hashlib.sha1(b"blob 9\0# cohort\n").hexdigest()
+    assert n["inputs"] == {"data/in.csv": hashlib.sha256(b"a,b\n1,2\n").hexdigest()}
+    assert n["config"] == {"seed": 1} and n["suppressed"] is False
+    f = reg["figures"]["figures.f"]
+    assert f["sha256"] == hashlib.sha256(b"\x89PNG fake").hexdigest() and f["rule"] == "cohort"
+    assert reg["numbers"]["config.seed"]["used_by"] == ["cohort", "effects"]
+    assert reg["numbers"]["config.report.x"]["display"] == "1, 2"
+    assert reg["numbers"]["report.suppression_threshold"]["display"] == "5"
+    text = dumps(reg)
+    assert text == dumps(json.loads(text))  # stable, sorted
+
+
+def test_duplicate_key_names_both_rules(tmp_path):
+    a = _write(tmp_path, "cohort", {"cohort.n": number(10, "count")})
+    b = _write(tmp_path, "matching", {"cohort.n": number(11, "count")})
+    with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="cohort and matching"):
+        build_registry([a, b])
+
+
+def test_missing_input_file_is_named(tmp_path):
+    a = _write(tmp_path, "cohort", {"cohort.n": number(10, "count")})
+    a["inputs"] = ["data/gone.csv"]
+    with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="data/gone.csv"):
+        build_registry([a])
