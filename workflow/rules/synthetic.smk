@@ -1,1 +1,35 @@
-# Rules of the synthetic stage.
+# Rules of the synthetic stage: the embedded default data (used when raw_dir is null).
+from pathlib import Path
+
+import yaml
+
+SYNTHETIC_DIR = "data/synthetic"
+
+
+def synthetic_settings():
+    """The generator config (loaded here so that changing it reruns the generator)."""
+    path = Path(config["synthetic"])
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+SYNTHETIC_SETTINGS = synthetic_settings()
+SYNTHETIC_SIZE = SYNTHETIC_SETTINGS.get("n_comparator_pool", 5000)
+
+
+rule synthetic:
+    input:
+        config=config["synthetic"],
+    output:
+        extracts=expand(f"{SYNTHETIC_DIR}/{{extract}}.csv", extract=EXTRACTS),
+        truth=f"{SYNTHETIC_DIR}/truth.json",
+        mess=f"{SYNTHETIC_DIR}/mess.json",
+    log:
+        "results/logs/synthetic.log",
+    resources:
+        mem_mb=800 + 3 * SYNTHETIC_SIZE // 1000,
+        runtime=5 + SYNTHETIC_SIZE // 100_000,
+    params:
+        generator=SYNTHETIC_SETTINGS,
+        seed=config["seed"],
+    script:
+        "../../scripts/synthetic.py"

@@ -1,0 +1,28 @@
+"""Rule synthetic: generate the ten raw extracts, truth.json and mess.json."""
+
+from pathlib import Path
+
+from mydirection.runner import UserError, log, run
+from mydirection.synthetic import resolve_config, write_extracts
+
+
+def main(snakemake):
+    try:
+        cfg = resolve_config(snakemake.params.generator)
+    except ValueError as err:
+        raise UserError(f"{snakemake.input.config}: {err}") from None
+    out_dir = Path(snakemake.output.truth).parent
+    truth, mess = write_extracts(out_dir, cfg, snakemake.params.seed)
+    log.info(
+        "generated %d people (%d treated, %d comparator pool) into %s",
+        truth["n_people"],
+        truth["n_treated"],
+        truth["n_comparator_pool"],
+        out_dir,
+    )
+    for name, kinds in mess.items():
+        planted = ", ".join(f"{k}={v}" for k, v in kinds.items() if v)
+        log.info("planted mess in %s: %s", name, planted or "none")
+
+
+run(main, snakemake)
