@@ -51,19 +51,23 @@ import pandas as pd
 from scipy import optimize, stats
 
 __all__ = [
+    "default_spec",
     "estimate_spec",
+    "matching_options",
     "evalue",
     "evalue_ci",
     "evalue_table",
     "gamma_crossing",
     "matched_sets",
     "placebo_assignments",
+    "plot_spec_curve",
     "placebo_distribution",
     "placebo_size",
     "poisson_binomial_pmf",
     "poisson_binomial_sf",
     "rosenbaum_table",
     "rosenbaum_upper_p",
+    "sort_curve",
     "spec_grid",
     "spec_name",
     "to_risk_ratio",
@@ -465,3 +469,134 @@ def estimate_spec(
         "balance_ok": bool(verdict.ok),
         "error": "",
     }
+
+
+def matching_options(matching: dict) -> dict:
+    """The ``estimate_spec`` keyword arguments that come from the ``matching`` config
+    (covariates, categorical covariates, matching order and seed, balance thresholds)."""
+    opts = {
+        "covariates": list(matching["covariates"]),
+        "categorical": list(matching.get("categorical") or []) or None,
+        "order": matching.get("order", "largest"),
+        "seed": int(matching.get("seed", 0) or 0),
+    }
+    if "smd_threshold" in matching:
+        opts["smd_threshold"] = float(matching["smd_threshold"])
+    if "var_ratio_bounds" in matching:
+        opts["var_ratio_bounds"] = tuple(matching["var_ratio_bounds"])
+    return opts
+
+
+def default_spec(matching: dict, followup_days: int, exact_names: dict | None = None) -> dict:
+    """The pipeline's headline specification (the ``matching`` config) as a grid entry.
+
+    ``exact_names``: the grid's name -> columns mapping, so the default's exact set gets the
+    grid's name when it is there (else the columns joined by ``_``)."""
+    exact = list(matching.get("exact") or [])
+    name = next((n for n, cols in (exact_names or {}).items() if list(cols) == exact), None)
+    spec = {
+        "method": "nearest",
+        "distance": matching.get("distance", "logit_ps"),
+        "caliper": None if matching.get("caliper") is None else float(matching["caliper"]),
+        "ratio": int(matching.get("ratio", 1)),
+        "replace": bool(matching.get("replace", False)),
+        "exact_name": name or ("_".join(exact) if exact else "none"),
+        "exact": exact,
+        "followup_days": int(followup_days),
+    }
+    return spec
+
+
+def _choice_rows(curve: pd.DataFrame) -> list[tuple[str, str, object]]:
+    """Rows of the specification-curve choice panel: (label, column, value) per option."""
+    rows: list[tuple[str, str, object]] = []
+    for col, label in (
+        ("distance", "distance"),
+        ("caliper", "caliper"),
+        ("ratio", "ratio"),
+        ("replace", "replacement"),
+        ("exact", "exact"),
+        ("followup_days", "follow-up"),
+    ):
+        values = sorted(set(curve[col].tolist()), key=str)
+        if col == "distance":
+            order = ["ps", "logit_ps", "mahalanobis", "ipw"]
+            values = sorted(values, key=lambda v: (order.index(v) if v in order else 9, v))
+        for v in values:
+            if col == "ratio" and v == 0:
+                continue  # IPW has no ratio
+            text = {True: "with", False: "without"}.get(v, v) if col == "replace" else v
+            rows.append((f"{label}: {text}", col, v))
+    return rows
+
+
+def sort_curve(curve: pd.DataFrame) -> pd.DataFrame:
+    """Specifications sorted by estimate (stable; ties and NaNs by name), with ``rank``."""
+    out = curve.sort_values("spec", kind="stable").sort_values(
+        "estimate", kind="stable", na_position="last"
+    )
+    out = out.reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def plot_spec_curve(curve: pd.DataFrame, path, title: str = "") -> None:
+    """Specification-curve figure: sorted estimates with 95 % CIs above (in percentage
+    points; filled when balance was achieved), the choices of each specification below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    c = sort_curve(curve)
+    rows = _choice_rows(c)
+    x = c["rank"].to_numpy()
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        sharex=True,
+        figsize=(max(8, 0.06 * len(c) + 6), 4 + 0.22 * len(rows)),
+        gridspec_kw={"height_ratios": [2.2, 0.22 * len(rows)]},
+    )
+    est, lo, hi = (100 * c[k].to_numpy(dtype=float) for k in ("estimate", "ci_low", "ci_high"))
+    ok = c["balance_ok"].to_numpy(dtype=bool)
+    sig = (c["ci_high"] < 0) | (c["ci_low"] > 0)
+    colour = np.where(sig, "#b2182b", "#4d4d4d")
+    top.vlines(x, lo, hi, colors=colour, linewidth=0.8, alpha=0.7)
+    top.scatter(x[ok], est[ok], c=colour[ok], s=14, zorder=3, label="balance achieved")
+    top.scatter(
+        x[~ok],
+        est[~ok],
+        facecolors="white",
+        edgecolors=colour[~ok],
+        s=14,
+        zorder=3,
+        label="balance not achieved",
+    )
+    if "is_default" in c and c["is_default"].any():
+        d = c.loc[c["is_default"], "rank"].to_numpy()
+        top.scatter(
+            d,
+            est[d - 1],
+            marker="D",
+            s=40,
+            facecolors="none",
+            edgecolors="#2166ac",
+            zorder=4,
+            label="headline specification",
+        )
+    top.axhline(0, color="black", linewidth=0.6, linestyle="--")
+    top.set_ylabel("Difference in re-offending rate\n(percentage points, 95% CI)")
+    top.set_title(title or f"Specification curve: {len(c)} analysis specifications")
+    top.legend(loc="upper left", fontsize=7, frameon=False)
+    for i, (_, col, v) in enumerate(rows):
+        used = (c[col] == v).to_numpy()
+        bottom.scatter(x[used], np.full(used.sum(), i), s=6, color="#333333", marker="s")
+    bottom.set_yticks(range(len(rows)))
+    bottom.set_yticklabels([r[0] for r in rows], fontsize=7)
+    bottom.set_ylim(len(rows) - 0.5, -0.5)
+    bottom.set_xlabel("Specification (sorted by estimate)")
+    bottom.set_xlim(0, len(c) + 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, metadata={"Software": None})
+    plt.close(fig)

@@ -1,1 +1,158 @@
-# Rules of the sensitivity stage.
+# Rules of the sensitivity stage: power, Rosenbaum bounds and E-values, placebo,
+# specification curve (one job per specification) and the simulation study.
+import re
+
+from mydirection.sensitivity import default_spec, spec_grid, spec_name
+
+SPEC_GRID = config["sensitivity"]["spec_curve"]
+SPECS = spec_grid(SPEC_GRID)
+DEFAULT_SPEC = spec_name(
+    default_spec(
+        config["matching"], config["outcomes"]["followup_days"], SPEC_GRID["exact"]
+    )
+)
+# Settings the bounds/E-value rule uses (not the grid or the placebo repetitions).
+SENS_BOUNDS = {
+    k: v
+    for k, v in config["sensitivity"].items()
+    if k not in ("spec_curve", "placebo_repetitions")
+}
+
+
+wildcard_constraints:
+    spec="|".join(re.escape(name) for name in SPECS) or "NO_SPECIFICATION",
+
+
+rule power:
+    """Minimum detectable effect and sample size needed, for the achieved matched sample."""
+    input:
+        matched="results/matching/matched.parquet",
+        outcomes="results/outcomes/outcomes.parquet",
+    output:
+        table="results/sensitivity/power.parquet",
+        numbers="results/numbers/power.json",
+    log:
+        "results/logs/power.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        power=config["power"],
+    script:
+        "../../scripts/power.py"
+
+
+rule sensitivity:
+    """Rosenbaum bounds on the matched binary outcome and E-values of its risk ratio."""
+    input:
+        pairs="results/matching/pairs.parquet",
+        matched="results/matching/matched.parquet",
+        outcomes="results/outcomes/outcomes.parquet",
+    output:
+        rosenbaum="results/sensitivity/rosenbaum.parquet",
+        evalues="results/sensitivity/evalues.parquet",
+        numbers="results/numbers/sensitivity.json",
+    log:
+        "results/logs/sensitivity.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        sensitivity=SENS_BOUNDS,
+        replace=config["matching"].get("replace", False),
+    script:
+        "../../scripts/sensitivity.py"
+
+
+rule placebo:
+    """Placebo outcome (re-offending before the index date, matched design) and placebo
+    treatment randomly assigned among comparators (R repetitions)."""
+    input:
+        cohort="results/cohort/cohort.parquet",
+        matched="results/matching/matched.parquet",
+        outcomes="results/outcomes/outcomes.parquet",
+    output:
+        placebo="results/sensitivity/placebo.parquet",
+        pre_outcome="results/sensitivity/placebo_outcome.parquet",
+        figure="results/figures/placebo.png",
+        numbers="results/numbers/placebo.json",
+    log:
+        "results/logs/placebo.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        sensitivity={
+            k: config["sensitivity"][k] for k in ("alpha", "placebo_repetitions")
+        },
+        matching=config["matching"],
+        followup_days=config["outcomes"]["followup_days"],
+        seed=config["seed"],
+    script:
+        "../../scripts/placebo.py"
+
+
+rule spec:
+    """One specification of the specification curve (wildcard spec; names in SPECS)."""
+    input:
+        cohort="results/cohort/cohort.parquet",
+        convictions="results/clean/convictions.parquet",
+    output:
+        "results/sensitivity/specs/{spec}.parquet",
+    log:
+        "results/logs/spec/{spec}.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        spec=lambda wc: SPECS[wc.spec],
+        is_default=lambda wc: wc.spec == DEFAULT_SPEC,
+        matching=config["matching"],
+        waiting_days=config["outcomes"]["waiting_days"],
+        extract_end_date=config["extract_end_date"],
+    script:
+        "../../scripts/spec.py"
+
+
+rule spec_curve:
+    """Every specification's estimate, CI and balance verdict, and the curve figure."""
+    input:
+        specs=expand("results/sensitivity/specs/{spec}.parquet", spec=SPECS),
+    output:
+        table="results/sensitivity/spec_curve.parquet",
+        figure="results/figures/spec_curve.png",
+        numbers="results/numbers/spec_curve.json",
+    log:
+        "results/logs/spec_curve.log",
+    conda:
+        "../../environment.yml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        grid=SPEC_GRID,
+    script:
+        "../../scripts/spec_curve.py"
+
+
+ALL_TARGETS.extend(rules.power.output)
+ALL_TARGETS.extend(rules.sensitivity.output)
+ALL_TARGETS.extend(rules.placebo.output)
+ALL_TARGETS.extend(rules.spec_curve.output)
+NUMBERS.extend(
+    [
+        rules.power.output.numbers,
+        rules.sensitivity.output.numbers,
+        rules.placebo.output.numbers,
+        rules.spec_curve.output.numbers,
+    ]
+)
+FIGURES.extend([rules.placebo.output.figure, rules.spec_curve.output.figure])
