@@ -413,7 +413,7 @@ def _build(cfg: dict, seed: int) -> dict:
     z = rng.standard_normal(n)
     engagement = -0.3 * z + math.sqrt(1 - 0.09) * rng.standard_normal(n)
     hidden = rng.standard_normal(n)
-    age = 18.0 + rng.gamma(2.0, 7.5, n) * np.exp(-0.15 * z)
+    age = 18.05 + rng.gamma(2.0, 7.5, n) * np.exp(-0.15 * z)
     age = np.minimum(age, 75.0)
     age = np.where(inelig == 2, rng.uniform(16.0, 17.95, n), age)
     anchor = np.where(
