@@ -149,6 +149,8 @@ def event_study(
 
     One row per relative quarter (the reference row has estimate 0 and no SE): ``term``,
     ``rel_quarter``, estimate, se, ci_low, ci_high, p_value, ``period`` (lead/reference/lag).
+    ``attrs``: ``leads_joint_chi2``, ``leads_joint_df`` and ``leads_joint_p``, the Wald test
+    that all leads are zero (with the clustered covariance).
     """
     ks = sorted(panel["rel_quarter"].unique())
     if reference not in ks:
@@ -166,6 +168,13 @@ def event_study(
         names[f"treated_q{k}"] = k
     res = _fit(panel, pd.DataFrame(cols), cluster, person)
     out = _tidy(res, names)
+    leads = [term for term, k in names.items() if k < 0]
+    chi2 = p_joint = float("nan")
+    if leads:
+        b = res.params[leads].to_numpy()
+        v = res.cov.loc[leads, leads].to_numpy()
+        chi2 = float(b @ np.linalg.solve(v, b))
+        p_joint = float(stats.chi2.sf(chi2, len(leads)))
     ref = pd.DataFrame(
         [{"term": f"treated_q{reference}", "rel_quarter": reference, "estimate": 0.0}]
     )
@@ -173,4 +182,42 @@ def event_study(
     out["period"] = np.select(
         [out["rel_quarter"] == reference, out["rel_quarter"] < 0], ["reference", "lead"], "lag"
     )
-    return out.reset_index(drop=True)
+    out = out.reset_index(drop=True)
+    out.attrs.update({"leads_joint_chi2": chi2, "leads_joint_df": len(leads),
+                      "leads_joint_p": p_joint})  # fmt: skip
+    return out
+
+
+def plot_event_study(es: pd.DataFrame, path, title: str, did_row: pd.Series | None = None) -> None:
+    """Leads and lags with 95 % CIs; dashed zero line, dotted line before quarter 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    est = es[es["period"] != "reference"]
+    ax.errorbar(
+        est["rel_quarter"],
+        est["estimate"],
+        yerr=[est["estimate"] - est["ci_low"], est["ci_high"] - est["estimate"]],
+        fmt="o",
+        color="black",
+        capsize=3,
+    )
+    ref = es[es["period"] == "reference"]
+    ax.plot(ref["rel_quarter"], ref["estimate"], "o", mfc="white", color="black")
+    ax.axhline(0, color="grey", linestyle="--", linewidth=1)
+    ax.axvline(-0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(sorted(es["rel_quarter"].unique()))
+    ax.set_xlabel("Quarter relative to the index date (reference: open circle)")
+    ax.set_ylabel("Treated minus comparison\n(offences per person per quarter)")
+    if did_row is not None:
+        title += (
+            f"\nDifference in differences: {did_row['estimate']:.3f} "
+            f"(95% CI {did_row['ci_low']:.3f} to {did_row['ci_high']:.3f})"
+        )
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, metadata={"Software": None})
+    plt.close(fig)
