@@ -77,14 +77,14 @@ def main(snakemake):
     fid.plot_distribution(person, settings, out.fig_distribution)
     fid.plot_items(coverage, out.fig_items)
     fid.plot_monthly(monthly, slope, out.fig_monthly, threshold)
-    fid.plot_case_managers(cm, person, settings.ci_level, out.fig_case_managers)
+    fid.plot_case_managers(cm, person, settings.ci_level, out.fig_case_managers, threshold)
 
     write_numbers(
         out.numbers,
         snakemake,
         fidelity_numbers(person, cm, coverage, slope, settings),
         config_keys=config_keys(p.fidelity),
-        figures=figure_captions(out, person, slope, settings),
+        figures=figure_captions(out, settings, threshold),
     )
 
 
@@ -161,7 +161,7 @@ def config_keys(section, prefix="fidelity."):
     return keys
 
 
-def figure_captions(out, person, slope, settings):
+def figure_captions(out, settings, threshold):
     return {
         "figures.fidelity_distribution": {
             "path": out.fig_distribution,
@@ -183,7 +183,8 @@ def figure_captions(out, person, slope, settings):
             "caption": (
                 "Mean fidelity index by month of enrolment with "
                 f"{settings.ci_level:.0%} confidence intervals and the fitted linear trend; "
-                "the lower panel shows the number enrolled each month."
+                "the lower panel shows the number enrolled each month. Months with fewer than "
+                f"{threshold} people scored show no mean (disclosure control)."
             ),
         },
         "figures.fidelity_case_managers": {
@@ -192,7 +193,8 @@ def figure_captions(out, person, slope, settings):
                 "Funnel plot: each case manager's mean fidelity index against the number of "
                 "their cases scored, with control limits around the overall mean "
                 f"({settings.ci_level:.0%} dashed, 99.8% dotted); colour shows training before "
-                "their first enrolment."
+                f"their first enrolment. Case managers with fewer than {threshold} scored cases "
+                "are not shown."
             ),
         },
     }

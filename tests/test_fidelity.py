@@ -346,13 +346,13 @@ def test_score_items_long_table_and_person_index():
 
 def test_case_manager_means_training_and_caseload():
     enrolments = pd.DataFrame(
-        [enrol("a", cm="cm1"), enrol("b", cm="cm1"), enrol("c", cm="cm1"), enrol("d", cm="cm9")]
+        [enrol(p, cm="cm1") for p in "abce"] + [enrol("d", cm="cm9", start=day(10))]
     )
     person = pd.DataFrame(
         {
-            "person_id": list("abcd"),
-            "case_manager_id": ["cm1"] * 3 + ["cm9"],
-            "index": [60.0, 80.0, np.nan, 90.0],
+            "person_id": list("abced"),
+            "case_manager_id": ["cm1"] * 4 + ["cm9"],
+            "index": [60.0, 80.0, 70.0, np.nan, 90.0],
         }
     )
     staff = pd.DataFrame(
@@ -365,13 +365,22 @@ def test_case_manager_means_training_and_caseload():
         }
     )
     out = fid.case_manager_index(person, enrolments, staff, S).set_index("case_manager_id")
-    assert out.loc["cm1", "caseload"] == 3 and out.loc["cm1", "n_scored"] == 2
+    assert out.loc["cm1", "caseload"] == 4 and out.loc["cm1", "n_scored"] == 3
     assert out.loc["cm1", "mean_index"] == pytest.approx(70.0)
-    half = 12.706204736 * np.std([60, 80], ddof=1) / np.sqrt(2)  # t(0.975, 1)
+    half = 4.302652729911275 * 10 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert out.loc["cm1", "ci_low"] == pytest.approx(70 - half)
+    assert out.loc["cm1", "ci_high"] == pytest.approx(70 + half)
     assert bool(out.loc["cm1", "trained_before_first_enrolment"])  # trained on the same day
     assert pd.isna(out.loc["cm9", "trained_before_first_enrolment"])  # not in staff
-    assert out.loc["cm1", "band"] == "moderate"
+    assert out.loc["cm9", "first_enrolment_date"] == day(10)
+    assert out.loc["cm1", "band"] == "moderate" and out.loc["cm9", "band"] == "high"
+    assert out.loc["cm1", "als_attended"] == 3
+
+
+def test_mean_ci_is_cut_to_the_index_range():
+    m, lo, hi, n = fid.mean_ci([0.0, 100.0])
+    assert (m, lo, hi, n) == (50.0, 0.0, 100.0, 2)
+    assert np.isnan(fid.mean_ci([42.0])[1])
 
 
 # ---------------------------------------------------------------- hand-simulated pilot

@@ -407,8 +407,13 @@ def item_coverage(items: pd.DataFrame, weights: dict[str, float]) -> pd.DataFram
 # --------------------------------------------------------------------------------------
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
-    """Mean with a t-based confidence interval (NaN bounds for fewer than 2 values)."""
+def mean_ci(
+    values, level: float = 0.95, lower: float = 0.0, upper: float = 100.0
+) -> tuple[float, float, float, int]:
+    """Mean with a t-based confidence interval, cut to the index range [lower, upper].
+
+    NaN bounds for fewer than 2 values.
+    """
     v = np.asarray(pd.Series(values, dtype=float).dropna())
     n = len(v)
     if n == 0:
@@ -417,7 +422,7 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float, int]:
     if n < 2:
         return m, np.nan, np.nan, n
     half = stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / np.sqrt(n)
-    return m, m - half, m + half, n
+    return m, max(m - half, lower), min(m + half, upper), n
 
 
 def case_manager_index(
@@ -722,14 +727,17 @@ def plot_monthly(monthly: pd.DataFrame, slope: Slope, path, threshold: int = 5) 
         2, 1, figsize=(8, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
     k = monthly["month_number"].to_numpy()
-    m = monthly["mean_index"].to_numpy()
+    # Months with fewer than `threshold` scored people are not plotted (disclosure control).
+    shown_mean = (monthly["n_scored"] >= threshold).to_numpy()
+    m = np.where(shown_mean, monthly["mean_index"].to_numpy(), np.nan)
     lo = m - monthly["ci_low"].to_numpy()
     hi = monthly["ci_high"].to_numpy() - m
     ax.errorbar(k, m, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o-", capsize=3)
-    scored = monthly["n_scored"] > 0
+    scored = (monthly["n_scored"] > 0).to_numpy() & shown_mean
     if scored.any():
-        mean_all = np.average(m[scored], weights=monthly.loc[scored, "n_scored"])
-        kbar = np.average(k[scored], weights=monthly.loc[scored, "n_scored"])
+        w = monthly["n_scored"].to_numpy()[scored]
+        mean_all = np.average(m[scored], weights=w)
+        kbar = np.average(k[scored], weights=w)
         ax.plot(
             k,
             mean_all + slope.estimate * (k - kbar),
@@ -757,15 +765,20 @@ def plot_monthly(monthly: pd.DataFrame, slope: Slope, path, threshold: int = 5) 
     _save(fig, path)
 
 
-def plot_case_managers(cm: pd.DataFrame, person: pd.DataFrame, level: float, path) -> None:
+def plot_case_managers(
+    cm: pd.DataFrame, person: pd.DataFrame, level: float, path, threshold: int = 5
+) -> None:
     """Funnel plot: case-manager mean index against number of scored cases.
 
-    Control limits: overall mean +/- z * SD / sqrt(n), with the person-level SD.
+    Control limits: overall mean +/- z * SD / sqrt(n), with the person-level SD. Case
+    managers with fewer than ``threshold`` scored cases are not plotted (disclosure
+    control); the title says how many.
     """
     plt = _plt()
     x = person["index"].dropna()
     mean, sd = float(x.mean()), float(x.std(ddof=1))
-    d = cm[cm["n_scored"] > 0]
+    d = cm[cm["n_scored"] >= threshold]
+    n_hidden = int(((cm["n_scored"] > 0) & (cm["n_scored"] < threshold)).sum())
     fig, ax = plt.subplots(figsize=(7, 4.5))
     nmax = max(2, int(d["n_scored"].max()) if len(d) else 2)
     grid = np.linspace(1, nmax * 1.05, 200)
@@ -794,7 +807,10 @@ def plot_case_managers(cm: pd.DataFrame, person: pd.DataFrame, level: float, pat
     ax.set_ylim(0, 100)
     ax.set_xlabel("Cases scored (caseload of enrolled people with an index)")
     ax.set_ylabel("Mean fidelity index of their cases")
-    ax.set_title(f"Case managers: funnel plot ({level:.0%} and 99.8% limits)")
+    title = f"Case managers: funnel plot ({level:.0%} and 99.8% limits)"
+    if n_hidden:
+        title += f"\n{n_hidden} case manager(s) with fewer than {threshold} cases not shown"
+    ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
