@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -396,3 +400,206 @@ def test_two_builds_are_byte_identical(tmp_path):
     ).read_bytes()
     assert html_a.read_bytes() == html_b.read_bytes()
     assert str(tmp_path) not in html_a.read_text()
+
+
+# ----------------------------------------------------------------------------- browser
+def chromium_driver(tmp_path):
+    """Headless Chromium via selenium, or a skip naming what is missing."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "/usr/bin/chromium is not installed (apt-get install chromium chromium-driver; "
+            ".ci/run installs it)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+def test_report_in_headless_chromium(built, tmp_path):
+    registry, html, _ = built
+    driver = chromium_driver(tmp_path)
+    try:
+        driver.get(html.as_uri())
+        driver.save_screenshot("/tmp/report_first_screen.png")
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+        key = "matching.max_abs_smd_after"
+        link = driver.find_element("css selector", f'a.numlink[href="#prov-{key}"]')
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", link)
+        driver.execute_script(
+            "document.getElementById('matching').scrollIntoView({block: 'start'});"
+        )
+        driver.save_screenshot("/tmp/report_matching.png")
+        assert link.find_element("css selector", "span.num").get_attribute("title") == (
+            "rule: matching"
+        )
+        link.click()
+        assert driver.execute_script("return location.hash") == f"#prov-{key}"
+        target = driver.execute_script("return document.querySelector(':target')")
+        assert target.get_attribute("id") == f"prov-{key}"
+        assert target.tag_name == "tr"
+        in_view = driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return r.top >= -1 && r.top < window.innerHeight && r.bottom > 0;",
+            target,
+        )
+        assert in_view
+        assert "matching" in target.text and str(registry["numbers"][key]["value"]) in target.text
+        driver.save_screenshot("/tmp/report_provenance_row.png")
+        severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert severe == []
+    finally:
+        driver.quit()
+
+
+def test_quarto_renders_the_same_template(tmp_path):
+    if shutil.which("quarto") is None:
+        pytest.skip("quarto is not on the PATH: the report is rendered by Pandoc (pypandoc)")
+    root = tmp_path / "q"
+    _, html = build(root)
+    with contextlib.chdir(root):
+        registry = json.loads((root / "results" / "registry.json").read_text())
+        stamp = {"build": {"commit": "unknown"}, "packages": {}, "inputs": {}}
+        markdown = fill_template(TEMPLATE, registry, stamp)
+        figures = {figure_filename(k, f["path"]): f["path"] for k, f in registry["figures"].items()}
+        out = root / "results" / "report" / "quarto.html"
+        render(markdown, figures, ASSETS, out, engine="quarto")
+    soup = BeautifulSoup(out.read_text(), "html.parser")
+    assert stray_digits(soup) == []
+    assert soup.find(id="prov-matching.max_abs_smd_after") is not None
+    assert all(f.img["src"].startswith("data:") for f in soup.find_all("figure"))
+
+
+# ----------------------------------------------------------------------------- snakemake
+FAKE_STAGE_SCRIPT = """
+import json
+import os
+import subprocess
+import sys
+import shutil
+from pathlib import Path
+
+from mydirection.numbers import write_numbers
+
+spec = json.loads(Path(snakemake.input.spec).read_text())
+for path in snakemake.output.figures:
+    shutil.copyfile("spec/tiny.png", path)
+write_numbers(snakemake.output.numbers, snakemake, spec["numbers"],
+              config_keys={f"{snakemake.rule}.{k}": v for k, v in snakemake.params.cfg.items()},
+              figures=spec["figures"])
+"""
+
+
+def make_workflow(root: Path) -> None:
+    """A small workflow: one fake rule per stage, then the real report.smk."""
+    write_fake_inputs(root)
+    (root / "spec").mkdir()
+    tiny_png(root / "spec" / "tiny.png")
+    shutil.rmtree(root / "results" / "figures")
+    rules = []
+    config = json.loads(json.dumps(FAKE_CONFIG))
+    for rule, (inputs, numbers, _, figures) in fake_stage_numbers().items():
+        config.setdefault(rule, {"setting": 1})
+        (root / "spec" / f"{rule}.json").write_text(
+            json.dumps({"numbers": numbers, "figures": figures})
+        )
+        figs = [f["path"] for f in figures.values()]
+        rules.append(
+            f"rule {rule}:\n"
+            f"    input: {inputs!r}, spec='spec/{rule}.json'\n"
+            f"    output: numbers='results/numbers/{rule}.json', figures={figs!r}\n"
+            f"    params: cfg=config[{rule!r}]\n"
+            f"    log: 'results/logs/{rule}.log'\n"
+            "    script: 'scripts/fake_stage.py'\n\n"
+            f"NUMBERS.append('results/numbers/{rule}.json')\n"
+            f"FIGURES.extend({figs!r})\n"
+        )
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config" / "config.yaml").write_text(json.dumps(config, indent=1))
+    (root / "scripts" / "fake_stage.py").write_text(FAKE_STAGE_SCRIPT)
+    for rel in (
+        "scripts/registry.py",
+        "scripts/report.py",
+        "workflow/rules/report.smk",
+        "workflow/schemas/config.schema.yaml",
+        "reports/evaluation.qmd",
+        "reports/style.css",
+        "reports/references.bib",
+    ):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / rel, root / rel)
+    (root / "Snakefile").write_text(
+        'configfile: "config/config.yaml"\n\nNUMBERS = []\nFIGURES = []\nALL_TARGETS = []\n\n'
+        + "\n".join(rules)
+        + '\ninclude: "workflow/rules/report.smk"\n\n'
+        "rule all:\n    default_target: True\n    input: ALL_TARGETS\n"
+    )
+
+
+def snakemake(root: Path, *args: str) -> str:
+    exe = Path(sys.executable).with_name("snakemake")
+    proc = subprocess.run(
+        [str(exe), "--cores", "1", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def rules_to_run(root: Path) -> set[str]:
+    """Rules a dry run would execute (from Snakemake's job table)."""
+    out = snakemake(root, "-n")
+    jobs = re.findall(r"^(?:local)?(?:rule|checkpoint) (\w+):", out, flags=re.M)
+    return set(jobs) - {"all"}
+
+
+@pytest.mark.slow
+def test_snakemake_builds_twice_identically_and_reruns_only_users(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b" / "other"
+    for root in (a, b):
+        make_workflow(root)
+        snakemake(root)
+    for rel in ("results/registry.json", "results/report/evaluation.html"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+    run_log = json.loads((a / "results/report/run_log.json").read_text())
+    assert run_log["seconds"] >= 0 and "started_utc" in run_log
+    assert "started_utc" not in (a / "results/report/evaluation.html").read_text()
+    assert rules_to_run(a) == set()
+    config = a / "config" / "config.yaml"
+    original = config.read_text()
+    edited = json.loads(original)
+    edited["report"]["suppression_threshold"] = 10
+    config.write_text(json.dumps(edited))
+    assert rules_to_run(a) == {"registry", "report"}
+    edited = json.loads(original)
+    edited["fidelity"]["setting"] = 2
+    config.write_text(json.dumps(edited))
+    assert rules_to_run(a) == {"fidelity", "registry", "report"}
+
+
+def test_text_is_escaped_once_for_markdown_and_html():
+    from mydirection.report import text
+
+    assert text('a "b" <5> [c] *d* @e 100%') == (
+        "a &#34;b&#34; &lt;5&gt; &#91;c&#93; &#42;d&#42; &#64;e 100%"
+    )

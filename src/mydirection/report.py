@@ -72,8 +72,7 @@ class ReportKeyError(KeyError):
 
 def text(value) -> Markup:
     """Plain text made safe for Markdown-with-raw-HTML (no markup, no citation, no math)."""
-    s = str(escape(str(value)))
-    return Markup("".join(_MD_SPECIAL.get(ch, ch) for ch in s))
+    return Markup("".join(_MD_SPECIAL.get(ch) or str(escape(ch)) for ch in str(value)))
 
 
 def figure_filename(key: str, path: str) -> str:
@@ -128,8 +127,11 @@ class Report:
         return bool(self.entry(key).get("suppressed"))
 
     def label(self, key: str) -> Markup:
+        """The number's label, or its key set as an identifier when it has none."""
         e = self.entry(key) if key in self.numbers else self.figures[key]
-        return text(e.get("label") or key)
+        if e.get("label"):
+            return text(e["label"])
+        return Markup(f'<code class="ident">{text(key)}</code>')
 
     # -- printing numbers and figures
     def n(self, key: str) -> Markup:
@@ -419,7 +421,7 @@ def render(
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    base = Path(workdir) if workdir else output.parent
+    base = (Path(workdir) if workdir else output.parent).resolve()
     base.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".render-", dir=base) as tmp:
         tmp = Path(tmp)
