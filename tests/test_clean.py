@@ -899,3 +899,77 @@ def test_contacts_cleaning_matches_a_row_by_row_reference(tmp_path_factory, spec
         assert log_count(log, "contacts", rule) == n, rule
     assert log_count(log, "contacts", "read") == len(rows)
     assert log_count(log, "contacts", "kept") == len(expected_kept)
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+@pytest.fixture(scope="module")
+def synthetic_run(tmp_path_factory):
+    """A tiny synthetic dataset (mydirection.synthetic) and its cleaned tables and log."""
+    from mydirection import synthetic
+
+    raw = tmp_path_factory.mktemp("synthetic")
+    _, mess = synthetic.write_extracts(raw, {"n_treated": 30, "n_comparator_pool": 300}, 11)
+    paths = {n: raw / f"{n}.csv" for n in EXTRACTS}
+    tables, log = clean.clean_extracts(paths, END, clean.SYNTHETIC_KEY)
+    return raw, mess, tables, log
+
+
+def test_every_row_of_the_synthetic_extracts_is_accounted_for(synthetic_run):
+    raw, _, tables, log = synthetic_run
+    for name in EXTRACTS:
+        with (raw / f"{name}.csv").open() as fh:
+            n_lines = sum(1 for _ in fh) - 1
+        per = log[log["file"] == name]
+        received = int(per.loc[per["action"] == "received", "rows"].sum())
+        kept = int(per.loc[per["action"] == "kept", "rows"].sum())
+        excluded = int(per.loc[per["action"] == "excluded", "rows"].sum())
+        fixed = per.loc[per["action"] == "fixed", "rows"]
+        assert received == n_lines
+        assert received == kept + excluded
+        assert kept == len(tables[name])
+        assert (fixed <= kept).all()
+    assert not log.duplicated(["file", "rule", "action"]).any()
+
+
+def test_cleaning_log_reproduces_the_planted_mess_exactly(synthetic_run):
+    _, mess, _, log = synthetic_run
+    assert set(mess) == set(EXTRACTS)
+    planted_total = 0
+    for name, kinds in mess.items():
+        for kind, n in kinds.items():
+            rule, action = clean.MESS_RULES[kind]
+            got = log_count(log, name, rule, action)
+            assert got == n, f"{name} {kind}: planted {n}, cleaning log {got}"
+            planted_total += n
+    assert planted_total > 0
+    # nothing else was excluded: the rules without planted mess found nothing
+    other = log[
+        (log["action"] == "excluded") & ~log["rule"].isin([r for r, _ in clean.MESS_RULES.values()])
+    ]
+    assert other["rows"].sum() == 0
+
+
+def test_no_raw_crn_appears_in_the_written_synthetic_outputs(synthetic_run, tmp_path):
+    raw, _, tables, log = synthetic_run
+    out = tmp_path / "clean"
+    outputs = {n: out / f"{n}.parquet" for n in EXTRACTS}
+    outputs["cleaning_log"] = out / "cleaning_log.parquet"
+    clean.write_tables(tables, log, outputs)
+    crns = set()
+    for name in EXTRACTS:
+        df = pd.read_csv(raw / f"{name}.csv", dtype=str, keep_default_na=False)
+        if "crn" in df:
+            crns |= set(df["crn"].str.strip())
+    crns.discard("")
+    assert len(crns) > 300
+    for f in sorted(out.glob("*.parquet")):
+        data = pd.read_parquet(f)
+        cells = set()
+        for col in data.columns:
+            if data[col].dtype != "datetime64[ns]":
+                cells |= set(data[col].astype(str))
+        assert not (cells & crns), f"raw CRN in {f.name}"
+        blob = f.read_bytes()
+        assert not any(c.encode() in blob for c in crns), f"raw CRN bytes in {f.name}"
