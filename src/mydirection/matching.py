@@ -116,9 +116,51 @@ def categorical_columns(data: pd.DataFrame, covariates, categorical=None) -> lis
     return out
 
 
-def _levels(col: pd.Series) -> list[str]:
-    values = col.astype("string").fillna("(missing)")
-    return sorted(values.unique().tolist())
+def _level_codes(col: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Codes into the sorted text levels of a categorical column (missing -> "(missing)")."""
+    codes, uniques = pd.factorize(col, sort=False)
+    text = [str(u) for u in uniques]
+    if (codes < 0).any():
+        text.append("(missing)")
+        codes = np.where(codes < 0, len(text) - 1, codes)
+    levels = sorted(set(text))
+    remap = np.array([levels.index(v) for v in text], dtype=np.int64)
+    return (remap[codes] if len(text) else codes), levels
+
+
+def _expand(data, covariates, categorical, drop_first):
+    """Covariate matrix (rows x columns, float64), column names and (variable, level)."""
+    covariates = list(covariates)
+    absent = [c for c in covariates if c not in data.columns]
+    if absent:
+        raise ValueError(f"column {absent[0]}: not found; covariates must be columns of the data")
+    cats = set(categorical_columns(data, covariates, categorical))
+    parts = []  # (name, variable, level, values or (codes, k))
+    for c in covariates:
+        col = data[c]
+        if c in cats:
+            codes, levels = _level_codes(col)
+            for k, level in enumerate(levels):
+                if drop_first and k == 0:
+                    continue
+                parts.append((f"{c}_{level}", c, level, (codes, k)))
+        else:
+            missing = col.isna().to_numpy()
+            if missing.any():
+                raise ValueError(
+                    f"column {c}: {int(missing.sum())} rows missing (e.g. rows "
+                    f"{_examples(missing)}); impute them or add a missingness indicator "
+                    "before matching"
+                )
+            parts.append((c, c, None, col.to_numpy(dtype=float)))
+    X = np.empty((len(data), len(parts)))
+    for j, (_, _, _, values) in enumerate(parts):
+        if isinstance(values, tuple):
+            np.equal(values[0], values[1], out=X[:, j], casting="unsafe")
+        else:
+            X[:, j] = values
+    names = [p[0] for p in parts]
+    return X, names, {p[0]: (p[1], p[2]) for p in parts}
 
 
 def expand_covariates(
@@ -132,33 +174,8 @@ def expand_covariates(
     are an error: impute them or add a missingness indicator upstream.
     The frame's ``attrs["variables"]`` maps each column to ``(covariate, level)``.
     """
-    covariates = list(covariates)
-    absent = [c for c in covariates if c not in data.columns]
-    if absent:
-        raise ValueError(f"column {absent[0]}: not found; covariates must be columns of the data")
-    cats = set(categorical_columns(data, covariates, categorical))
-    columns: dict[str, np.ndarray] = {}
-    variables: dict[str, tuple[str, str | None]] = {}
-    for c in covariates:
-        col = data[c]
-        if c in cats:
-            text = col.astype("string").fillna("(missing)").to_numpy()
-            levels = _levels(col)
-            for level in levels[1:] if drop_first else levels:
-                name = f"{c}_{level}"
-                columns[name] = (text == level).astype(float)
-                variables[name] = (c, level)
-        else:
-            missing = col.isna().to_numpy()
-            if missing.any():
-                raise ValueError(
-                    f"column {c}: {int(missing.sum())} rows missing (e.g. rows "
-                    f"{_examples(missing)}); impute them or add a missingness indicator "
-                    "before matching"
-                )
-            columns[c] = col.to_numpy(dtype=float)
-            variables[c] = (c, None)
-    out = pd.DataFrame(columns, index=data.index)
+    X, names, variables = _expand(data, covariates, categorical, drop_first)
+    out = pd.DataFrame(X, columns=names, index=data.index)
     out.attrs["variables"] = variables
     return out
 
@@ -169,24 +186,42 @@ def expand_covariates(
 
 
 def _design(data, covariates, categorical) -> tuple[np.ndarray, list[str]]:
-    x = expand_covariates(data, covariates, categorical, drop_first=True)
-    design = np.empty((len(x), x.shape[1] + 1))
+    """Intercept plus indicator-expanded covariates (first level of each categorical dropped)."""
+    X, names, _ = _expand(data, covariates, categorical, drop_first=True)
+    design = np.empty((X.shape[0], X.shape[1] + 1))
     design[:, 0] = 1.0
-    design[:, 1:] = x.to_numpy(dtype=float)
-    return design, ["const", *x.columns]
+    design[:, 1:] = X
+    return design, ["const", *names]
+
+
+def _expit(eta: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-eta))
+
+
+_CHUNK_ROWS = 32_768  # rows per block: temporaries stay in cache (memory-bound machines)
 
 
 def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> np.ndarray:
-    """Maximum-likelihood logistic regression by Newton-Raphson (same optimum as statsmodels)."""
-    beta = np.zeros(X.shape[1])
+    """Maximum-likelihood logistic regression by Newton-Raphson on the design ``X``.
+
+    Score and Hessian are accumulated over row blocks, so temporaries stay small. The
+    fixed point (score = 0) is the maximum-likelihood estimate, the same as statsmodels'
+    ``Logit`` (checked in the tests).
+    """
+    n, k = X.shape
+    beta = np.zeros(k)
     mean = y.mean()
     beta[0] = math.log(mean / (1 - mean))
     for _ in range(max_iter):
-        eta = X @ beta
-        p = np.exp(-np.logaddexp(0.0, -eta))
-        w = p * (1 - p)
-        grad = X.T @ (y - p)
-        hess = (X * w[:, None]).T @ X
+        grad = np.zeros(k)
+        hess = np.zeros((k, k))
+        for lo in range(0, n, _CHUNK_ROWS):
+            D = X[lo : lo + _CHUNK_ROWS]
+            p = _expit(D @ beta)
+            grad += (y[lo : lo + _CHUNK_ROWS] - p) @ D
+            Dw = D * np.sqrt(p * (1 - p))[:, None]
+            hess += Dw.T @ Dw
         try:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -200,6 +235,23 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
     )
 
 
+def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index) -> pd.DataFrame:
+    """Fit the propensity model on intercept + ``X[:, keep]``; ps and logit_ps per row."""
+    keep = np.asarray(keep, dtype=bool)
+    design = np.empty((X.shape[0], int(keep.sum()) + 1))
+    design[:, 0] = 1.0
+    design[:, 1:] = X[:, keep]
+    gram = design.T @ design
+    if np.linalg.matrix_rank(gram) < design.shape[1]:
+        raise ValueError(
+            "the covariates are collinear (a column is a combination of others, or a "
+            "category is empty): drop the redundant covariate"
+        )
+    beta = _logit_newton(design, t.astype(float))
+    eta = design @ beta
+    return pd.DataFrame({"ps": _expit(eta), "logit_ps": eta}, index=index)
+
+
 def fit_propensity(
     data: pd.DataFrame, treatment: str, covariates, categorical=None
 ) -> pd.DataFrame:
@@ -207,16 +259,8 @@ def fit_propensity(
     t = treatment_indicator(data, treatment)
     if t.all() or not t.any():
         raise ValueError(f"column {treatment}: needs both treated and control units")
-    X, _ = _design(data, covariates, categorical)
-    if np.linalg.matrix_rank(X.T @ X) < X.shape[1]:
-        raise ValueError(
-            "the covariates are collinear (a column is a combination of others, or a "
-            "category is empty): drop the redundant covariate"
-        )
-    beta = _logit_newton(X, t.astype(float))
-    eta = X @ beta
-    ps = np.exp(-np.logaddexp(0.0, -eta))
-    return pd.DataFrame({"ps": ps, "logit_ps": eta}, index=data.index)
+    X, names, variables = _expand(data, covariates, categorical, drop_first=False)
+    return _fit_matrix(X, ~_first_levels(names, variables), t, data.index)
 
 
 def propensity_model(data: pd.DataFrame, treatment: str, covariates, categorical=None):
@@ -268,9 +312,12 @@ class _Pool1D:
     """
 
     def __init__(self, values: np.ndarray, positions: np.ndarray):
-        idx = np.lexsort((positions, values))
-        self.sorted_pos = positions[idx]
+        idx = np.argsort(values)
         sv = values[idx]
+        if np.any(sv[1:] == sv[:-1]):  # ties: order them by row position
+            idx = np.lexsort((positions, values))
+            sv = values[idx]
+        self.sorted_pos = positions[idx]
         n = len(sv)
         starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]]) if n else np.array([], int)
         self.u = sv[starts]
@@ -548,17 +595,31 @@ def matching_weights(links: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarra
 # ---------------------------------------------------------------------------------------
 
 
-def _wmean(X, w):
-    return (w @ X) / w.sum()
+def _moments(X: np.ndarray, w: np.ndarray):
+    """Weighted mean and variance of each column, in row blocks (no full-size temporaries).
 
-
-def _wvar(X, w):
-    """Weighted variance with the 'reliability' bias correction (n - 1 when w = 1)."""
-    sw = w.sum()
-    m = (w @ X) / sw
-    denom = sw - (w * w).sum() / sw
+    The variance uses the reliability-weights correction: sum w (x - m)^2 /
+    (sum w - sum w^2 / sum w), i.e. the n - 1 sample variance when all weights are 1.
+    Values are centred on the first row before summing, against cancellation.
+    """
+    W = w.sum()
+    p = X.shape[1]
+    if W <= 0 or X.shape[0] == 0:
+        nan = np.full(p, np.nan)
+        return nan, nan
+    shift = X[0].copy()
+    s1, s2 = np.zeros(p), np.zeros(p)
+    for lo in range(0, X.shape[0], _CHUNK_ROWS):
+        hi = min(X.shape[0], lo + _CHUNK_ROWS)
+        Z = X[lo:hi] - shift
+        wb = w[lo:hi]
+        s1 += wb @ Z
+        Z *= Z
+        s2 += wb @ Z
+    denom = W - (w * w).sum() / W
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (w @ (X - m) ** 2) / denom
+        var = np.maximum(s2 - s1 * s1 / W, 0.0) / denom
+    return shift + s1 / W, var
 
 
 def _wecdf_max(xt, wt, xc, wc) -> float:
@@ -593,24 +654,72 @@ def _wecdf_max(xt, wt, xc, wc) -> float:
 
 
 def _group_stats(X, binary, t, w):
-    """Weighted mean, variance and eCDF data per column for one group selection."""
-    Xt, Xc = X[t], X[~t]
-    wt, wc = w[t], w[~t]
-    keep_t, keep_c = wt > 0, wc > 0
-    Xt, wt, Xc, wc = Xt[keep_t], wt[keep_t], Xc[keep_c], wc[keep_c]
-    mt = _wmean(Xt, wt) if len(wt) else np.full(X.shape[1], np.nan)
-    mc = _wmean(Xc, wc) if len(wc) else np.full(X.shape[1], np.nan)
-    vt = _wvar(Xt, wt) if len(wt) > 1 else np.full(X.shape[1], np.nan)
-    vc = _wvar(Xc, wc) if len(wc) > 1 else np.full(X.shape[1], np.nan)
+    """Weighted means, variances, variance ratios and KS for treated vs control.
+
+    ``X`` holds only the rows in the sample (weights > 0); no row copies are made for
+    the means and variances, which is what keeps the 1,000,000-row case fast.
+    """
+    if X.shape[0] == 0:
+        nan = np.full(X.shape[1], np.nan)
+        return nan, nan, nan, nan, nan, nan
+    wt = np.where(t, w, 0.0)
+    wc = np.where(t, 0.0, w)
+    mt, vt = _moments(X, wt)
+    mc, vc = _moments(X, wc)
     ks = np.empty(X.shape[1])
+    ti, ci = np.flatnonzero(t), np.flatnonzero(~t)
     for j in range(X.shape[1]):
         if binary[j]:
             ks[j] = abs(mt[j] - mc[j])
         else:
-            ks[j] = _wecdf_max(Xt[:, j], wt, Xc[:, j], wc)
+            ks[j] = _wecdf_max(X[ti, j], w[ti], X[ci, j], w[ci])
     with np.errstate(invalid="ignore", divide="ignore"):
         vr = np.where(binary, np.nan, vt / vc)
-    return mt, mc, vr, ks
+    return mt, mc, vt, vc, vr, ks
+
+
+def _balance(X, names, variables, t, weights) -> pd.DataFrame:
+    """The balance table from an expanded covariate matrix (see :func:`balance_table`)."""
+    binary = np.all((X == 0) | (X == 1), axis=0)
+    mt0, mc0, vt0, vc0, vr0, ks0 = _group_stats(X, binary, t, np.ones(len(t)))
+    p, q = mt0, mc0
+    with np.errstate(invalid="ignore"):
+        s = np.where(binary, np.sqrt(p * (1 - p)), np.sqrt(vt0))
+        pooled = np.where(
+            binary, np.sqrt((p * (1 - p) + q * (1 - q)) / 2), np.sqrt((vt0 + vc0) / 2)
+        )
+    s = np.where(s > 0, s, pooled)
+
+    def smd(diff):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(diff == 0, 0.0, diff / s)
+
+    nan = np.full(X.shape[1], np.nan)
+    if weights is None:
+        mt1 = mc1 = vr1 = ks1 = nan
+    else:
+        keep = np.flatnonzero(weights > 0)
+        mt1, mc1, _, _, vr1, ks1 = _group_stats(X[keep], binary, t[keep], weights[keep])
+        if not t[keep].any() or t[keep].all():
+            ks1 = nan
+    return pd.DataFrame(
+        {
+            "covariate": names,
+            "variable": [variables[c][0] for c in names],
+            "level": [variables[c][1] for c in names],
+            "type": np.where(binary, "binary", "continuous"),
+            "mean_treated": mt0,
+            "mean_treated_after": mt1,
+            "mean_control_before": mc0,
+            "mean_control_after": mc1,
+            "smd_before": smd(mt0 - mc0),
+            "smd_after": nan if weights is None else smd(mt1 - mc1),
+            "var_ratio_before": vr0,
+            "var_ratio_after": vr1,
+            "ks_before": ks0,
+            "ks_after": ks1,
+        }
+    )
 
 
 def balance_table(
@@ -638,53 +747,13 @@ def balance_table(
     Means, variances and eCDFs after adjustment use the weights. No p-values.
     """
     t = treatment_indicator(data, treatment)
-    X_df = expand_covariates(data, covariates, categorical)
-    variables = X_df.attrs["variables"]
-    X = X_df.to_numpy(dtype=float)
-    binary = np.all((X == 0) | (X == 1), axis=0)
-    ones = np.ones(len(data))
-    mt0, mc0, vr0, ks0 = _group_stats(X, binary, t, ones)
-    # the standardisation factor: treated SD in the unadjusted sample
-    p = mt0
-    vt0 = _wvar(X[t], ones[t]) if t.sum() > 1 else np.full(X.shape[1], np.nan)
-    vc0 = _wvar(X[~t], ones[~t]) if (~t).sum() > 1 else np.full(X.shape[1], np.nan)
-    with np.errstate(invalid="ignore"):
-        s = np.where(binary, np.sqrt(p * (1 - p)), np.sqrt(vt0))
-        pooled = np.where(
-            binary, np.sqrt((p * (1 - p) + mc0 * (1 - mc0)) / 2), np.sqrt((vt0 + vc0) / 2)
-        )
-    s = np.where(s > 0, s, pooled)
-
-    def smd(diff):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(diff == 0, 0.0, diff / s)
-
-    out = pd.DataFrame(
-        {
-            "covariate": X_df.columns,
-            "variable": [variables[c][0] for c in X_df.columns],
-            "level": [variables[c][1] for c in X_df.columns],
-            "type": np.where(binary, "binary", "continuous"),
-            "mean_treated": mt0,
-        }
-    )
-    if weights is None:
-        mt1 = mc1 = vr1 = ks1 = np.full(X.shape[1], np.nan)
-    else:
+    X, names, variables = _expand(data, covariates, categorical, drop_first=False)
+    w = None
+    if weights is not None:
         w = pd.Series(weights).reindex(data.index).fillna(0.0).to_numpy(dtype=float)
         if (w < 0).any():
             raise ValueError("weights: negative weights are not allowed")
-        mt1, mc1, vr1, ks1 = _group_stats(X, binary, t, w)
-    out["mean_treated_after"] = mt1
-    out["mean_control_before"] = mc0
-    out["mean_control_after"] = mc1
-    out["smd_before"] = smd(mt0 - mc0)
-    out["smd_after"] = smd(mt1 - mc1) if weights is not None else np.nan
-    out["var_ratio_before"] = vr0
-    out["var_ratio_after"] = vr1
-    out["ks_before"] = ks0
-    out["ks_after"] = ks1
-    return out
+    return _balance(X, names, variables, t, w)
 
 
 @dataclass(frozen=True)
@@ -826,17 +895,46 @@ def _check_added_columns(data):
         raise ValueError(f"column {clash[0]}: the result adds this column; rename it in the data")
 
 
-def _propensity(data, treatment, covariates, categorical, propensity):
+def _first_levels(names, variables) -> np.ndarray:
+    """Mask of the reference (first, sorted) level column of each categorical variable."""
+    seen = set()
+    mask = np.zeros(len(names), dtype=bool)
+    for j, name in enumerate(names):
+        variable, level = variables[name]
+        if level is not None and variable not in seen:
+            seen.add(variable)
+            mask[j] = True
+    return mask
+
+
+def _propensity(data, t, X, names, variables, propensity):
+    """Propensity frame: fitted on the expanded covariates, or checked if given.
+
+    ``propensity`` may be a Series of probabilities or a frame with ``ps`` (and
+    ``logit_ps``, used as is when present), aligned to the index of ``data``.
+    """
     if propensity is None:
-        return fit_propensity(data, treatment, covariates, categorical)
-    ps = pd.Series(propensity).reindex(data.index).to_numpy(dtype=float)
-    bad = ~((ps > 0) & (ps < 1))
+        if t.all() or not t.any():
+            raise ValueError("treatment: needs both treated and control units")
+        return _fit_matrix(X, ~_first_levels(names, variables), t, data.index)
+    if isinstance(propensity, pd.DataFrame):
+        frame = propensity.reindex(data.index)
+        ps = frame["ps"].to_numpy(dtype=float)
+        logit = frame["logit_ps"].to_numpy(dtype=float) if "logit_ps" in frame else None
+    else:
+        ps = pd.Series(propensity).reindex(data.index).to_numpy(dtype=float)
+        logit = None
+    bad = ~((ps >= 0) & (ps <= 1)) if logit is not None else ~((ps > 0) & (ps < 1))
+    if logit is not None:
+        bad |= ~np.isfinite(logit)
     if bad.any():
         raise ValueError(
             f"propensity: {int(bad.sum())} rows missing or outside (0, 1) (e.g. rows "
             f"{_examples(bad)}); give a probability for every row"
         )
-    return pd.DataFrame({"ps": ps, "logit_ps": np.log(ps) - np.log1p(-ps)}, index=data.index)
+    if logit is None:
+        logit = np.log(ps) - np.log1p(-ps)
+    return pd.DataFrame({"ps": ps, "logit_ps": logit}, index=data.index)
 
 
 def match(
@@ -877,7 +975,8 @@ def match(
     _check_added_columns(data)
     t = treatment_indicator(data, treatment)
     cats = categorical_columns(data, covariates, categorical)
-    prop = _propensity(data, treatment, covariates, cats, propensity)
+    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    prop = _propensity(data, t, X, names, variables, propensity)
     scalar = prop["ps" if distance == "ps" else "logit_ps"].to_numpy()
     width = math.inf
     if caliper is not None:
@@ -893,8 +992,7 @@ def match(
             eligible &= ~(~t & ((ps < lo_t) | (ps > hi_t)))
     coords = None
     if distance == "mahalanobis":
-        X = expand_covariates(data, covariates, cats, drop_first=True).to_numpy(dtype=float)
-        coords = mahalanobis_transform(X, t)
+        coords = mahalanobis_transform(X[:, ~_first_levels(names, variables)], t)
     links = nearest_neighbour(
         t,
         scalar,
@@ -922,9 +1020,7 @@ def match(
             "subclass": subclass[links["treated"].to_numpy()],
         }
     )
-    balance = balance_table(
-        data, treatment, covariates, pd.Series(weights, index=index), categorical=cats
-    )
+    balance = _balance(X, names, variables, t, weights)
     return MatchResult(
         data=out,
         pairs=pairs,
@@ -964,7 +1060,8 @@ def ipw(
     _check_added_columns(data)
     t = treatment_indicator(data, treatment)
     cats = categorical_columns(data, covariates, categorical)
-    prop = _propensity(data, treatment, covariates, cats, propensity)
+    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    prop = _propensity(data, t, X, names, variables, propensity)
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, ps / (1 - ps))
     w[~t] *= (~t).sum() / w[~t].sum()
@@ -972,9 +1069,7 @@ def ipw(
     out["distance"] = ps
     out["weights"] = w
     out["subclass"] = pd.array([pd.NA] * len(data), dtype="Int64")
-    balance = balance_table(
-        data, treatment, covariates, pd.Series(w, index=data.index), categorical=cats
-    )
+    balance = _balance(X, names, variables, t, w)
     return MatchResult(
         data=out,
         pairs=pd.DataFrame({"treated": [], "control": [], "round": [], "subclass": []}).astype(
