@@ -53,6 +53,7 @@ from scipy import optimize, stats
 __all__ = [
     "default_spec",
     "estimate_spec",
+    "fit_spec",
     "matching_options",
     "evalue",
     "evalue_ci",
@@ -381,6 +382,36 @@ def placebo_distribution(
     return pd.DataFrame(rows)
 
 
+def fit_spec(
+    data: pd.DataFrame,
+    spec: dict,
+    covariates,
+    *,
+    categorical=None,
+    order: str = "largest",
+    seed: int = 0,
+):
+    """Match (or weight, for IPW) ``data`` as ``spec`` says; returns the
+    :class:`mydirection.matching.MatchResult`."""
+    from mydirection import matching
+
+    if spec["method"] == "ipw":
+        return matching.ipw(data, "treated", covariates, categorical=categorical)
+    return matching.match(
+        data,
+        "treated",
+        covariates,
+        distance=spec["distance"],
+        ratio=spec["ratio"],
+        replace=spec["replace"],
+        caliper=spec["caliper"],
+        order=order,
+        exact=spec["exact"],
+        seed=seed,
+        categorical=categorical,
+    )
+
+
 def estimate_spec(
     data: pd.DataFrame,
     spec: dict,
@@ -401,7 +432,7 @@ def estimate_spec(
     estimated (e.g. nobody matched inside a narrow caliper) gets NaN estimates and its
     reason in ``error``.
     """
-    from mydirection import effects, matching
+    from mydirection import effects
 
     row = {
         "spec": spec_name(spec),
@@ -427,22 +458,7 @@ def estimate_spec(
         )
     }
     try:
-        if spec["method"] == "ipw":
-            m = matching.ipw(data, "treated", covariates, categorical=categorical)
-        else:
-            m = matching.match(
-                data,
-                "treated",
-                covariates,
-                distance=spec["distance"],
-                ratio=spec["ratio"],
-                replace=spec["replace"],
-                caliper=spec["caliper"],
-                order=order,
-                exact=spec["exact"],
-                seed=seed,
-                categorical=categorical,
-            )
+        m = fit_spec(data, spec, covariates, categorical=categorical, order=order, seed=seed)
         verdict = m.verdict(smd_threshold, tuple(var_ratio_bounds))
         e = effects.att(m, outcome, "binary")
     except ValueError as err:

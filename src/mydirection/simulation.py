@@ -23,7 +23,15 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["REPLICATE_COLUMNS", "summarise"]
+__all__ = [
+    "REPLICATE_COLUMNS",
+    "SCENARIOS",
+    "generator_config",
+    "plot_simulation",
+    "replicate_seed",
+    "run_replicate",
+    "summarise",
+]
 
 #: One row per (replicate, scenario, method) - the replicate job's output.
 REPLICATE_COLUMNS = [
@@ -89,3 +97,201 @@ def summarise(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Scenarios of the study and the generator's hidden-confounding strength in each
+#: (``hidden`` takes its strength from the simulation config).
+SCENARIOS = ("measured", "hidden")
+
+#: Fixed pseudonymisation key of simulated extracts (synthetic data; not a secret).
+SIMULATION_KEY = b"mydirection-simulation-study-key"
+
+
+def replicate_seed(master_seed: int, rep: int) -> int:
+    """Generator seed of replicate ``rep``: independent streams from one master seed
+    (``numpy.random.SeedSequence([master_seed, rep])``). Both scenarios share it (common
+    random numbers), so their difference is the hidden confounding alone."""
+    return int(np.random.SeedSequence([int(master_seed), int(rep)]).generate_state(1)[0])
+
+
+def generator_config(base: dict, overrides: dict, scenario: str, hidden_strength: float) -> dict:
+    """The generator config of one replicate: the pipeline's synthetic config, the
+    simulation's overrides (size, planted effect) and the scenario's hidden confounding."""
+    from mydirection.synthetic import _merge
+
+    cfg = _merge(base or {}, overrides or {})
+    strength = float(hidden_strength) if scenario == "hidden" else 0.0
+    return _merge(cfg, {"hidden_confounding": {"strength": strength}})
+
+
+def _write_csvs(extracts: dict, out_dir) -> dict:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    paths = {}
+    for name, df in extracts.items():
+        path = f"{out_dir}/{name}.csv"
+        pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), path)
+        paths[name] = path
+    return paths
+
+
+def _effect_row(e, truth: float, method: str) -> dict:
+    return {
+        "method": method,
+        "truth": truth,
+        "estimate": e.estimate,
+        "se": e.se,
+        "ci_low": e.ci_low,
+        "ci_high": e.ci_high,
+        "p_value": e.p_value,
+        "n_treated": e.n_treated,
+        "n_control": e.n_control,
+    }
+
+
+def run_replicate(
+    rep: int,
+    scenario: str,
+    *,
+    generator: dict,
+    seed: int,
+    cohort: dict,
+    outcomes: dict,
+    matching: dict,
+    extract_end_date: str,
+) -> pd.DataFrame:
+    """One replicate, in process: generate -> clean -> cohort -> outcomes -> match -> ATT.
+
+    ``generator``: the full generator config of this replicate (:func:`generator_config`);
+    ``seed``: its seed (:func:`replicate_seed`); ``cohort``, ``outcomes``, ``matching``: the
+    pipeline's config sections. Returns rows (:data:`REPLICATE_COLUMNS`) for
+
+    - ``matched``: the headline specification (``matching`` config); the truth is the
+      sample ATT of the treated people kept in the matched sample, from the generator's
+      coupled potential outcomes (mean of ``y1 - y0``);
+    - ``naive``: the unweighted difference, all treated vs all comparators in the cohort;
+      the truth is the sample ATT over all treated in the cohort.
+    """
+    import tempfile
+
+    from mydirection import effects, synthetic
+    from mydirection import sensitivity as sens
+    from mydirection.clean import clean_extracts, pseudonymise
+    from mydirection.cohort import CohortSettings, build_cohort
+    from mydirection.outcomes import proven_reoffending
+
+    syn = synthetic.generate(generator, seed)
+    with tempfile.TemporaryDirectory(prefix="mydirection-sim-") as tmp:
+        paths = _write_csvs(syn.extracts, tmp)
+        tables, _ = clean_extracts(paths, extract_end_date, SIMULATION_KEY)
+    settings = CohortSettings.from_config(
+        dict(cohort),
+        followup_days=outcomes["followup_days"],
+        waiting_days=outcomes["waiting_days"],
+        extract_end_date=extract_end_date,
+        seed=seed,
+    )
+    names = ("people", "supervision", "assessments", "convictions", "enrolments")
+    coh = build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort
+    out = proven_reoffending(
+        coh,
+        tables["convictions"],
+        outcomes["followup_days"],
+        outcomes["waiting_days"],
+        extract_end_date,
+    )
+    data = coh.merge(out[["person_id", "reoffended"]], on="person_id", how="inner")
+
+    po = syn.potential_outcomes
+    effect_i = pd.Series(
+        (po["y1"].astype(float) - po["y0"].astype(float)).to_numpy(),
+        index=pseudonymise(po["crn"].astype(str), SIMULATION_KEY).to_numpy(),
+    )
+
+    def truth(person_ids) -> float:
+        return float(effect_i.reindex(person_ids).mean())
+
+    spec = sens.default_spec(matching, outcomes["followup_days"])
+    opts = sens.matching_options(matching)
+    rows = []
+    try:
+        m = sens.fit_spec(
+            data,
+            spec,
+            opts["covariates"],
+            categorical=opts["categorical"],
+            order=opts["order"],
+            seed=opts["seed"],
+        )
+        e = effects.att(m, "reoffended", "binary")
+        kept = m.data.loc[m.data["treated"].astype(bool) & (m.data["weights"] > 0), "person_id"]
+        rows.append(_effect_row(e, truth(kept), "matched"))
+    except ValueError:
+        rows.append({"method": "matched", "truth": math.nan})
+    naive = data.assign(weights=1.0, subclass=pd.NA)
+    e = effects.att(effects.matched_sample(naive, replace=True), "reoffended", "binary")
+    rows.append(_effect_row(e, truth(data.loc[data["treated"].astype(bool), "person_id"]), "naive"))
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "scenario", scenario)
+    frame.insert(0, "rep", int(rep))
+    return frame.reindex(columns=REPLICATE_COLUMNS)
+
+
+def plot_simulation(
+    reps: pd.DataFrame, summary: pd.DataFrame, path, coverage_bounds=(0.93, 0.97)
+) -> None:
+    """Two panels: the error (estimate - truth, percentage points) of every replicate by
+    scenario and method, and the coverage of the 95 % CI with Monte Carlo 95 % intervals
+    against the target band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = [(s, m) for s in SCENARIOS for m in ("matched", "naive")]
+    order = [
+        k for k in order if ((summary["scenario"] == k[0]) & (summary["method"] == k[1])).any()
+    ]
+    labels = [
+        f"{m}\n({'hidden confounding' if s == 'hidden' else 'measured only'})" for s, m in order
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    errs = []
+    for s, m in order:
+        g = reps[(reps["scenario"] == s) & (reps["method"] == m)].dropna(subset=["estimate"])
+        errs.append(100 * (g["estimate"] - g["truth"]).to_numpy(dtype=float))
+    y = np.arange(len(order))
+    left.boxplot(
+        errs,
+        positions=y,
+        orientation="horizontal",
+        widths=0.5,
+        showfliers=True,
+        flierprops={"markersize": 2},
+    )
+    left.axvline(0, color="black", linestyle="--", linewidth=0.8)
+    left.set_yticks(y)
+    left.set_yticklabels(labels, fontsize=8)
+    left.set_xlabel("Estimate minus truth (percentage points)")
+    left.set_title("Error of each replicate")
+    srt = summary.set_index(["scenario", "method"])
+    cov = np.array([srt.loc[k, "coverage"] for k in order], dtype=float)
+    mcse = np.array([srt.loc[k, "coverage_mcse"] for k in order], dtype=float)
+    lo, hi = coverage_bounds
+    right.axvspan(lo, hi, color="#d9f0d3", label=f"target {lo:.2f}-{hi:.2f}")
+    right.errorbar(cov, y, xerr=1.96 * np.nan_to_num(mcse), fmt="o", color="#2166ac", capsize=3)
+    right.axvline(0.95, color="black", linestyle=":", linewidth=0.8)
+    right.set_yticks(y)
+    right.set_yticklabels([])
+    right.set_xlim(0, 1.02)
+    right.set_xlabel("Coverage of the 95% CI")
+    right.set_title("Coverage (Monte Carlo 95% interval)")
+    right.legend(loc="lower left", fontsize=8, frameon=False)
+    for ax in (left, right):
+        ax.set_ylim(len(order) - 0.5, -0.5)
+    n = int(summary["n_reps"].max()) if len(summary) else 0
+    fig.suptitle(f"Simulation study: {n} replicates per scenario", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150, metadata={"Software": None})
+    plt.close(fig)
