@@ -125,7 +125,12 @@ def fake_stage_numbers() -> dict[str, dict]:
             ["results/matching/matched.parquet", "results/outcomes/outcomes.parquet"],
             {"survival.hazard_ratio": number(0.912, "ratio")},
             {},
-            {"figures.km": {"path": "results/figures/km.png", "caption": "Kaplan-Meier curves."}},
+            {
+                "figures.km": {
+                    "path": "results/figures/km.png",
+                    "caption": "Kaplan-Meier curves with 95% bands.",
+                }
+            },
         ),
         "power": (
             ["results/matching/matched.parquet"],
@@ -136,8 +141,11 @@ def fake_stage_numbers() -> dict[str, dict]:
         "sensitivity": (
             ["results/matching/pairs.parquet"],
             {
-                "sensitivity.rosenbaum_gamma": number(1.35, "gamma"),
-                "sensitivity.evalue": number(1.41, "ratio"),
+                "sensitivity.gamma_crossing": number(1.35, "gamma"),
+                "sensitivity.evalue_rr": number(1.41, "ratio"),
+                "sensitivity.spec_share_significant": number(
+                    0.1, "proportion", label="Share of specifications with a 95% CI excluding zero"
+                ),
             },
             {},
             {},
@@ -153,7 +161,13 @@ def fake_stage_numbers() -> dict[str, dict]:
         ),
         "fidelity": (
             ["results/clean/plans.parquet"],
-            {"fidelity.index_mean": number(63.2, "index", "points", label="Mean fidelity index")},
+            {
+                "fidelity.mean_index": number(63.2, "index", "points"),
+                "fidelity.n_scored": number(377, "count", "people"),
+                "fidelity.monthly_slope": number(-0.41, "estimate", "index points per month"),
+                "fidelity.monthly_slope_ci_low": number(-0.62, "estimate"),
+                "fidelity.monthly_slope_ci_high": number(-0.2, "estimate"),
+            },
             {},
             {},
         ),
@@ -241,6 +255,7 @@ def _exempt(parent, node) -> bool:
     return (
         parent.name in ("style", "script")
         or (parent.name == "span" and ("num" in classes or "citation" in classes))
+        or (parent.name == "span" and "regtext" in classes and parent.get("data-key"))
         or parent.get("id") in (*EXEMPT_SECTIONS, "refs")
         or (parent.name == "code" and "ident" in classes and bool(IDENT.match(node.strip())))
     )
@@ -249,6 +264,8 @@ def _exempt(parent, node) -> bool:
 def stray_digits(soup: BeautifulSoup) -> list[str]:
     """Text in the body with a digit that is not inside a number span or an exempt zone.
 
+    Also exempt: <span class="regtext" data-key=KEY>, text taken from the registry entry
+    KEY (its label, unit or figure caption, written by the rule that made it).
     Exempt: the provenance appendix and reproducibility stamp, the bibliography (#refs),
     citations (their years), <style>/<script>, and <code class="ident"> setting names that
     are identifiers (start with a letter).
@@ -278,6 +295,8 @@ def test_every_span_names_a_registry_key_and_links_to_its_row(built):
     spans = soup.select("span.num")
     assert len(spans) > 30
     keys = set(registry["numbers"]) | set(registry["figures"])
+    for span in soup.select("span.regtext"):
+        assert span["data-key"] in keys
     for span in spans:
         key = span["data-key"]
         assert key in keys
@@ -538,6 +557,7 @@ def make_workflow(root: Path) -> None:
         "scripts/registry.py",
         "scripts/report.py",
         "workflow/rules/report.smk",
+        "environment.yml",
         "workflow/schemas/config.schema.yaml",
         "reports/evaluation.qmd",
         "reports/style.css",

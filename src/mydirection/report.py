@@ -32,7 +32,7 @@ from markupsafe import Markup, escape
 #: Key prefixes that belong to each report section (in report order).
 SECTION_PREFIXES: dict[str, tuple[str, ...]] = {
     "summary": ("summary",),
-    "cohort": ("synthetic", "clean", "cohort"),
+    "cohort": ("synthetic", "clean", "cleaning", "cohort"),
     "matching": ("matching", "balance", "propensity"),
     "reoffending": (
         "reoffending",
@@ -127,11 +127,23 @@ class Report:
         return bool(self.entry(key).get("suppressed"))
 
     def label(self, key: str) -> Markup:
-        """The number's label, or its key set as an identifier when it has none."""
+        """The number's label, or its key set as an identifier when it has none.
+
+        A label is registry text written by the rule (it may contain digits, e.g. a
+        confidence level), so it is printed inside ``<span class="regtext" data-key=KEY>``.
+        """
         e = self.entry(key) if key in self.numbers else self.figures[key]
         if e.get("label"):
-            return text(e["label"])
+            return self.regtext(key, e["label"])
         return Markup(f'<code class="ident">{text(key)}</code>')
+
+    def regtext(self, key: str, value: str) -> Markup:
+        """Text taken from the registry entry ``key`` (label, unit, caption), marked as such."""
+        e = self.numbers.get(key) or self.figures[key]
+        return Markup(
+            f'<span class="regtext" data-key="{escape(key)}" title="rule: {escape(e["rule"])}">'
+            f"{text(value)}</span>"
+        )
 
     # -- printing numbers and figures
     def n(self, key: str) -> Markup:
@@ -162,7 +174,7 @@ class Report:
         return Markup(
             f'<figure id="figure-{escape(key)}">\n'
             f'<img src="{escape(src)}" alt="{escape(f.get("caption") or key)}" />\n'
-            f"<figcaption>{text(f.get('caption', ''))} "
+            f"<figcaption>{self.regtext(key, f.get('caption', ''))} "
             f'<a class="provlink" href="#prov-{escape(key)}" data-key="{escape(key)}" '
             f'title="rule: {escape(f["rule"])}">(source: rule {text(f["rule"])})</a>'
             "</figcaption>\n</figure>\n"
@@ -187,7 +199,8 @@ class Report:
         if not keys:
             return Markup("")
         rows = [
-            f"<tr><td>{self.label(k)}</td><td>{self.n(k)}</td><td>{text(self.numbers[k].get('unit', ''))}</td></tr>"
+            f"<tr><td>{self.label(k)}</td><td>{self.n(k)}</td>"
+            f"<td>{self.regtext(k, self.numbers[k].get('unit', ''))}</td></tr>"
             for k in keys
         ]
         return Markup(
@@ -364,6 +377,12 @@ def git_state(cwd=".") -> tuple[str, bool | None]:
         return commit, bool(status.strip())
     except (OSError, subprocess.CalledProcessError):
         return "unknown", None
+
+
+def registry_figure_paths(registry_path, declared: Iterable[str] = ()) -> list[str]:
+    """Every figure file the registry lists, plus ``declared`` (the FIGURES list)."""
+    figures = json.loads(Path(registry_path).read_text()).get("figures", {})
+    return sorted({f["path"] for f in figures.values()} | set(declared))
 
 
 def fill_template(template_path, registry: Mapping, stamp: Mapping) -> str:

@@ -1,36 +1,11 @@
 # Rules of the report stage: the results registry and the rendered report.
 # Included last: every stage has appended its numbers files to NUMBERS and its figures to
-# FIGURES by now.
-import json
-import subprocess
+# FIGURES by now. `registry` is a checkpoint so that `report` can declare as inputs every
+# figure the registry lists (read from registry.json once it exists).
+from mydirection.report import git_state, registry_figure_paths
 
-
-def git_state():
-    """(commit, dirty) of the working tree at DAG time; ("unknown", None) outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        return commit, bool(status.strip())
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", None
-
-
+# The report's reproducibility stamp: re-rendered when the commit or dirty flag changes.
 GIT_COMMIT, GIT_DIRTY = git_state()
-
-
-def registry_figures(wildcards):
-    """Every figure the registry lists (read once the registry checkpoint has run)."""
-    registry = checkpoints.registry.get().output.registry
-    with open(registry) as fh:
-        figures = json.load(fh)["figures"]
-    return sorted({f["path"] for f in figures.values()} | set(FIGURES))
 
 
 checkpoint registry:
@@ -42,6 +17,8 @@ checkpoint registry:
         registry="results/registry.json",
     log:
         "results/logs/registry.log",
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=1000,
         runtime=10,
@@ -55,7 +32,9 @@ checkpoint registry:
 rule report:
     input:
         registry="results/registry.json",
-        figures=registry_figures,
+        figures=lambda wildcards: registry_figure_paths(
+            checkpoints.registry.get().output.registry, FIGURES
+        ),
         template="reports/evaluation.qmd",
         css="reports/style.css",
         bibliography="reports/references.bib",
@@ -64,6 +43,8 @@ rule report:
         run_log="results/report/run_log.json",
     log:
         "results/logs/report.log",
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=2000,
         runtime=20,
@@ -75,5 +56,5 @@ rule report:
         "../../scripts/report.py"
 
 
-ALL_TARGETS.append("results/registry.json")
-ALL_TARGETS.append("results/report/evaluation.html")
+ALL_TARGETS.append(rules.registry.output.registry)
+ALL_TARGETS.append(rules.report.output.html)
