@@ -110,6 +110,30 @@ def test_primary_and_derived_suppression():
     assert "2" not in json.dumps({k: out[k]["value"] for k in ("c.small", "c.rate")})
 
 
+def test_subgroup_levels_get_secondary_suppression():
+    e = {
+        "subgroups.sex.female.n_treated": {**number(3, "count"), "rule": "s"},
+        "subgroups.sex.male.n_treated": {**number(40, "count"), "rule": "s"},
+        "subgroups.sex.other.n_treated": {**number(9, "count"), "rule": "s"},
+        "subgroups.sex.female.n_comparison": {**number(30, "count"), "rule": "s"},
+        "subgroups.sex.male.n_comparison": {**number(90, "count"), "rule": "s"},
+        "subgroups.sex.male.rate_difference": {
+            **number(0.1, "pp", derived_from=["subgroups.sex.male.n_treated"]),
+            "rule": "s",
+        },
+        "reoffending.n_treated": {**number(52, "count"), "rule": "e"},
+    }
+    out = apply_disclosure_control(e, 5)
+    assert out["subgroups.sex.female.n_treated"]["display"] == "<5"
+    # 52 - 40 - 9 would give the female count away: the smallest other level goes too
+    assert out["subgroups.sex.other.n_treated"]["suppressed"]
+    assert out["subgroups.sex.other.n_treated"]["display"] == SUPPRESSED
+    assert out["subgroups.sex.other.n_treated"]["value"] is None
+    assert not out["subgroups.sex.male.n_treated"]["suppressed"]
+    assert not out["subgroups.sex.male.rate_difference"]["suppressed"]
+    assert not any(out[k]["suppressed"] for k in e if k.endswith("n_comparison"))
+
+
 def test_unknown_derived_from_key_is_an_error():
     entries = {"x.rate": {**number(0.1, "proportion", derived_from=["x.n"]), "rule": "r"}}
     with pytest.raises(RegistryError, match=r"'x.rate' \(rule r\).*'x.n'"):

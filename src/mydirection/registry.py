@@ -150,13 +150,52 @@ def format_config_value(value) -> str:
 
 
 # --------------------------------------------------------------------------- disclosure
-def apply_disclosure_control(entries: dict[str, dict], threshold: int) -> dict[str, dict]:
+#: Count keys that partition a total (the levels of one subgroup variable): one
+#: suppressed level could be recovered as total minus the others, so a second is suppressed.
+ADDITIVE_GROUPS = (r"^subgroups\.(?P<group>[^.]+)\.[^.]+\.(?P<measure>n_\w+)$",)
+
+
+def additive_secondary(
+    entries: dict[str, dict], primary: set[str], patterns=ADDITIVE_GROUPS
+) -> set[str]:
+    """Secondary suppression for count keys that are parts of one total.
+
+    Keys matching a pattern are grouped by its ``group`` and ``measure`` parts; in a group
+    with exactly one suppressed count, the smallest non-zero other count (then the first by
+    key) is suppressed too, so the suppressed one cannot be recovered from the total.
+    """
+    import re
+
+    groups: dict[tuple, list[str]] = {}
+    for pattern in patterns:
+        rx = re.compile(pattern)
+        for k in sorted(entries):
+            m = rx.match(k)
+            if m and entries[k].get("kind") == "count" and _is_number(entries[k].get("value")):
+                groups.setdefault((pattern, m["group"], m["measure"]), []).append(k)
+    out = set()
+    for keys in groups.values():
+        hidden = [k for k in keys if k in primary]
+        if len(hidden) == 1 and len(keys) > 1:
+            others = sorted(
+                (k for k in keys if k not in primary),
+                key=lambda k: (entries[k]["value"] == 0, entries[k]["value"], k),
+            )
+            out.add(others[0])
+    return out
+
+
+def apply_disclosure_control(
+    entries: dict[str, dict], threshold: int, additive_groups=ADDITIVE_GROUPS
+) -> dict[str, dict]:
     """Suppress small counts and everything derived from them.
 
-    Primary: a ``count`` with ``0 < value < threshold`` (zero may be shown). Then, until
-    nothing changes, any entry whose ``derived_from`` names a suppressed key. A suppressed
-    entry keeps no value (``value: None``), displays ``<threshold`` (counts) or ``[c]``,
-    and has ``suppressed: True``. Returns a new dict; raises :class:`RegistryError` when a
+    Primary: a ``count`` with ``0 < value < threshold`` (zero may be shown). Secondary: in
+    additive groups (:data:`ADDITIVE_GROUPS`, see :func:`additive_secondary`) a second
+    count, so the first cannot be recovered from the total. Then, until nothing changes,
+    any entry whose ``derived_from`` names a suppressed key. A suppressed entry keeps no
+    value (``value: None``), displays ``<threshold`` (primary counts) or ``[c]``, and has
+    ``suppressed: True``. Returns a new dict; raises :class:`RegistryError` when a
     ``derived_from`` key is not in ``entries``.
     """
     for key, e in entries.items():
@@ -166,13 +205,14 @@ def apply_disclosure_control(entries: dict[str, dict], threshold: int) -> dict[s
                     f"number {key!r} (rule {e.get('rule', '?')}) is derived_from {d!r}, which no "
                     "rule reports; report that count too or fix the key"
                 )
-    suppressed = {
+    primary = {
         k
         for k, e in entries.items()
         if e.get("kind") == "count"
         and _is_number(e.get("value"))
         and 0 < int(round(e["value"])) < threshold
     }
+    suppressed = primary | additive_secondary(entries, primary, additive_groups)
     changed = True
     while changed:
         changed = False
@@ -187,7 +227,7 @@ def apply_disclosure_control(entries: dict[str, dict], threshold: int) -> dict[s
         e = dict(e)
         if k in suppressed:
             e["value"] = None
-            e["display"] = f"<{threshold}" if e.get("kind") == "count" else SUPPRESSED
+            e["display"] = f"<{threshold}" if k in primary else SUPPRESSED
             e["suppressed"] = True
         else:
             e["display"] = format_display(
@@ -562,8 +602,10 @@ def load_numbers(paths: Iterable) -> list[dict]:
 
 
 __all__ = [
+    "ADDITIVE_GROUPS",
     "SUPPRESSED",
     "RegistryError",
+    "additive_secondary",
     "apply_disclosure_control",
     "build_registry",
     "config_hash",
