@@ -88,7 +88,7 @@ def fake_stage_numbers() -> dict[str, dict]:
                 "matching.n_treated_matched": number(398, "count", "people"),
                 "matching.n_control_matched": number(1194, "count", "people"),
                 "matching.max_abs_smd_after": number(0.0623, "estimate", decimals=3),
-                "matching.balance_ok": number(True, "text"),
+                "matching.balance_ok": number("achieved", "text"),
             },
             {"matching.caliper": 0.2, "matching.ratio": 3},
             {
@@ -216,6 +216,7 @@ def build(
     drop: tuple[str, ...] = (),
     only: tuple[str, ...] | None = None,
     threshold: int = 5,
+    override: dict | None = None,
 ) -> tuple[dict, Path]:
     """Fake numbers -> registry -> HTML (Pandoc) inside ``root``; returns (registry, html)."""
     write_fake_inputs(root)
@@ -226,6 +227,9 @@ def build(
         if only is not None and doc["rule"] not in only:
             continue
         doc["numbers"] = {k: v for k, v in doc["numbers"].items() if k not in drop}
+        for k, v in (override or {}).items():
+            if k in doc["numbers"]:
+                doc["numbers"][k] = v
         docs.append(doc)
     with contextlib.chdir(root):
         registry = build_registry(docs, threshold=threshold, config=FAKE_CONFIG, schema={})
@@ -623,3 +627,22 @@ def test_text_is_escaped_once_for_markdown_and_html():
     assert text('a "b" <5> [c] *d* @e 100%') == (
         "a &#34;b&#34; &lt;5&gt; &#91;c&#93; &#42;d&#42; &#64;e 100%"
     )
+
+
+def test_limitations_are_generated_from_the_numbers(tmp_path):
+    _, html = build(
+        tmp_path,
+        override={
+            "matching.balance_ok": number("not achieved", "text"),
+            "power.mde_rate_pp": number(0.02, "pp"),
+        },
+    )
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    limits = " ".join(soup.find(id="limitations").get_text(" ").split())
+    assert "Balance was not achieved" in limits
+    assert "ways the matching did not remove" in soup.find(id="matching").get_text()
+    # the observed difference (3.9 points) is larger than an MDE of 2 points: no power caveat
+    assert "weak evidence of no effect" not in limits
+    assert "+2.0 pp" in limits
+    assert "Fidelity decayed" in limits
+    assert stray_digits(soup) == []
