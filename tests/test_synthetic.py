@@ -189,6 +189,10 @@ def test_same_config_and_seed_give_the_same_bytes(tmp_path):
     for name in [*EXTRACTS, "truth", "mess"]:
         ext = "json" if name in ("truth", "mess") else "csv"
         assert (a / f"{name}.{ext}").read_bytes() == (b / f"{name}.{ext}").read_bytes(), name
+    chunked = tmp_path / "chunked"
+    write_extracts(chunked, TINY, 11, chunk=97)  # chunked writing gives the same bytes
+    for name in EXTRACTS:
+        assert (a / f"{name}.csv").read_bytes() == (chunked / f"{name}.csv").read_bytes(), name
     c = tmp_path / "c"
     write_extracts(c, TINY, 12)
     assert (a / "people.csv").read_bytes() != (c / "people.csv").read_bytes()
