@@ -639,3 +639,25 @@ def test_matching_rules_are_outcome_blind():
                and "numbers" not in p}  # fmt: skip
     assert sources == {"results/cohort/cohort.parquet"}
     assert "outcome" not in text.replace("Outcome-blind", "").replace("outcome file", "")
+
+
+def test_mahalanobis_coordinates_give_the_textbook_distance():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(60, 3)) @ np.array([[1, 0.5, 0], [0, 1, 0.3], [0, 0, 2.0]])
+    t = rng.random(60) < 0.4
+    pooled = (np.cov(X[t], rowvar=False) + np.cov(X[~t], rowvar=False)) / 2
+    inv = np.linalg.inv(pooled)
+    z = mt.mahalanobis_transform(X, t)
+    for i, j in [(0, 1), (5, 40), (17, 59)]:
+        d = X[i] - X[j]
+        assert np.sum((z[i] - z[j]) ** 2) == pytest.approx(d @ inv @ d, rel=1e-9)
+
+
+def test_mahalanobis_match_picks_closest_on_covariates_not_on_the_score():
+    # control 2 has the closer propensity score, control 3 the closer covariates
+    df = pd.DataFrame({"treated": [1, 0, 0, 0], "a": [0.0, 5.0, 3.0, 0.1], "b": [0.0, 1, 2, 0]})
+    ps = pd.Series([0.5, 0.2, 0.49, 0.3])
+    m = mt.match(df, "treated", ["a", "b"], propensity=ps, distance="mahalanobis")
+    assert m.pairs["control"].tolist() == [3]
+    m2 = mt.match(df, "treated", ["a", "b"], propensity=ps, distance="ps")
+    assert m2.pairs["control"].tolist() == [2]
