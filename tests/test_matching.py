@@ -661,3 +661,28 @@ def test_mahalanobis_match_picks_closest_on_covariates_not_on_the_score():
     assert m.pairs["control"].tolist() == [3]
     m2 = mt.match(df, "treated", ["a", "b"], propensity=ps, distance="ps")
     assert m2.pairs["control"].tolist() == [2]
+
+
+def test_engine_equals_brute_force_for_every_combination_on_tied_data():
+    """Exhaustive grid of options on one data set full of exact ties (hypothesis samples
+    the same space at random on many data sets above)."""
+    import itertools
+
+    rng = np.random.default_rng(2024)
+    n = 36
+    treated = rng.random(n) < 0.35
+    x = rng.integers(-3, 4, n) / 4  # 7 distinct values: many ties
+    strata = rng.integers(0, 2, n)
+    coords = rng.integers(-2, 3, (n, 2)) / 2
+    grid = itertools.product(
+        [None, coords], [1, 2, 3], [False, True], [math.inf, 0.0, 0.3, 1.0], mt.ORDERS,
+        [np.zeros(n, int), strata],
+    )  # fmt: skip
+    n_checked = 0
+    for c, ratio, replace, width, order, s in grid:
+        kw = dict(ratio=ratio, replace=replace, width=width, order=order, seed=9, strata=s)
+        expected = brute_match(treated, x, eligible=np.ones(n, bool), coords=c, **kw)
+        got = engine_links(treated=treated, distance=x, coords=c, **kw)
+        assert got == expected, kw
+        n_checked += 1
+    assert n_checked == 2 * 3 * 2 * 4 * 4 * 2
