@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -350,3 +355,41 @@ def test_estimate_spec_failure_is_a_row():
     spec = sens.spec_grid(GRID)["ps-cal0.1-r1-norep-exnone-fu365"]
     row = sens.estimate_spec(data, spec, ["x"])
     assert math.isnan(row["estimate"]) and row["error"]
+
+
+# ------------------------------------------------------------------------------- dry run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(*args: str) -> str:
+    """``snakemake -n`` in the repository; returns stdout (the job plan)."""
+    snakemake = Path(sys.executable).parent / "snakemake"
+    proc = subprocess.run(
+        [str(snakemake), "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    return proc.stdout + proc.stderr
+
+
+def test_dry_run_one_job_per_specification(tmp_path):
+    grid = {
+        "distance": ["ps", "mahalanobis"],
+        "caliper": [None, 0.2],
+        "ratio": [1],
+        "replace": [False],
+        "exact": {"none": []},
+        "ipw": True,
+        "followup_days": [182, 365],
+    }
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text(yaml.safe_dump({"sensitivity": {"spec_curve": grid}}))
+    out = dry_run("results/sensitivity/spec_curve.parquet", "--configfile", str(cfg))
+    # --configfile merges mappings recursively: the shipped `exact` entries stay
+    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    grid["exact"] = {**shipped["sensitivity"]["spec_curve"]["exact"], **grid["exact"]}
+    expected = sens.spec_grid(grid)
+    jobs = re.findall(r"wildcards: spec=(\S+)", out)
+    assert sorted(jobs) == sorted(expected)
+    assert re.search(rf"^spec\s+{len(expected)}$", out, re.M)
+    assert re.search(r"^spec_curve\s+1$", out, re.M)

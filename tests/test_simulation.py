@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -201,3 +205,49 @@ def test_simulation_figure_deterministic(tiny_study, tmp_path):
     sim.plot_simulation(tiny_study, s, a)
     sim.plot_simulation(tiny_study, s, b)
     assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------------------- dry runs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(*args: str) -> str:
+    snakemake = Path(sys.executable).parent / "snakemake"
+    proc = subprocess.run(
+        [str(snakemake), "-n", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def four_replicates(tmp_path):
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("simulation:\n  replicates: 4\n")
+    return str(cfg)
+
+
+def test_dry_run_one_job_per_replicate(four_replicates):
+    out = dry_run("simulation", "--configfile", four_replicates)
+    jobs = re.findall(r"wildcards: scenario=(\w+), rep=(\d+)", out)
+    assert sorted(jobs) == sorted((s, str(r)) for s in sim.SCENARIOS for r in range(4))
+    assert re.search(r"^simulation_replicate\s+8$", out, re.M)
+    assert re.search(r"^simulation\s+1$", out, re.M)
+
+
+def test_dry_run_with_slurm_profile(four_replicates):
+    """The workflow profile parses and the SLURM executor plans the same jobs (a dry run
+    submits nothing; the replicates are bundled into group jobs)."""
+    out = dry_run(
+        "simulation",
+        "--workflow-profile",
+        "profiles/slurm",
+        "--executor",
+        "slurm",
+        "--configfile",
+        four_replicates,
+    )
+    assert "Using workflow specific profile profiles/slurm" in out
+    assert re.search(r"^simulation_replicate\s+8$", out, re.M)
+    assert "Group job simulation" in out
