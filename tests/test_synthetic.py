@@ -463,3 +463,18 @@ def test_codes_come_from_the_contract():
             if spec["type"] == "code":
                 values = extracts[name][col].dropna().astype(str).str.strip().str.lower()
                 assert set(values) <= set(codes(name, col))
+
+
+def test_data_contract_page_is_rendered_from_the_schemas():
+    from mydirection.contract_doc import DOC_PATH, render
+
+    page = render()
+    assert DOC_PATH.read_text(encoding="utf-8") == page, (
+        "docs/data-contract.md is out of date: run python -m mydirection.contract_doc"
+    )
+    for name in EXTRACTS:
+        assert f"## `{name}.csv`" in page
+        for col, spec in extract_schema(name)["columns"].items():
+            assert f"`{col}`" in page
+            for code in spec.get("codes", []):
+                assert f"`{code}`" in page
