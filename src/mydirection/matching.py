@@ -596,30 +596,32 @@ def matching_weights(links: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _moments(X: np.ndarray, w: np.ndarray):
-    """Weighted mean and variance of each column, in row blocks (no full-size temporaries).
+    """Weighted means and variances of each column for each row of weights ``w`` (g x n),
+    in one pass over row blocks (no full-size temporaries).
 
     The variance uses the reliability-weights correction: sum w (x - m)^2 /
     (sum w - sum w^2 / sum w), i.e. the n - 1 sample variance when all weights are 1.
     Values are centred on the first row before summing, against cancellation.
     """
-    W = w.sum()
-    p = X.shape[1]
-    if W <= 0 or X.shape[0] == 0:
-        nan = np.full(p, np.nan)
+    g, p = w.shape[0], X.shape[1]
+    if X.shape[0] == 0:
+        nan = np.full((g, p), np.nan)
         return nan, nan
     shift = X[0].copy()
-    s1, s2 = np.zeros(p), np.zeros(p)
+    s1, s2 = np.zeros((g, p)), np.zeros((g, p))
     for lo in range(0, X.shape[0], _CHUNK_ROWS):
         hi = min(X.shape[0], lo + _CHUNK_ROWS)
         Z = X[lo:hi] - shift
-        wb = w[lo:hi]
+        wb = w[:, lo:hi]
         s1 += wb @ Z
         Z *= Z
         s2 += wb @ Z
-    denom = W - (w * w).sum() / W
+    W = w.sum(axis=1)[:, None]
+    denom = W - (w * w).sum(axis=1)[:, None] / W
     with np.errstate(invalid="ignore", divide="ignore"):
+        mean = shift + s1 / W
         var = np.maximum(s2 - s1 * s1 / W, 0.0) / denom
-    return shift + s1 / W, var
+    return mean, var
 
 
 def _wecdf_max(xt, wt, xc, wc) -> float:
@@ -662,10 +664,7 @@ def _group_stats(X, binary, t, w):
     if X.shape[0] == 0:
         nan = np.full(X.shape[1], np.nan)
         return nan, nan, nan, nan, nan, nan
-    wt = np.where(t, w, 0.0)
-    wc = np.where(t, 0.0, w)
-    mt, vt = _moments(X, wt)
-    mc, vc = _moments(X, wc)
+    (mt, mc), (vt, vc) = _moments(X, np.vstack([np.where(t, w, 0.0), np.where(t, 0.0, w)]))
     ks = np.empty(X.shape[1])
     ti, ci = np.flatnonzero(t), np.flatnonzero(~t)
     for j in range(X.shape[1]):
