@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mydirection.contract import EXTRACTS, codes, extract_schema
 from mydirection.synthetic import (
@@ -268,6 +270,39 @@ def test_realised_convictions_reproduce_the_potential_outcomes(raw):
     assert set(y.index) == set(po.index)  # eligibility as planted
     realised = np.where(po.treated, po.y1, po.y0)
     assert (y.reindex(po.index).to_numpy() == realised).all()
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    hr=st.sampled_from([0.5, 0.9, 1.0, 1.5]),
+    by_fidelity=st.booleans(),
+    strength=st.sampled_from([0.0, 1.0]),
+)
+def test_invariants_hold_for_any_seed_and_effect(tmp_path_factory, seed, hr, by_fidelity, strength):
+    """Mess counts and realised outcomes agree with mess.json and the potential outcomes."""
+    cfg = {
+        "n_treated": 20,
+        "n_comparator_pool": 300,
+        "true_effect": {"hazard_ratio": hr, "depends_on_fidelity": by_fidelity},
+        "hidden_confounding": {"strength": strength},
+    }
+    out = tmp_path_factory.mktemp("h")
+    truth, mess = write_extracts(out, cfg, seed)
+    raw = {n: pd.read_csv(out / f"{n}.csv", dtype=str, keep_default_na=False) for n in EXTRACTS}
+    assert count_mess(raw) == mess
+    po = generate(cfg, seed).potential_outcomes
+    t = po[po.treated]
+    assert truth["sample_att"] == pytest.approx((t.y1 - t.y0).mean(), abs=1e-12)
+    if hr < 1:
+        assert (t.y1 <= t.y0).all()
+    elif hr > 1:
+        assert (t.y1 >= t.y0).all()
+    y = proven_reoffending(strip_mess(raw))
+    po = po[po.eligible].set_index("crn")
+    assert (y.reindex(po.index).to_numpy() == np.where(po.treated, po.y1, po.y0)).all()
 
 
 def test_no_effect_means_identical_potential_outcomes():

@@ -25,6 +25,8 @@ rule synthetic:
         mess=f"{SYNTHETIC_DIR}/mess.json",
     log:
         "results/logs/synthetic.log",
+    conda:
+        "../../environment.yml"
     resources:
         mem_mb=800 + 3 * SYNTHETIC_SIZE // 1000,
         runtime=5 + SYNTHETIC_SIZE // 100_000,
