@@ -1169,10 +1169,12 @@ def ecdf_plot(values, treated, weights, path, covariate: str) -> None:
             sel = group & (w > 0)
             if not sel.any():
                 continue
-            order = np.argsort(x[sel], kind="stable")
-            xs = x[sel][order]
-            cw = np.cumsum(w[sel][order]) / w[sel].sum()
-            ax.step(xs, cw, where="post", color=colour, label=label)
+            xs, inverse = np.unique(x[sel], return_inverse=True)
+            cw = np.cumsum(np.bincount(inverse, weights=w[sel])) / w[sel].sum()
+            if len(xs) > 4000:  # thin very long curves (national scale) for drawing
+                keep = np.unique(np.linspace(0, len(xs) - 1, 4000).astype(int))
+                xs, cw = xs[keep], cw[keep]
+            ax.step(np.r_[xs[0], xs], np.r_[0.0, cw], where="post", color=colour, label=label)
         ax.set_title(title)
         ax.set_xlabel(covariate)
     axes[0].set_ylabel("cumulative proportion")
