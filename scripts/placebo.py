@@ -117,6 +117,14 @@ def main(snakemake):
             "sensitivity.placebo_repetitions": number(
                 r, "count", "repetitions", label="Placebo repetitions estimated"
             ),
+            "sensitivity.placebo_failed": number(
+                len(dist) - r,
+                "estimate",
+                "repetitions",
+                decimals=0,
+                label="Placebo repetitions that could not be estimated "
+                "(e.g. the propensity model did not converge)",
+            ),
             "sensitivity.placebo_mean_estimate": number(
                 mean, "pp", label="Mean placebo 'effect' over repetitions"
             ),

@@ -52,6 +52,14 @@ def main(snakemake):
     ).to_parquet(snakemake.output.evalues, index=False)
 
     informative = int(table["informative_sets"].iloc[0])
+    p1 = sens.rosenbaum_upper_p(sets, 1.0)
+    significant = bool(p1 < s["alpha"])
+    if not significant:
+        status = "not significant even without hidden bias"
+    elif math.isinf(gamma):
+        status = f"significant beyond Gamma = {s['gamma_max']:g}"
+    else:
+        status = "significant until the crossing Gamma"
     write_numbers(
         snakemake.output.numbers,
         snakemake,
@@ -63,22 +71,24 @@ def main(snakemake):
                 informative, "count", "matched sets", label="Informative (discordant) matched sets"
             ),
             "sensitivity.p_no_hidden_bias": number(
-                float(table.loc[table["gamma"] == 1.0, "p_upper"].iloc[0])
-                if (table["gamma"] == 1.0).any()
-                else sens.rosenbaum_upper_p(sets, 1.0),
+                p1,
                 "p_value",
                 derived_from=["sensitivity.informative_sets"],
                 label="One-sided p-value with no hidden bias (Gamma = 1)",
             ),
+            "sensitivity.gamma_status": number(
+                status, "text", label="What the Rosenbaum bounds show"
+            ),
             "sensitivity.gamma_crossing": number(
-                gamma if math.isfinite(gamma) else None,
+                gamma if significant and math.isfinite(gamma) else None,
                 "gamma",
                 decimals=2,
                 derived_from=["sensitivity.informative_sets"],
-                label=f"Gamma at which the upper-bound p-value reaches {s['alpha']}",
+                label=f"Gamma at which the upper-bound p-value reaches {s['alpha']} "
+                "(none when not significant without hidden bias)",
             ),
             "sensitivity.gamma_crossing_normal": number(
-                gamma_normal if math.isfinite(gamma_normal) else None,
+                gamma_normal if significant and math.isfinite(gamma_normal) else None,
                 "gamma",
                 decimals=2,
                 derived_from=["sensitivity.informative_sets"],

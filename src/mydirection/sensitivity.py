@@ -361,7 +361,8 @@ def placebo_distribution(
     ``estimate(data)`` receives a copy with ``treated`` replaced by the placebo assignment
     and returns an object with ``estimate``, ``se``, ``ci_low``, ``ci_high``, ``p_value``
     (an :class:`mydirection.effects.Effect`), e.g. the default matching then ``att``.
-    The true effect of the placebo is zero by construction.
+    The true effect of the placebo is zero by construction. A repetition that cannot be
+    estimated (the estimate is NaN) keeps its reason in ``error`` when ``estimate`` gives one.
     """
     rows = []
     pool = comparators.reset_index(drop=True)
@@ -377,6 +378,7 @@ def placebo_distribution(
                 "ci_low": e.ci_low,
                 "ci_high": e.ci_high,
                 "p_value": e.p_value,
+                "error": getattr(e, "error", ""),
             }
         )
     return pd.DataFrame(rows)
@@ -390,6 +392,7 @@ def fit_spec(
     categorical=None,
     order: str = "largest",
     seed: int = 0,
+    discard: str = "none",
 ):
     """Match (or weight, for IPW) ``data`` as ``spec`` says; returns the
     :class:`mydirection.matching.MatchResult`."""
@@ -409,6 +412,7 @@ def fit_spec(
         exact=spec["exact"],
         seed=seed,
         categorical=categorical,
+        discard=discard,
     )
 
 
@@ -421,6 +425,7 @@ def estimate_spec(
     categorical=None,
     order: str = "largest",
     seed: int = 0,
+    discard: str = "none",
     smd_threshold: float = 0.1,
     var_ratio_bounds=(0.5, 2.0),
 ) -> dict:
@@ -458,7 +463,9 @@ def estimate_spec(
         )
     }
     try:
-        m = fit_spec(data, spec, covariates, categorical=categorical, order=order, seed=seed)
+        m = fit_spec(
+            data, spec, covariates, categorical=categorical, order=order, seed=seed, discard=discard
+        )
         verdict = m.verdict(smd_threshold, tuple(var_ratio_bounds))
         e = effects.att(m, outcome, "binary")
     except ValueError as err:
@@ -495,6 +502,7 @@ def matching_options(matching: dict) -> dict:
         "categorical": list(matching.get("categorical") or []) or None,
         "order": matching.get("order", "largest"),
         "seed": int(matching.get("seed", 0) or 0),
+        "discard": matching.get("discard", "none"),
     }
     if "smd_threshold" in matching:
         opts["smd_threshold"] = float(matching["smd_threshold"])

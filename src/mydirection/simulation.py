@@ -223,6 +223,7 @@ def run_replicate(
             categorical=opts["categorical"],
             order=opts["order"],
             seed=opts["seed"],
+            discard=opts["discard"],
         )
         e = effects.att(m, "reoffended", "binary")
         kept = m.data.loc[m.data["treated"].astype(bool) & (m.data["weights"] > 0), "person_id"]
