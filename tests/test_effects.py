@@ -244,3 +244,228 @@ def test_headline_table_layout():
         "comparison", "difference", "se", "ci_low", "ci_high",
     ]  # fmt: skip
     assert not t.loc[0, "significant"]
+
+
+# --------------------------------------------------------------------------- pipeline helpers
+
+
+def test_ogrs3_band_edges():
+    from mydirection.effects import ogrs3_band
+
+    band = ogrs3_band(pd.Series([0, 49.9, 50, 74.99, 75, 89.9, 90, 100, np.nan]))
+    assert list(band.astype(object).where(band.notna(), None)) == [
+        "low", "low", "medium", "medium", "high", "high", "very_high", "very_high", None,
+    ]  # fmt: skip
+    assert list(band.cat.categories) == ["low", "medium", "high", "very_high"]
+
+
+def test_subgroups_follow_the_treated_member_and_respect_minimum():
+    from mydirection.effects import subgroup_effects
+
+    df = _matched(n_sets=60, seed=4)
+    # a control's own sex differs from its treated person's: the set follows the treated
+    treated_sex = np.where(np.arange(60) < 40, "female", "male")
+    df["sex"] = np.where(df["treated"], treated_sex[df["subclass"]], "male")
+    table = subgroup_effects(matched_sample(df), "reoffended", ["sex"], min_treated=30)
+    f = table.set_index("level").loc["female"]
+    assert (f["n_treated"], f["n_control"]) == (40, 80)
+    assert bool(f["shown"])
+    sub = df[df["subclass"] < 40]
+    assert f["estimate"] == pytest.approx(att(matched_sample(sub), "reoffended").estimate)
+    m = table.set_index("level").loc["male"]
+    assert (m["n_treated"], m["n_control"]) == (20, 40) and not m["shown"]
+    assert np.isnan(m["estimate"])
+    # with replacement each person counts in their own level
+    own = subgroup_effects(
+        matched_sample(df, replace=True), "reoffended", ["sex"], min_treated=1, min_control=1
+    )
+    assert own.set_index("level").loc["female", "n_control"] == 0
+
+
+def _outcomes_for(matched):
+    return pd.DataFrame(
+        {
+            "person_id": matched["person_id"],
+            "reoffended": matched["reoffended"],
+            "n_reoffences": matched["n_reoffences"],
+            "days_to_first": 365,
+            "event": matched["reoffended"],
+            "followup_complete": True,
+        }
+    )
+
+
+def test_merge_outcomes_checks_and_incomplete_followup():
+    from mydirection.effects import merge_outcomes
+    from mydirection.runner import UserError
+
+    df = _matched(n_sets=10)
+    df["person_id"] = [f"p{i:03d}" for i in range(len(df))]
+    df["index_date"] = pd.Timestamp("2018-03-01")
+    out = _outcomes_for(df)
+    out.loc[[0, 3], "followup_complete"] = False
+    merged = merge_outcomes(df.drop(columns=["reoffended", "n_reoffences"]), out)
+    assert merged.attrs["n_incomplete"] == 2
+    assert merged["reoffended"].isna().sum() == 2
+    with pytest.raises(UserError, match=r"2 matched people have no row .*rows 0, 1"):
+        merge_outcomes(df, out.iloc[2:])
+    with pytest.raises(UserError, match="column event"):
+        merge_outcomes(df, out.drop(columns="event"))
+    with pytest.raises(UserError, match="duplicated"):
+        merge_outcomes(df, pd.concat([out, out.iloc[:1]]))
+
+
+def test_scripts_write_every_output(tmp_path):
+    """The four entry scripts on hand-made matched data, outcomes and convictions."""
+    import json
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import yaml
+
+    class Named(list):
+        def __init__(self, d):
+            super().__init__(d.values())
+            self.__dict__.update(d)
+
+    rng = np.random.default_rng(8)
+    df = _matched(n_sets=200, seed=8)
+    df["person_id"] = [f"p{i:04d}" for i in range(len(df))]
+    df["index_date"] = pd.Timestamp("2018-01-01") + pd.to_timedelta(
+        rng.integers(0, 365, len(df)), unit="D"
+    )
+    df["sentence_type"] = rng.choice(["community_order", "licence"], len(df))
+    df["ogrs3_2yr"] = rng.uniform(0, 100, len(df))
+    out = _outcomes_for(df)
+    out["days_to_first"] = np.where(out["event"] == 1, rng.integers(1, 366, len(df)), 365)
+    conv = pd.DataFrame(
+        {
+            "person_id": rng.choice(df["person_id"], 900),
+            "offence_date": pd.Timestamp("2017-01-01")
+            + pd.to_timedelta(rng.integers(0, 900, 900), unit="D"),
+            "offence_group": rng.choice(["theft", "breach"], 900),
+        }
+    )
+    paths = {n: tmp_path / f"{n}.parquet" for n in ("matched", "outcomes", "convictions")}
+    df.drop(columns=["reoffended", "n_reoffences", "days"]).to_parquet(paths["matched"])
+    out.to_parquet(paths["outcomes"])
+    conv.to_parquet(paths["convictions"])
+    cfg = yaml.safe_load(Path("config/config.yaml").read_text())["effects"]
+    o = tmp_path / "out"
+    mo = {"matched": str(paths["matched"]), "outcomes": str(paths["outcomes"])}
+    jobs = {
+        "effects": (mo, ["headline.parquet", "effects.json"], {"covariates": [], "replace": False, "followup_days": 365}),
+        "survival": (mo, ["km.parquet", "cox.parquet", "km.png", "survival.json"], {"min_reoffenders": 30, "ties": "efron", "km_at_risk_days": cfg["km_at_risk_days"], "replace": False}),
+        "event_study": ({"matched": str(paths["matched"]), "convictions": str(paths["convictions"])}, ["event_study.parquet", "did.parquet", "event_study.png", "event_study.json"], {"panel": cfg["panel"], "replace": False}),
+        "subgroups": (mo, ["subgroups.parquet", "subgroups_forest.png", "subgroups.json"], {"subgroups": cfg["subgroups"], "min_treated": 30, "min_comparison": 30, "ogrs3_band": cfg["ogrs3_band"], "replace": False}),
+    }  # fmt: skip
+    names = {
+        "effects": ["headline", "numbers"],
+        "survival": ["km", "cox", "figure", "numbers"],
+        "event_study": ["event_study", "did", "figure", "numbers"],
+        "subgroups": ["table", "figure", "numbers"],
+    }
+    for rule, (inputs, outputs, params) in jobs.items():
+        output = {k: str(o / f) for k, f in zip(names[rule], outputs, strict=True)}
+        sm = SimpleNamespace(
+            input=Named(inputs),
+            output=Named(output),
+            params=SimpleNamespace(**params),
+            log=[str(tmp_path / f"{rule}.log")],
+            rule=rule,
+        )
+        runpy.run_path(f"scripts/{rule}.py", init_globals={"snakemake": sm}, run_name="__main__")
+        for path in output.values():
+            assert Path(path).stat().st_size > 0, path
+    nums = json.loads((o / "effects.json").read_text())["numbers"]
+    for key in [
+        "reoffending.rate_treated", "reoffending.rate_comparison", "reoffending.rate_difference",
+        "reoffending.rate_difference_ci_low", "reoffending.rate_difference_ci_high",
+        "reoffending.rate_difference_p", "reoffending.risk_ratio", "reoffending.frequency_difference",
+        "reoffending.n_treated", "reoffending.n_comparison", "reoffending.n_reoffenders_treated",
+        "reoffending.typical_100_sentence",
+    ]:  # fmt: skip
+        assert key in nums
+    assert nums["reoffending.rate_difference"]["kind"] == "pp"
+    assert nums["reoffending.n_treated"]["value"] == 200
+    surv = json.loads((o / "survival.json").read_text())["numbers"]
+    assert surv["survival.headline_ok"]["value"] in ("yes", "no")
+    panel = json.loads((o / "event_study.json").read_text())["numbers"]
+    assert "panel.did" in panel and "panel.did_ci_low" in panel
+    headline = pd.read_parquet(o / "headline.parquet")
+    assert list(headline["measure"]) == ["rate", "frequency", "time_to_first"]
+
+
+# --------------------------------------------------------------------------- acceptance
+
+COVARIATES = [
+    "age", "sex", "ethnicity", "sentence_type", "index_offence_group", "rosh", "ogrs3_1yr",
+    "ogrs3_2yr", "ogrs3_missing", "n_previous_offences", "n_previous_custody",
+    "offences_last_12m", "copas_rate", "age_first_offence", "needs_missing",
+    "need_accommodation", "need_ete", "need_finance", "need_relationships", "need_lifestyle",
+    "need_drugs", "need_alcohol", "need_thinking", "need_attitudes",
+]  # fmt: skip
+
+
+def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
+    """The library chain on synthetic extracts: generate, clean, cohort, outcomes, match
+    (1:1 nearest neighbour on the logit propensity score, caliper 0.2), ATT."""
+    import tempfile
+    from pathlib import Path
+
+    import yaml
+
+    from mydirection import synthetic
+    from mydirection.clean import clean_extracts
+    from mydirection.cohort import CohortSettings, build_cohort
+    from mydirection.effects import merge_outcomes
+    from mydirection.matching import match
+    from mydirection.outcomes import proven_reoffending
+    from mydirection.simulation import _write_csvs
+
+    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    base = synthetic.load_config("config/synthetic.yaml")
+    gen = synthetic._merge(
+        base,
+        {
+            "n_treated": 3000,
+            "n_comparator_pool": 30000,
+            "true_effect": {"hazard_ratio": hazard_ratio},
+        },
+    )
+    syn = synthetic.generate(gen, seed)
+    end = cfg["extract_end_date"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tables, _ = clean_extracts(_write_csvs(syn.extracts, tmp), end, b"test-key")
+    f, w = cfg["outcomes"]["followup_days"], cfg["outcomes"]["waiting_days"]
+    settings = CohortSettings.from_config(
+        dict(cfg["cohort"]), followup_days=f, waiting_days=w, extract_end_date=end, seed=seed
+    )
+    names = ("people", "supervision", "assessments", "convictions", "enrolments")
+    cohort = build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort
+    outcomes = proven_reoffending(cohort, tables["convictions"], f, w, end)
+    m = match(cohort, "treated", COVARIATES, distance="logit_ps", caliper=0.2)
+    m.data = merge_outcomes(m.data.reset_index(drop=True), outcomes)
+    return att(m, "reoffended", kind="binary"), syn.truth
+
+
+@pytest.mark.slow
+def test_acceptance_planted_effect_is_covered():
+    # Seed: the project's master seed. Over 8 seeds at hazard ratio 0.6 the mean of
+    # (estimate - sample ATT) / SE was -1.2 (2 of 8 intervals missed; with no effect 2 of 4
+    # seeds were significant): the generator selects on engagement, which the extracts show
+    # only through the need flags, so some confounding remains at n = 3000.
+    e, truth = _synthetic_att(0.6)
+    assert truth["sample_att"] < -0.05  # the planted effect is large enough to detect
+    assert e.n_treated >= 2900
+    assert e.ci_low <= truth["sample_att"] <= e.ci_high
+    assert e.p_value < 0.05
+
+
+@pytest.mark.slow
+def test_acceptance_no_effect_is_not_significant():
+    e, truth = _synthetic_att(1.0)
+    assert truth["sample_att"] == 0.0
+    assert e.ci_low <= 0.0 <= e.ci_high
+    assert not e.significant
