@@ -98,12 +98,14 @@ def test_event_study_lags_recover_effect_and_leads_are_zero():
     assert (leads["estimate"].abs() < 3.5 * leads["se"]).all()
     assert ((lags["estimate"] + 0.12).abs() < 3.5 * lags["se"]).all()
     assert (lags["ci_high"] < 0).all()
+    assert es.attrs["leads_joint_df"] == 7 and es.attrs["leads_joint_p"] > 0.001
 
 
 def test_event_study_detects_a_planted_lead():
     es = event_study(_simulated(0.0, seed=2, lead_effect=0.2)).set_index("rel_quarter")
     assert es.loc[-3, "ci_low"] > 0.1
     assert es.loc[-3, "p_value"] < 0.001
+    assert es.attrs["leads_joint_p"] < 0.001
 
 
 def test_no_effect_gives_null_did():
