@@ -45,7 +45,7 @@ def main(snakemake):
             f"{inp.index_person}, column index: the dose-response regression could not be fitted "
             f"({err}); it needs scored treated people with outcomes and propensity scores."
         ) from err
-    unit = f"pp per {per:g} index points" if model == "lpm" else f"log-odds per {per:g} points"
+    unit = f"per {per:g} index points" if model == "lpm" else f"log-odds per {per:g} points"
     reg = pd.DataFrame(
         [
             {
@@ -115,7 +115,8 @@ def main(snakemake):
                 "caption": (
                     "Exploratory (fidelity is measured after treatment starts): proven "
                     "re-offending of treated people in each fidelity band and of their own "
-                    "matched comparators (same matching subclass)."
+                    "matched comparators (same matching subclass), and the treated-minus-comparator "
+                    f"difference with its {level:.0%} confidence interval."
                 ),
             }
         },

@@ -817,11 +817,16 @@ def plot_case_managers(
 
 
 def plot_dose_bands(bands: pd.DataFrame, path, threshold: int = 5) -> None:
-    """Re-offending rate per fidelity band, treated vs their own matched comparators."""
+    """Re-offending per fidelity band vs own matched comparators: rates, and differences
+    (treated minus comparators) with their confidence intervals."""
     plt = _plt()
     b = bands.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     k = np.arange(len(b))
+    labels = [
+        f"{g}\n(n={_count_label(int(n), threshold)})"
+        for g, n in zip(b["group"], b["n_treated"], strict=True)
+    ]
     ax.bar(k - 0.2, 100 * b["treated_rate"].fillna(0), 0.4, label="treated", color="#4c72b0")
     ax.bar(
         k + 0.2,
@@ -830,15 +835,22 @@ def plot_dose_bands(bands: pd.DataFrame, path, threshold: int = 5) -> None:
         label="matched comparators",
         color="#999999",
     )
-    labels = [
-        f"{g}\n(n={_count_label(int(n), threshold)})"
-        for g, n in zip(b["group"], b["n_treated"], strict=True)
-    ]
     ax.set_xticks(k, labels)
-    ax.set_ylabel("Proven re-offending within 12 months (%)")
+    ax.set_ylabel("Proven re-offending (%)")
     ax.set_xlabel("Fidelity band of the treated person")
-    ax.set_title("Exploratory: re-offending by fidelity band vs own matched comparators")
+    ax.set_title("Re-offending rates")
     ax.legend(fontsize=8)
+    est = 100 * b["estimate"].to_numpy(dtype=float)
+    lo = est - 100 * b["ci_low"].to_numpy(dtype=float)
+    hi = 100 * b["ci_high"].to_numpy(dtype=float) - est
+    ax2.errorbar(k, est, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o", capsize=4)
+    ax2.axhline(0, color="#555555", linewidth=1)
+    ax2.set_xticks(k, labels)
+    ax2.set_xlim(-0.5, len(b) - 0.5)
+    ax2.set_ylabel("Treated minus comparators (pp)")
+    ax2.set_xlabel("Fidelity band of the treated person")
+    ax2.set_title("Difference with confidence interval")
+    fig.suptitle("Exploratory: re-offending by fidelity band vs own matched comparators")
     fig.tight_layout()
     _save(fig, path)
 
