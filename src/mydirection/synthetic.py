@@ -55,6 +55,7 @@ import json
 import math
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import numpy as np
@@ -100,6 +101,8 @@ _STREAMS = (
     "selection",
     "fidelity",
     "reoffending",
+    "breaches",
+    "convictions",
     "assessments",
     "contacts",
     "pilot",
@@ -355,148 +358,197 @@ def _ogrs_logit(o, age, male, n_sanctions, age_first, group_term):
     )
 
 
+class _World(SimpleNamespace):
+    """The synthetic world under construction: each model step adds its arrays to it.
+
+    Person-level arrays are indexed by person number 0..n-1 (the treated and the comparator
+    pool together); event-level arrays by event number (index events 0..n-1 in person
+    order, then the earlier non-index events).
+    """
+
+
 def _build(cfg: dict, seed: int) -> dict:
-    """The clean world: per-person arrays, per-extract column arrays, truth."""
+    """The clean world, with data-level quirks planted: per-extract column arrays and truth."""
+    w = _setup(cfg)
+    _staff(w, cfg, _rng(seed, "staff"))
+    _people(w, cfg, _rng(seed, "people"))
+    _events(w, cfg, _rng(seed, "events"))
+    _histories(w, cfg, _rng(seed, "history"))
+    _select(w, cfg, _rng(seed, "selection"))
+    _fidelity(w, cfg, _rng(seed, "fidelity"))
+    _reoffending(w, cfg, _rng(seed, "reoffending"))
+    _breaches(w, cfg, _rng(seed, "breaches"))
+    _convictions(w, _rng(seed, "convictions"))
+    _assessments(w, cfg, _rng(seed, "assessments"))
+    _pilot_records(w, _rng(seed, "pilot"))
+    quirks = _rng(seed, "quirks")
+    _choose_impossible_events(w, cfg, quirks)
+    _contacts(w, cfg, _rng(seed, "contacts"))
+    _plant_quirks(w, cfg, quirks)
+    tables = _tables(w, _rng(seed, "ids"))
+    return {
+        "tables": tables,
+        "quirk_counts": w.quirk_counts,
+        "truth": _truth(w, cfg, seed),
+        "po": _potential_outcomes_frame(w),
+    }
+
+
+def _setup(cfg: dict) -> _World:
     groups = codes("convictions", "offence_group")
     assert groups == list(_OFFENCE), "offence groups of the contract changed"
-    group_share = np.array([_OFFENCE[g][0] for g in groups])
-    group_ogrs = np.array([_OFFENCE[g][1] for g in groups])
-    group_custody = np.array([_OFFENCE[g][2] for g in groups])
-    group_sev = np.array([_OFFENCE[g][3] for g in groups])
-    breach = groups.index("breach")
-    reoffence_share = group_share.copy()
-    reoffence_share[breach] = 0.0
+    w = _World()
+    w.group_share = np.array([_OFFENCE[g][0] for g in groups])
+    w.group_ogrs = np.array([_OFFENCE[g][1] for g in groups])
+    w.group_custody = np.array([_OFFENCE[g][2] for g in groups])
+    w.group_sev = np.array([_OFFENCE[g][3] for g in groups])
+    w.breach = groups.index("breach")
+    w.reoffence_share = w.group_share.copy()
+    w.reoffence_share[w.breach] = 0.0  # re-offences drawn here are never breaches
+    w.caseload_start = _day(cfg["caseload_start"])
+    w.pilot_start = _day(cfg["pilot_start"])
+    w.pilot_end = _day(cfg["pilot_end"])
+    w.extract_end = _day(cfg["extract_end_date"])
+    w.offices = list(cfg["offices"])
+    w.pilot_office = np.isin(
+        np.arange(len(w.offices)), [w.offices.index(o) for o in cfg["pilot_offices"]]
+    )
+    w.k_cm = cfg["case_managers_per_office"]
+    w.n_staff = len(w.offices) * w.k_cm
+    w.n_treat = cfg["n_treated"]
+    w.n = w.n_treat + cfg["n_comparator_pool"]
+    return w
 
-    caseload_start = _day(cfg["caseload_start"])
-    pilot_start = _day(cfg["pilot_start"])
-    pilot_end = _day(cfg["pilot_end"])
-    extract_end = _day(cfg["extract_end_date"])
 
-    offices = list(cfg["offices"])
-    n_off = len(offices)
-    pilot_office = np.isin(np.arange(n_off), [offices.index(o) for o in cfg["pilot_offices"]])
-    k_cm = cfg["case_managers_per_office"]
-    n_staff = n_off * k_cm
-    n_treat = cfg["n_treated"]
-    n = n_treat + cfg["n_comparator_pool"]
-
-    # ---- staff
-    rng = _rng(seed, "staff")
-    staff_office = np.repeat(np.arange(n_off), k_cm)
-    staff_grade = _choice(rng, _GRADE.values(), n_staff)
+def _staff(w: _World, cfg: dict, rng) -> None:
+    """Case managers: office, grade, training (pilot offices), Action Learning Sets, quality."""
+    n_staff = w.n_staff
+    w.staff_office = np.repeat(np.arange(len(w.offices)), w.k_cm)
+    w.staff_grade = _choice(rng, _GRADE.values(), n_staff)
     quality = rng.normal(0.0, cfg["fidelity"]["case_manager_sd"], n_staff)
-    at_pilot = pilot_office[staff_office]
-    trained = np.where(at_pilot, rng.random(n_staff) < 0.92, rng.random(n_staff) < 0.04)
+    w.at_pilot = w.pilot_office[w.staff_office]
+    trained = np.where(w.at_pilot, rng.random(n_staff) < 0.92, rng.random(n_staff) < 0.04)
     trained_day = np.where(
-        at_pilot,
+        w.at_pilot,
         _randint(rng, _day("2017-10-01"), _day("2018-03-31"), n_staff),
         _randint(rng, _day("2018-06-01"), _day("2019-06-30"), n_staff),
     )
-    trained_day = np.where(trained, trained_day, NA).astype(np.int32)
+    w.trained_day = np.where(trained, trained_day, NA).astype(np.int32)
     sd_q = max(cfg["fidelity"]["case_manager_sd"], 1e-9)
     als = rng.poisson(np.clip(3.0 + 2.0 * quality / sd_q, 0.2, None))
-    als = np.where(trained & at_pilot, np.minimum(als, 10), 0)
-    quality = quality - 0.15 * ~trained  # untrained case managers deliver less
+    w.als = np.where(trained & w.at_pilot, np.minimum(als, 10), 0).astype(np.int64)
+    w.quality = quality - 0.15 * ~trained  # untrained case managers deliver less
 
-    # ---- people
-    rng = _rng(seed, "people")
-    male = rng.random(n) < cfg["share_male"]
+
+def _people(w: _World, cfg: dict, rng) -> None:
+    """Demographics, latent traits, eligibility, index event start, enrolment delay."""
+    n = w.n
+    w.male = rng.random(n) < cfg["share_male"]
     eth_codes = codes("people", "ethnicity")
-    eth = np.array([eth_codes.index(k) for k in cfg["ethnicity"]], dtype=np.int16)[
+    w.eth = np.array([eth_codes.index(k) for k in cfg["ethnicity"]], dtype=np.int16)[
         _choice(rng, cfg["ethnicity"].values(), n)
     ]
-    office = _choice(rng, cfg["offices"].values(), n)
+    w.office = _choice(rng, cfg["offices"].values(), n)
     ine = cfg["ineligible"]
     # 0 eligible, 1 rosh_high, 2 under_18, 3 pre_2018_only
-    inelig = _choice(
+    w.inelig = _choice(
         rng,
         [1.0 - sum(ine.values()), ine["rosh_high"], ine["under_18"], ine["pre_2018_only"]],
         n,
     )
-    z = rng.standard_normal(n)
-    engagement = -0.3 * z + math.sqrt(1 - 0.09) * rng.standard_normal(n)
-    hidden = rng.standard_normal(n)
-    age = 18.05 + rng.gamma(2.0, 7.5, n) * np.exp(-0.15 * z)
+    w.z = rng.standard_normal(n)  # offending propensity
+    w.engagement = -0.3 * w.z + math.sqrt(1 - 0.09) * rng.standard_normal(n)
+    w.hidden = rng.standard_normal(n)  # never recorded anywhere
+    age = 18.05 + rng.gamma(2.0, 7.5, n) * np.exp(-0.15 * w.z)
     age = np.minimum(age, 75.0)
-    age = np.where(inelig == 2, rng.uniform(16.0, 17.95, n), age)
-    anchor = np.where(
-        inelig == 3,
-        _randint(rng, caseload_start, pilot_start - 1, n),
-        _randint(rng, pilot_start, pilot_end, n),
+    age = np.where(w.inelig == 2, rng.uniform(16.0, 17.95, n), age)
+    w.anchor = np.where(
+        w.inelig == 3,
+        _randint(rng, w.caseload_start, w.pilot_start - 1, n),
+        _randint(rng, w.pilot_start, w.pilot_end, n),
     ).astype(np.int64)
-    dob = anchor - np.round(age * 365.25).astype(np.int64)
-    delay = _randint(rng, 0, cfg["max_enrolment_delay_days"], n)
+    w.dob = w.anchor - np.round(age * 365.25).astype(np.int64)
+    w.delay = _randint(rng, 0, cfg["max_enrolment_delay_days"], n)
 
-    # ---- events: index event per person (row i = person i), earlier events appended
-    rng = _rng(seed, "events")
+
+def _events(w: _World, cfg: dict, rng) -> None:
+    """Supervision events: one index event per person, plus earlier non-index events."""
+    n = w.n
     sent_types = list(_SENTENCE)
+    lo_m = np.array([_SENTENCE[s][1][0] for s in sent_types])
+    hi_m = np.array([_SENTENCE[s][1][1] for s in sent_types])
 
-    def event_attrs(size):
+    def attrs(size):
         st = _choice(rng, [_SENTENCE[s][0] for s in sent_types], size)
-        lo = np.array([_SENTENCE[s][1][0] for s in sent_types])[st]
-        hi = np.array([_SENTENCE[s][1][1] for s in sent_types])[st]
-        months = _randint(rng, lo, hi)
+        months = _randint(rng, lo_m[st], hi_m[st])
         return st, np.round(months * DAYS_PER_MONTH).astype(np.int64)
 
-    ev_st, ev_len = event_attrs(n)
+    st, length = attrs(n)
     rosh_codes = codes("supervision", "rosh")
-    ev_rosh = np.where(
-        inelig == 1,
+    rosh = np.where(
+        w.inelig == 1,
         np.where(rng.random(n) < 0.85, rosh_codes.index("high"), rosh_codes.index("very_high")),
         np.where(rng.random(n) < 0.4, rosh_codes.index("low"), rosh_codes.index("medium")),
     ).astype(np.int16)
-    ev_group = _choice(rng, group_share, n)
-    ev_cm = office.astype(np.int64) * k_cm + rng.integers(0, k_cm, n)
-    two = (inelig == 0) & (rng.random(n) < cfg["share_two_events"])
-    early_pid = np.flatnonzero(two)
+    w.ev_group = _choice(rng, w.group_share, n)
+    w.ev_cm = w.office.astype(np.int64) * w.k_cm + rng.integers(0, w.k_cm, n)
+    w.two = (w.inelig == 0) & (rng.random(n) < cfg["share_two_events"])
+    early_pid = np.flatnonzero(w.two)
     n_early = len(early_pid)
-    e_st, e_len = event_attrs(n_early)
-    early_start = _randint(rng, caseload_start, np.minimum(pilot_start - 1, anchor[early_pid] - 30))
-    events = {
+    e_st, e_len = attrs(n_early)
+    early_start = _randint(
+        rng, w.caseload_start, np.minimum(w.pilot_start - 1, w.anchor[early_pid] - 30)
+    )
+    early_cm = w.office[early_pid].astype(np.int64) * w.k_cm + rng.integers(0, w.k_cm, n_early)
+    w.events = {
         "pid": np.concatenate([np.arange(n), early_pid]),
-        "start": np.concatenate([anchor, early_start]),
-        "st": np.concatenate([ev_st, e_st]),
-        "rosh": np.concatenate(
-            [ev_rosh, np.where(rng.random(n_early) < 0.4, 0, 1).astype(np.int16)]
-        ),
-        "group": np.concatenate([ev_group, _choice(rng, group_share, n_early)]),
-        "cm": np.concatenate(
-            [ev_cm, office[early_pid].astype(np.int64) * k_cm + rng.integers(0, k_cm, n_early)]
-        ),
+        "start": np.concatenate([w.anchor, early_start]),
+        "st": np.concatenate([st, e_st]),
+        "rosh": np.concatenate([rosh, np.where(rng.random(n_early) < 0.4, 0, 1).astype(np.int16)]),
+        "group": np.concatenate([w.ev_group, _choice(rng, w.group_share, n_early)]),
+        "cm": np.concatenate([w.ev_cm, early_cm]),
         "is_index": np.concatenate([np.ones(n, bool), np.zeros(n_early, bool)]),
     }
-    events["end"] = events["start"] + np.concatenate([ev_len, e_len])
-    first_event = anchor.copy()
-    first_event[early_pid] = early_start
+    w.events["end"] = w.events["start"] + np.concatenate([length, e_len])
+    w.n_ev = len(w.events["pid"])
+    w.first_event = w.anchor.copy()
+    w.first_event[early_pid] = early_start
 
-    # ---- criminal histories (convictions before the first event) + event convictions
-    rng = _rng(seed, "history")
+
+def _histories(w: _World, cfg: dict, rng) -> None:
+    """Convictions before the first event, one conviction per event, OGRS3 at the index date."""
+    n, z = w.n, w.z
     h = cfg["history"]
-    age_first_event = (first_event - dob) / 365.25
-    age_first = 12.0 + rng.gamma(2.0, 2.5, n) * np.exp(-0.3 * z)
-    age_first = np.clip(age_first, 10.0, age_first_event - 0.3)
-    first_off_day = dob + np.round(age_first * 365.25).astype(np.int64)
-    cutoff = first_event - 90
+    age_first_event = (w.first_event - w.dob) / 365.25
+    w.age_first = np.clip(
+        12.0 + rng.gamma(2.0, 2.5, n) * np.exp(-0.3 * z), 10.0, age_first_event - 0.3
+    )
+    first_off_day = w.dob + np.round(w.age_first * 365.25).astype(np.int64)
+    cutoff = w.first_event - 90
     span_years = np.maximum(cutoff - first_off_day, 0) / 365.25
     sd = h["propensity_sd"]
     rate = h["offences_per_year"] * np.exp(sd * z - sd * sd / 2)
     n_hist = np.minimum(rng.poisson(rate * span_years), 80)
-    n_hist = np.where(cutoff > first_off_day, n_hist, 0)
-    hp = np.repeat(np.arange(n, dtype=np.int32), n_hist)
+    w.n_hist = np.where(cutoff > first_off_day, n_hist, 0)
+    hp = np.repeat(np.arange(n, dtype=np.int32), w.n_hist)
     frac = rng.random(len(hp))
-    frac[(np.cumsum(n_hist) - n_hist)[n_hist > 0]] = 0.0  # the first offence starts the career
-    h_off = (first_off_day[hp] + np.floor(frac * (cutoff[hp] - first_off_day[hp]))).astype(np.int32)
+    frac[(np.cumsum(w.n_hist) - w.n_hist)[w.n_hist > 0]] = 0.0  # first offence starts the career
+    w.h_pid = hp
+    w.h_off = (first_off_day[hp] + np.floor(frac * (cutoff[hp] - first_off_day[hp]))).astype(
+        np.int32
+    )
     del frac
-    h_disp = np.minimum(
-        h_off + 1 + rng.gamma(2.0, 30.0, len(hp)).astype(np.int32), first_event[hp] - 1
+    w.h_disp = np.minimum(
+        w.h_off + 1 + rng.gamma(2.0, 30.0, len(hp)).astype(np.int32), w.first_event[hp] - 1
     ).astype(np.int32)
-    h_group = _choice(rng, reoffence_share, len(hp))
+    w.h_group = _choice(rng, w.reoffence_share, len(hp))
 
-    # event convictions: the offence each event was imposed for
-    n_ev = len(events["pid"])
-    ev_st = events["st"]
+    # the offence each event was imposed for: disposal at the start of an order, earlier
+    # custody for a licence or post-sentence supervision
+    sent_types = list(_SENTENCE)
+    ev_st = w.events["st"]
     disp_codes = codes("convictions", "disposal_type")
-    ev_disp_type = np.select(
+    w.ev_disp_type = np.select(
         [
             ev_st == sent_types.index("community_order"),
             ev_st == sent_types.index("suspended_sentence_order"),
@@ -509,385 +561,387 @@ def _build(cfg: dict, seed: int) -> dict:
             ev_st == sent_types.index("licence"),
             ev_st == sent_types.index("post_sentence_supervision"),
         ],
-        [_randint(rng, 90, 900, n_ev), _randint(rng, 30, 180, n_ev)],
+        [_randint(rng, 90, 900, w.n_ev), _randint(rng, 30, 180, w.n_ev)],
         0,
     )
-    e_disp = events["start"] - back
-    e_off = e_disp - _randint(rng, 20, 300, n_ev)
+    w.e_disp = w.events["start"] - back
+    w.e_off = w.e_disp - _randint(rng, 20, 300, w.n_ev)
 
-    # ---- OGRS3 at the index date (the history recorded by then)
-    o = cfg["ogrs3"]
-    n_sanctions_index = n_hist + 1 + two.astype(np.int64)
+    # OGRS3 at the index date, from the history recorded by then
     first_disp = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(first_disp, hp, h_disp)
-    np.minimum.at(first_disp, events["pid"], e_disp)
-    age_first_sanction = (first_disp - dob) / 365.25
-    age_index = (anchor - dob) / 365.25
-    y_index = _ogrs_logit(
-        o, age_index, male, n_sanctions_index, age_first_sanction, group_ogrs[ev_group]
+    np.minimum.at(first_disp, hp, w.h_disp)
+    np.minimum.at(first_disp, w.events["pid"], w.e_disp)
+    w.age_first_sanction = (first_disp - w.dob) / 365.25
+    w.y_index = _ogrs_logit(
+        cfg["ogrs3"],
+        (w.anchor - w.dob) / 365.25,
+        w.male,
+        w.n_hist + 1 + w.two.astype(np.int64),
+        w.age_first_sanction,
+        w.group_ogrs[w.ev_group],
     )
 
-    # ---- selection into the pilot
-    rng = _rng(seed, "selection")
+
+def _select(w: _World, cfg: dict, rng) -> None:
+    """Enrol n_treated eligible people at pilot offices, weighted towards lower risk."""
     s = cfg["selection"]
-    strength = cfg["hidden_confounding"]["strength"]
 
     def zs(x):
         return (x - x.mean()) / (x.std() or 1.0)
 
-    enrol_day = anchor + delay
-    candidate = (inelig == 0) & pilot_office[office] & (enrol_day <= pilot_end)
+    w.enrol_day = w.anchor + w.delay
+    candidate = (w.inelig == 0) & w.pilot_office[w.office] & (w.enrol_day <= w.pilot_end)
     n_cand = int(candidate.sum())
-    if n_cand < n_treat * 1.2:
+    if n_cand < w.n_treat * 1.2:
         raise ValueError(
             f"synthetic config: only {n_cand} eligible people at the pilot offices for "
-            f"n_treated={n_treat}; raise n_comparator_pool or lower n_treated"
+            f"n_treated={w.n_treat}; raise n_comparator_pool or lower n_treated"
         )
     score = (
-        s["ogrs3"] * zs(y_index)
-        + s["previous_offences"] * zs(np.log1p(n_hist))
-        + s["engagement"] * engagement
-        - strength * hidden
-        + rng.gumbel(size=n)
+        s["ogrs3"] * zs(w.y_index)
+        + s["previous_offences"] * zs(np.log1p(w.n_hist))
+        + s["engagement"] * w.engagement
+        - cfg["hidden_confounding"]["strength"] * w.hidden
+        + rng.gumbel(size=w.n)
     )
     score = np.where(candidate, score, -np.inf)
-    chosen = np.argsort(-score, kind="stable")[:n_treat]
-    treated = np.zeros(n, bool)
-    treated[chosen] = True
+    chosen = np.argsort(-score, kind="stable")[: w.n_treat]
+    w.treated = np.zeros(w.n, bool)
+    w.treated[chosen] = True
+    w.tp = np.flatnonzero(w.treated)
 
-    # ---- fidelity of the treated
-    rng = _rng(seed, "fidelity")
+
+def _fidelity(w: _World, cfg: dict, rng) -> None:
+    """Latent fidelity of the treated: case-manager quality + decay by month of enrolment."""
     fc = cfg["fidelity"]
-    enrol_month = (
-        (np.datetime64(0, "D") + enrol_day.astype("timedelta64[D]"))
-        .astype("datetime64[M]")
-        .astype(np.int64)
-        - np.datetime64(cfg["pilot_start"], "M").astype(np.int64)
-        + 1
-    )
+    month = (w.enrol_day.astype("datetime64[D]").astype("datetime64[M]")).astype(np.int64)
+    w.enrol_month = month - np.datetime64(cfg["pilot_start"], "M").astype(np.int64) + 1
     fidelity = np.clip(
         fc["start"]
-        + quality[ev_cm]
-        + rng.normal(0.0, fc["person_sd"], n)
-        - fc["decay_per_month"] * (enrol_month - 1),
+        + w.quality[w.ev_cm]
+        + rng.normal(0.0, fc["person_sd"], w.n)
+        - fc["decay_per_month"] * (w.enrol_month - 1),
         0.0,
         1.0,
     )
-    fidelity = np.where(treated, fidelity, np.nan)
-    mean_f = float(np.nanmean(fidelity))
+    w.fidelity = np.where(w.treated, fidelity, np.nan)
+    w.mean_f = float(np.nanmean(w.fidelity))
 
-    # ---- re-offending: both potential outcomes, coupled
-    rng = _rng(seed, "reoffending")
-    r = cfg["reoffending"]
+
+def _reoffending(w: _World, cfg: dict, rng) -> None:
+    """Offences after the index date under both potential outcomes (coupled randomness).
+
+    A Poisson process with constant daily hazard ``lam`` (so that P(offence within a year)
+    is the true 1-year risk). The k-th offence happens when the cumulative hazard reaches
+    the sum of k unit exponentials; under treatment the hazard is multiplied by the hazard
+    ratio from the enrolment date on. The same exponentials and conviction lags drive both
+    potential outcomes. Treated people realise Y(1), everyone else Y(0).
+    """
+    r, te, n = cfg["reoffending"], cfg["true_effect"], w.n
     true_logit = (
-        y_index
-        + o["one_year_offset"]
+        w.y_index
+        + cfg["ogrs3"]["one_year_offset"]
         + rng.normal(0.0, r["risk_noise_sd"], n)
-        - 0.2 * engagement
-        + strength * hidden
+        - 0.2 * w.engagement
+        + cfg["hidden_confounding"]["strength"] * w.hidden
     )
-    p1 = _expit(true_logit)
-    lam = -np.log1p(-p1) / 365.0  # daily hazard: P(offence within a year) = p1
-    te = cfg["true_effect"]
+    lam = -np.log1p(-_expit(true_logit)) / 365.0
     hr = np.full(n, float(te["hazard_ratio"]))
     if te["depends_on_fidelity"]:
-        hr = np.where(treated, np.exp(np.log(te["hazard_ratio"]) * fidelity / mean_f), hr)
-    d_treat = np.where(treated, delay, 0).astype(float)  # effect starts at enrolment
-    horizon = extract_end - anchor
-    y0 = np.zeros(n, bool)
-    y1 = np.zeros(n, bool)
+        scaled = np.exp(np.log(te["hazard_ratio"]) * w.fidelity / w.mean_f)
+        hr = np.where(w.treated, scaled, hr)
+    w.hr = hr
+    d_treat = np.where(w.treated, w.delay, 0).astype(float)  # the effect starts at enrolment
+    horizon = w.extract_end - w.anchor
+    y0, y1 = np.zeros(n, bool), np.zeros(n, bool)
     cum = np.zeros(n)
     active = np.arange(n)
-    re_pid, re_off, re_disp, re_group = [], [], [], []
-    long_share = r["long_lag_share"]
+    pid, off, disp, group = [], [], [], []
     while len(active):
-        cum[active] += rng.exponential(size=len(active))
-        c = cum[active]
-        lam_a = lam[active]
+        m = len(active)
+        cum[active] += rng.exponential(size=m)
+        c, lam_a = cum[active], lam[active]
         t0 = c / lam_a
         split = lam_a * d_treat[active]
         t1 = np.where(c < split, t0, d_treat[active] + (c - split) / (lam_a * hr[active]))
         lag = np.where(
-            rng.random(len(active)) < long_share,
-            _randint(rng, 150, 450, len(active)),
-            1 + rng.gamma(2.0, 35.0, len(active)).astype(np.int64),
+            rng.random(m) < r["long_lag_share"],
+            _randint(rng, 150, 450, m),
+            1 + rng.gamma(2.0, 35.0, m).astype(np.int64),
         )
         day0 = np.maximum(np.ceil(t0), 1)
         day1 = np.maximum(np.ceil(t1), 1)
         y0[active] |= (day0 <= FOLLOWUP_DAYS) & (day0 + lag <= PROVEN_BY_DAYS)
         y1[active] |= (day1 <= FOLLOWUP_DAYS) & (day1 + lag <= PROVEN_BY_DAYS)
-        t_real = np.where(treated[active], t1, t0)
-        day_real = np.where(treated[active], day1, day0).astype(np.int64)
-        group = _choice(rng, reoffence_share, len(active))
-        rec = (t_real <= horizon[active]) & (anchor[active] + day_real + lag <= extract_end)
-        re_pid.append(active[rec])
-        re_off.append(anchor[active[rec]] + day_real[rec])
-        re_disp.append(anchor[active[rec]] + day_real[rec] + lag[rec])
-        re_group.append(group[rec])
-        keep = (t_real < horizon[active]) | (np.minimum(t0, t1) <= FOLLOWUP_DAYS)
-        active = active[keep]
-    re_pid = np.concatenate(re_pid)
-    re_off = np.concatenate(re_off)
-    re_disp = np.concatenate(re_disp)
-    re_group = np.concatenate(re_group)
+        t_real = np.where(w.treated[active], t1, t0)
+        day_real = np.where(w.treated[active], day1, day0).astype(np.int64)
+        g = _choice(rng, w.reoffence_share, m)
+        rec = (t_real <= horizon[active]) & (w.anchor[active] + day_real + lag <= w.extract_end)
+        pid.append(active[rec])
+        off.append(w.anchor[active[rec]] + day_real[rec])
+        disp.append(w.anchor[active[rec]] + day_real[rec] + lag[rec])
+        group.append(g[rec])
+        active = active[(t_real < horizon[active]) | (np.minimum(t0, t1) <= FOLLOWUP_DAYS)]
+    w.y0, w.y1 = y0, y1
+    w.re_pid, w.re_off = np.concatenate(pid), np.concatenate(off)
+    w.re_disp, w.re_group = np.concatenate(disp), np.concatenate(group)
 
-    # breaches while the index event runs (never a proven re-offence)
-    ev_stop = np.minimum(events["end"][:n], extract_end)
-    b_rate = r["breaches_per_year"] * np.exp(-0.5 * engagement) / 365.0
-    n_b = rng.poisson(b_rate * np.maximum(ev_stop - anchor, 0))
-    bp = np.repeat(np.arange(n), n_b)
-    b_off = anchor[bp] + _randint(rng, 1, np.maximum(ev_stop[bp] - anchor[bp], 1))
-    b_disp = b_off + _randint(rng, 14, 120, len(bp))
-    b_keep = b_disp <= extract_end
-    bp, b_off, b_disp = bp[b_keep], b_off[b_keep], b_disp[b_keep]
 
-    # ---- convictions table (clean)
-    n_hist_rows, n_ev_rows = len(hp), n_ev
-    c_pid = np.concatenate([hp, events["pid"], re_pid, bp]).astype(np.int32)
-    c_off = np.concatenate([h_off, e_off, re_off, b_off]).astype(np.int32)
-    c_disp = np.concatenate([h_disp, e_disp, re_disp, b_disp]).astype(np.int32)
-    c_group = np.concatenate(
-        [h_group, events["group"], re_group, np.full(len(bp), breach, np.int16)]
+def _breaches(w: _World, cfg: dict, rng) -> None:
+    """Breach offences while the index event runs (recorded, never a proven re-offence)."""
+    stop = np.minimum(w.events["end"][: w.n], w.extract_end)
+    rate = cfg["reoffending"]["breaches_per_year"] * np.exp(-0.5 * w.engagement) / 365.0
+    n_b = rng.poisson(rate * np.maximum(stop - w.anchor, 0))
+    bp = np.repeat(np.arange(w.n), n_b)
+    off = w.anchor[bp] + _randint(rng, 1, np.maximum(stop[bp] - w.anchor[bp], 1))
+    disp = off + _randint(rng, 14, 120, len(bp))
+    keep = disp <= w.extract_end
+    w.b_pid, w.b_off, w.b_disp = bp[keep], off[keep], disp[keep]
+
+
+def _convictions(w: _World, rng) -> None:
+    """All recorded convictions (history, events, re-offences, breaches) with their codes."""
+    n_hist_rows = len(w.h_pid)
+    w.c_pid = np.concatenate([w.h_pid, w.events["pid"], w.re_pid, w.b_pid]).astype(np.int32)
+    w.c_off = np.concatenate([w.h_off, w.e_off, w.re_off, w.b_off]).astype(np.int32)
+    w.c_disp = np.concatenate([w.h_disp, w.e_disp, w.re_disp, w.b_disp]).astype(np.int32)
+    w.c_group = np.concatenate(
+        [w.h_group, w.events["group"], w.re_group, np.full(len(w.b_pid), w.breach, np.int16)]
     ).astype(np.int16)
-    del hp, h_off, h_disp, h_group, re_pid, re_off, re_disp, re_group, bp, b_off, b_disp
-    n_c = len(c_pid)
-    custody = rng.random(n_c) < _expit(-1.6 + 0.5 * z[c_pid] + group_custody[c_group])
-    other_disp = np.array([disp_codes.index(k) for k in _NON_CUSTODY], dtype=np.int16)[
+    for name in ("h_pid", "h_off", "h_disp", "h_group", "re_pid", "re_off", "re_disp"):
+        delattr(w, name)
+    for name in ("re_group", "b_pid", "b_off", "b_disp", "e_off", "e_disp"):
+        delattr(w, name)
+    n_c = len(w.c_pid)
+    disp_codes = codes("convictions", "disposal_type")
+    custody = rng.random(n_c) < _expit(-1.6 + 0.5 * w.z[w.c_pid] + w.group_custody[w.c_group])
+    other = np.array([disp_codes.index(k) for k in _NON_CUSTODY], dtype=np.int16)[
         _choice(rng, _NON_CUSTODY.values(), n_c)
     ]
-    c_dtype = np.where(custody, disp_codes.index("custody"), other_disp).astype(np.int16)
-    c_dtype[n_hist_rows : n_hist_rows + n_ev_rows] = ev_disp_type
-    c_sev = _rowwise_choice(rng, group_sev, c_group)
+    w.c_dtype = np.where(custody, disp_codes.index("custody"), other).astype(np.int16)
+    w.c_dtype[n_hist_rows : n_hist_rows + w.n_ev] = w.ev_disp_type
+    w.c_sev = _rowwise_choice(rng, w.group_sev, w.c_group)
 
-    # ---- assessments (0-2 per person), OGRS3 from the history recorded by then
-    rng = _rng(seed, "assessments")
-    a = cfg["assessments"]
+
+def _assessments(w: _World, cfg: dict, rng) -> None:
+    """0-2 OASys assessments per person; OGRS3 from the convictions proven by then."""
+    a, n = cfg["assessments"], w.n
     n_a = _choice(rng, [a["share_none"], 1 - a["share_none"] - a["share_two"], a["share_two"]], n)
     after = rng.random(n) < a["share_first_after_index"]
-    first_a = np.where(after, anchor + _randint(rng, 0, 45, n), anchor - _randint(rng, 1, 90, n))
-    second_a = first_a + _randint(rng, 90, 300, n)
-    a_pid = np.concatenate([np.flatnonzero(n_a >= 1), np.flatnonzero(n_a >= 2)])
-    a_day = np.concatenate([first_a[n_a >= 1], second_a[n_a >= 2]])
-    ok = a_day <= extract_end
-    a_pid, a_day = a_pid[ok], a_day[ok]
-    base = 40_000
-    key = c_pid.astype(np.int64) * (1 << 20) + (c_disp + base)
+    first = np.where(after, w.anchor + _randint(rng, 0, 45, n), w.anchor - _randint(rng, 1, 90, n))
+    second = first + _randint(rng, 90, 300, n)
+    pid = np.concatenate([np.flatnonzero(n_a >= 1), np.flatnonzero(n_a >= 2)])
+    day = np.concatenate([first[n_a >= 1], second[n_a >= 2]])
+    ok = day <= w.extract_end
+    pid, day = pid[ok], day[ok]
+    # sanctions proven by each assessment date: one sorted key (person, disposal day)
+    key = w.c_pid.astype(np.int64) * (1 << 20) + (w.c_disp + 40_000)
     key.sort()
-    lo = np.searchsorted(key, a_pid.astype(np.int64) * (1 << 20), side="left")
-    hi = np.searchsorted(key, a_pid.astype(np.int64) * (1 << 20) + (a_day + base), side="right")
+    lo = np.searchsorted(key, pid.astype(np.int64) * (1 << 20), side="left")
+    hi = np.searchsorted(key, pid.astype(np.int64) * (1 << 20) + (day + 40_000), side="right")
     del key
-    a_sanctions = hi - lo
-    a_age = (a_day - dob[a_pid]) / 365.25
-    a_y = _ogrs_logit(
-        o, a_age, male[a_pid], a_sanctions, age_first_sanction[a_pid], group_ogrs[ev_group[a_pid]]
+    o = cfg["ogrs3"]
+    y = _ogrs_logit(
+        o,
+        (day - w.dob[pid]) / 365.25,
+        w.male[pid],
+        hi - lo,
+        w.age_first_sanction[pid],
+        w.group_ogrs[w.ev_group[pid]],
     )
-    ogrs2 = np.round(100 * _expit(a_y), 1)
-    ogrs1 = np.round(100 * _expit(a_y + o["one_year_offset"]), 1)
-    needs = {}
+    w.a_pid, w.a_day = pid, day
+    w.ogrs2 = np.round(100 * _expit(y), 1)
+    w.ogrs1 = np.round(100 * _expit(y + o["one_year_offset"]), 1)
+    w.needs = {}
     for name, (b0, bz, be) in _NEEDS.items():
-        val = (rng.random(len(a_pid)) < _expit(b0 + bz * z[a_pid] + be * engagement[a_pid])).astype(
-            np.int8
-        )
-        val[rng.random(len(a_pid)) < a["need_missing"]] = -1
-        needs[name] = val
+        p = _expit(b0 + bz * w.z[pid] + be * w.engagement[pid])
+        val = (rng.random(len(pid)) < p).astype(np.int8)
+        val[rng.random(len(pid)) < a["need_missing"]] = -1
+        w.needs[name] = val
 
-    # ---- enrolments and pilot records of the treated
-    rng = _rng(seed, "pilot")
-    tp = np.flatnonzero(treated)
-    f_t = fidelity[tp]
-    t_enrol = enrol_day[tp]
-    t_ev_end = events["end"][tp]
-    same_office = ev_cm[tp]
-    other_cm = office[tp].astype(np.int64) * k_cm + rng.integers(0, k_cm, len(tp))
-    t_cm = np.where(rng.random(len(tp)) < 0.95, same_office, other_cm)
-    withdrew = rng.random(len(tp)) < 0.35 * (1.0 - f_t)
-    completion = t_enrol + _randint(rng, 270, 450, len(tp))
-    exit_reason_codes = codes("enrolments", "exit_reason")
-    exit_day = np.where(
-        withdrew, t_enrol + _randint(rng, 30, 240, len(tp)), np.minimum(completion, t_ev_end)
-    )
+
+def _pilot_records(w: _World, rng) -> None:
+    """Enrolments (with exits), plans, enabling-fund awards and activities of the treated.
+
+    Every record's completeness rises with the person's fidelity f.
+    """
+    tp, m = w.tp, len(w.tp)
+    f = w.fidelity[tp]
+    enrol = w.enrol_day[tp]
+    ev_end = w.events["end"][tp]
+    other_cm = w.office[tp].astype(np.int64) * w.k_cm + rng.integers(0, w.k_cm, m)
+    w.t_cm = np.where(rng.random(m) < 0.95, w.ev_cm[tp], other_cm)
+    withdrew = rng.random(m) < 0.35 * (1.0 - f)
+    completion = enrol + _randint(rng, 270, 450, m)
+    codes_exit = codes("enrolments", "exit_reason")
+    exit_day = np.where(withdrew, enrol + _randint(rng, 30, 240, m), np.minimum(completion, ev_end))
     reason = np.where(
         withdrew,
-        exit_reason_codes.index("withdrew"),
+        codes_exit.index("withdrew"),
         np.where(
-            t_ev_end < completion,
-            exit_reason_codes.index("order_ended"),
-            exit_reason_codes.index("completed"),
+            ev_end < completion, codes_exit.index("order_ended"), codes_exit.index("completed")
         ),
     )
-    u_reason = rng.random(len(tp))
-    transferred = ~withdrew & (u_reason < 0.04)
-    exit_day = np.where(transferred, t_enrol + _randint(rng, 30, 300, len(tp)), exit_day)
-    reason = np.where(transferred, exit_reason_codes.index("transferred"), reason)
-    other = ~withdrew & ~transferred & (u_reason > 0.98)
-    reason = np.where(other, exit_reason_codes.index("other"), reason)
-    still = exit_day > extract_end
-    exit_day = np.where(still, NA, exit_day)
-    reason = np.where(still, -1, reason).astype(np.int16)
-    window_end = np.where(still, extract_end, exit_day)
+    u = rng.random(m)
+    transferred = ~withdrew & (u < 0.04)
+    exit_day = np.where(transferred, enrol + _randint(rng, 30, 300, m), exit_day)
+    reason = np.where(transferred, codes_exit.index("transferred"), reason)
+    reason = np.where(~withdrew & ~transferred & (u > 0.98), codes_exit.index("other"), reason)
+    still = exit_day > w.extract_end
+    w.exit_day = np.where(still, NA, exit_day)
+    w.exit_reason = np.where(still, -1, reason).astype(np.int16)
+    end = np.where(still, w.extract_end, exit_day)  # end of the enrolled period
 
-    # plans
-    has_plan = rng.random(len(tp)) < 0.55 + 0.45 * f_t
-    on_time = rng.random(len(tp)) < 0.25 + 0.70 * f_t
-    created = t_enrol + np.where(
-        on_time, _randint(rng, 0, 28, len(tp)), _randint(rng, 29, 120, len(tp))
-    )
-    has_plan &= created <= window_end
-    co_signed = rng.random(len(tp)) < 0.2 + 0.75 * f_t
-    n_strengths = rng.poisson(0.3 + 3.5 * f_t)
-    n_goals = rng.poisson(0.2 + 3.0 * f_t)
-    span = window_end - created
-    reviewed = rng.random(len(tp)) < 0.15 + 0.80 * f_t
-    last_on_time = np.maximum(window_end - _randint(rng, 0, 90, len(tp)), created + 1)
+    # plans: made within 28 days, co-signed, strengths, goals, reviews every 91 days
+    has_plan = rng.random(m) < 0.55 + 0.45 * f
+    on_time = rng.random(m) < 0.25 + 0.70 * f
+    created = enrol + np.where(on_time, _randint(rng, 0, 28, m), _randint(rng, 29, 120, m))
+    w.plan_rows = np.flatnonzero(has_plan & (created <= end))
+    w.created = created
+    w.co_signed = rng.random(m) < 0.2 + 0.75 * f
+    w.n_strengths = rng.poisson(0.3 + 3.5 * f)
+    w.n_goals = rng.poisson(0.2 + 3.0 * f)
+    span = end - created
+    reviewed = rng.random(m) < 0.15 + 0.80 * f
+    last_on_time = np.maximum(end - _randint(rng, 0, 90, m), created + 1)
     late = created + _randint(rng, 1, np.maximum(span - 92, 1))
-    last_rev = np.where(
+    w.last_rev = np.where(
         reviewed,
         np.where(span >= 1, last_on_time, NA),
-        np.where((span > 92) & (rng.random(len(tp)) < 0.5), late, NA),
+        np.where((span > 92) & (rng.random(m) < 0.5), late, NA),
     )
-    plan_rows = np.flatnonzero(has_plan)
 
     # enabling fund
-    awarded = rng.random(len(tp)) < 0.15 + 0.60 * f_t
-    n_awards = np.where(awarded, 1 + rng.poisson(0.4, len(tp)), 0)
-    fp = np.repeat(np.arange(len(tp)), n_awards)
-    award_day = t_enrol[fp] + np.floor(
-        rng.random(len(fp)) * (window_end[fp] - t_enrol[fp] + 1)
-    ).astype(np.int64)
+    awarded = rng.random(m) < 0.15 + 0.60 * f
+    n_awards = np.where(awarded, 1 + rng.poisson(0.4, m), 0)
+    fp = np.repeat(np.arange(m), n_awards)
+    day = enrol[fp] + np.floor(rng.random(len(fp)) * (end[fp] - enrol[fp] + 1)).astype(np.int64)
     amount = np.round(np.clip(rng.lognormal(np.log(80.0), 0.6, len(fp)), 10, 500), 2)
     purpose = _choice(rng, _PURPOSE.values(), len(fp))
-    f_order = np.lexsort((fp, award_day))
+    order = np.lexsort((fp, day))
+    w.fund = {"t": fp[order], "day": day[order], "amount": amount[order], "purpose": purpose[order]}
 
     # activities
-    n_act = rng.poisson(0.5 + 7.0 * f_t)
-    ap = np.repeat(np.arange(len(tp)), n_act)
-    act_day = t_enrol[ap] + np.floor(
-        rng.random(len(ap)) * (window_end[ap] - t_enrol[ap] + 1)
-    ).astype(np.int64)
-    act_type = _choice(rng, _ACTIVITY.values(), len(ap))
-    attended = rng.random(len(ap)) < 0.35 + 0.60 * f_t[ap]
-    a_order = np.lexsort((ap, act_day))
+    ap = np.repeat(np.arange(m), rng.poisson(0.5 + 7.0 * f))
+    day = enrol[ap] + np.floor(rng.random(len(ap)) * (end[ap] - enrol[ap] + 1)).astype(np.int64)
+    kind = _choice(rng, _ACTIVITY.values(), len(ap))
+    attended = rng.random(len(ap)) < 0.35 + 0.60 * f[ap]
+    order = np.lexsort((ap, day))
+    w.activity = {
+        "t": ap[order],
+        "day": day[order],
+        "type": kind[order],
+        "attended": attended[order],
+    }
 
-    # ---- data-level quirks chosen before contacts (impossible events get no contacts)
-    rng = _rng(seed, "quirks")
-    n_imp = mess_amount(cfg, "impossible_dates", "supervision")
-    non_index = np.flatnonzero(~events["is_index"] & (events["end"] <= extract_end))
-    imp_rows = np.sort(rng.choice(non_index, size=min(n_imp, len(non_index)), replace=False))
 
-    # ---- contacts
-    rng_c = _rng(seed, "contacts")
-    cc = cfg["contacts"]
-    ev_pid = events["pid"]
-    ev_f = np.where(events["is_index"] & treated[ev_pid], fidelity[ev_pid], np.nan)
-    w_end = np.minimum.reduce(
-        [
-            events["end"],
-            events["start"] + np.round(cc["months"] * DAYS_PER_MONTH).astype(np.int64),
-            np.full(n_ev, extract_end),
-        ]
-    )
-    w_len = np.maximum(w_end - events["start"], 0)
+def _choose_impossible_events(w: _World, cfg: dict, rng) -> None:
+    """Non-index events that will get end_date < start_date (chosen before contacts: they get none)."""
+    want = mess_amount(cfg, "impossible_dates", "supervision")
+    pool = np.flatnonzero(~w.events["is_index"] & (w.events["end"] <= w.extract_end))
+    w.imp_rows = np.sort(rng.choice(pool, size=min(want, len(pool)), replace=False))
+
+
+def _contacts(w: _World, cfg: dict, rng) -> None:
+    """Contacts from each event's start for up to `contacts.months` months, with attendance."""
+    cc, ev = cfg["contacts"], w.events
+    ev_pid = ev["pid"]
+    ev_f = np.where(ev["is_index"] & w.treated[ev_pid], w.fidelity[ev_pid], np.nan)
+    months = np.round(cc["months"] * DAYS_PER_MONTH).astype(np.int64)
+    w_end = np.minimum(np.minimum(ev["end"], ev["start"] + months), w.extract_end)
+    w_len = np.maximum(w_end - ev["start"], 0)
     rate = np.where(
         np.isnan(ev_f),
         cc["comparator_per_month"],
         cc["treated_per_month"] * (0.6 + 0.8 * np.nan_to_num(ev_f)),
     )
-    n_contacts = rng_c.poisson(rate * w_len / DAYS_PER_MONTH)
-    n_contacts[imp_rows] = 0
-    ce = np.repeat(np.arange(n_ev, dtype=np.int32), n_contacts)
-    c_day = (events["start"][ce] + np.floor(rng_c.random(len(ce)) * (w_len[ce] + 1))).astype(
-        np.int32
-    )
-    order = np.argsort((c_day.astype(np.int64) + 40_000) * (1 << 32) + ce, kind="stable")
-    ce, c_day = ce[order], c_day[order]
+    n_contacts = rng.poisson(rate * w_len / DAYS_PER_MONTH)
+    n_contacts[w.imp_rows] = 0
+    ce = np.repeat(np.arange(w.n_ev, dtype=np.int32), n_contacts)
+    day = (ev["start"][ce] + np.floor(rng.random(len(ce)) * (w_len[ce] + 1))).astype(np.int32)
+    order = np.argsort((day.astype(np.int64) + 40_000) * (1 << 32) + ce, kind="stable")
+    ce, day = ce[order], day[order]
     del order
-    cpid = ev_pid[ce]
-    boost = np.where(
-        ~np.isnan(ev_f[ce]) & (c_day >= enrol_day[cpid]), 1.2 * (np.nan_to_num(ev_f[ce]) - 0.5), 0.0
-    )
-    p_att = _expit(1.1 + 0.8 * engagement[cpid] + boost)
-    att = rng_c.random(len(ce)) < p_att
+    pid = ev_pid[ce].astype(np.int32)
+    f = ev_f[ce]
+    boost = np.where(~np.isnan(f) & (day >= w.enrol_day[pid]), 1.2 * (np.nan_to_num(f) - 0.5), 0.0)
+    del f
+    attended = rng.random(len(ce)) < _expit(1.1 + 0.8 * w.engagement[pid] + boost)
+    del boost
     outcome_codes = codes("contacts", "outcome")
     not_att = np.array([outcome_codes.index(k) for k in _NOT_ATTENDED], dtype=np.int16)[
-        _choice(rng_c, _NOT_ATTENDED.values(), len(ce))
+        _choice(rng, _NOT_ATTENDED.values(), len(ce))
     ]
-    c_outcome = np.where(att, outcome_codes.index("attended"), not_att).astype(np.int16)
-    c_type = _choice(rng_c, _CONTACT_TYPE.values(), len(ce))
-    ev_office = events["cm"] // k_cm
-    c_cm = np.where(
-        rng_c.random(len(ce)) < 0.9,
-        events["cm"][ce],
-        ev_office[ce] * k_cm + rng_c.integers(0, k_cm, len(ce)),
-    )
+    w.con_outcome = np.where(attended, outcome_codes.index("attended"), not_att).astype(np.int16)
+    del attended, not_att
+    w.con_type = _choice(rng, _CONTACT_TYPE.values(), len(ce))
+    ev_office = ev["cm"] // w.k_cm
+    w.con_cm = np.where(
+        rng.random(len(ce)) < 0.9,
+        ev["cm"][ce],
+        ev_office[ce] * w.k_cm + rng.integers(0, w.k_cm, len(ce)),
+    ).astype(np.int32)
+    w.con_event, w.con_day, w.con_pid = ce, day, pid
 
-    # ---- remaining data-level quirks
-    quirks = {}
-    ev_end = events["end"].copy()
-    ev_end[imp_rows] = events["start"][imp_rows] - _randint(rng, 1, 120, len(imp_rows))
-    quirks["supervision"] = imp_rows
-    ev_end_na = np.where(ev_end > extract_end, NA, ev_end)
 
-    n_swap = mess_amount(cfg, "disposal_before_offence", "convictions")
-    old = np.flatnonzero((c_off < _day("2016-01-01")) & (c_disp > c_off))
-    swap = np.sort(rng.choice(old, size=min(n_swap, len(old)), replace=False))
-    c_off[swap], c_disp[swap] = c_disp[swap].copy(), c_off[swap].copy()
-    quirks["convictions"] = swap
+def _plant_quirks(w: _World, cfg: dict, rng) -> None:
+    """The data-level quirks of the mess agreement, on rows where they cannot touch the truth."""
+    ev = w.events
+    ev_end = ev["end"].copy()
+    imp = w.imp_rows
+    ev_end[imp] = ev["start"][imp] - _randint(rng, 1, 120, len(imp))
+    w.ev_end = np.where(ev_end > w.extract_end, NA, ev_end)  # blank while still running
 
-    n_after = mess_amount(cfg, "contacts_after_order_end", "contacts")
-    ended = (
-        (ev_end_na[ce] != NA)
-        & (ev_end[ce] <= extract_end - 60)
-        & (ev_end[ce] >= events["start"][ce])
-    )
-    movable = np.flatnonzero(ended)
-    moved = np.sort(rng.choice(movable, size=min(n_after, len(movable)), replace=False))
-    c_day[moved] = ev_end[ce[moved]] + _randint(rng, 1, 60, len(moved))
-    quirks["contacts"] = moved
+    want = mess_amount(cfg, "disposal_before_offence", "convictions")
+    pool = np.flatnonzero((w.c_off < _day("2016-01-01")) & (w.c_disp > w.c_off))
+    swap = np.sort(rng.choice(pool, size=min(want, len(pool)), replace=False))
+    w.c_off[swap], w.c_disp[swap] = w.c_disp[swap].copy(), w.c_off[swap].copy()
+    w.swap_rows = swap
 
-    n_orph = mess_amount(cfg, "orphan_enrolments", "enrolments")
-    pilot_staff = np.flatnonzero(at_pilot)
-    orph_enrol = _randint(rng, pilot_start, pilot_end, n_orph)
-    orph_cm = pilot_staff[rng.integers(0, len(pilot_staff), n_orph)]
+    want = mess_amount(cfg, "contacts_after_order_end", "contacts")
+    end_c = ev_end[w.con_event]
+    movable = (w.ev_end[w.con_event] != NA) & (end_c <= w.extract_end - 60)
+    pool = np.flatnonzero(movable & (end_c >= ev["start"][w.con_event]))
+    moved = np.sort(rng.choice(pool, size=min(want, len(pool)), replace=False))
+    w.con_day[moved] = end_c[moved] + _randint(rng, 1, 60, len(moved))
+    w.moved_rows = moved
 
-    # ---- identifiers and row order
-    rng = _rng(seed, "ids")
-    crn = _crns(n + n_orph)
+    w.n_orph = mess_amount(cfg, "orphan_enrolments", "enrolments")
+    pilot_staff = np.flatnonzero(w.at_pilot)
+    w.orph_enrol = _randint(rng, w.pilot_start, w.pilot_end, w.n_orph)
+    w.orph_cm = pilot_staff[rng.integers(0, len(pilot_staff), w.n_orph)]
+    w.quirk_counts = {
+        "supervision": {"impossible_dates": len(imp)},
+        "convictions": {"disposal_before_offence": len(swap)},
+        "contacts": {"contacts_after_order_end": len(moved)},
+        "enrolments": {"orphan_enrolments": w.n_orph},
+    }
+
+
+def _tables(w: _World, rng) -> dict:
+    """Identifiers, row order and the column arrays of each extract (rendered later)."""
+    n, ev = w.n, w.events
+    crn = _crns(n + w.n_orph)
+    w.crn = crn
     person_order = rng.permutation(n)
     rank = np.empty(n, np.int64)
     rank[person_order] = np.arange(n)
-    staff_id = _ids("CM", np.arange(1, n_staff + 1), 4)
-    pnc_year = (np.floor((dob + np.round(age_first * 365.25)) / 365.25) + 1970).astype(
-        np.int64
-    ) % 100
-    pnc_num = rng.integers(0, 10_000_000, n)
-    pnc_letter = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ"))[rng.integers(0, 24, n)]
+    staff_id = _ids("CM", np.arange(1, w.n_staff + 1), 4)
+    first_year = np.floor((w.dob + np.round(w.age_first * 365.25)) / 365.25) + 1970
     pnc = pc.binary_join_element_wise(
-        pc.utf8_lpad(pc.cast(pa.array(pnc_year), pa.string()), 2, "0"),
-        pc.utf8_lpad(pc.cast(pa.array(pnc_num), pa.string()), 7, "0"),
+        pc.utf8_lpad(pc.cast(pa.array(first_year.astype(np.int64) % 100), pa.string()), 2, "0"),
+        pc.utf8_lpad(pc.cast(pa.array(rng.integers(0, 10_000_000, n)), pa.string()), 7, "0"),
         "/",
     )
-    pnc = pc.binary_join_element_wise(pnc, pa.array(pnc_letter), "")
+    letters = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ"))[rng.integers(0, 24, n)]
+    pnc = pc.binary_join_element_wise(pnc, pa.array(letters), "")
     pnc = pc.if_else(pa.array(rng.random(n) < 0.02), pa.nulls(n, pa.string()), pnc)
 
-    ev_order = np.lexsort((rank[ev_pid], events["start"]))
-    ev_number = np.empty(n_ev, np.int64)
-    ev_number[ev_order] = np.arange(1, n_ev + 1)
+    eo = np.lexsort((rank[ev["pid"]], ev["start"]))
+    ev_number = np.empty(w.n_ev, np.int64)
+    ev_number[eo] = np.arange(1, w.n_ev + 1)
     event_id = _ids("E", ev_number, 8)
-
-    conv_order = np.argsort(rank[c_pid] * (1 << 18) + (c_off + 40_000), kind="stable")
-    c_pid, c_off, c_disp = c_pid[conv_order], c_off[conv_order], c_disp[conv_order]
-    c_group, c_dtype, c_sev = c_group[conv_order], c_dtype[conv_order], c_sev[conv_order]
-    swap_mask = np.zeros(n_c, bool)
-    swap_mask[swap] = True
-    swap_mask = swap_mask[conv_order]
-    del conv_order
-    ass_order = np.lexsort((a_day, rank[a_pid]))
-    moved_mask = np.zeros(len(ce), bool)
-    moved_mask[moved] = True
-    imp_mask = np.zeros(n_ev, bool)
-    imp_mask[imp_rows] = True
-
-    t_order = np.argsort(rank[tp], kind="stable")
+    offices = pa.array(w.offices)
 
     def code(col, extract, column):
         return ("code", np.asarray(col, dtype=np.int16), codes(extract, column))
@@ -895,163 +949,177 @@ def _build(cfg: dict, seed: int) -> dict:
     def date(col):
         return ("date", np.asarray(col, dtype=np.int32))
 
+    def mask(size, rows):
+        out = np.zeros(size, bool)
+        out[rows] = True
+        return out
+
     tables = {}
     po = person_order
     tables["people"] = {
         "columns": {
             "crn": ("ref", po, crn),
             "pnc_id": ("ref", po, pnc),
-            "date_of_birth": date(dob[po]),
-            "sex": code(np.where(male[po], 0, 1), "people", "sex"),
-            "ethnicity": code(eth[po], "people", "ethnicity"),
+            "date_of_birth": date(w.dob[po]),
+            "sex": code(np.where(w.male[po], 0, 1), "people", "sex"),
+            "ethnicity": code(w.eth[po], "people", "ethnicity"),
         },
         "quirk": np.zeros(n, bool),
     }
-    eo = ev_order
     tables["supervision"] = {
         "columns": {
             "event_id": ("ref", eo, event_id),
-            "crn": ("ref", ev_pid[eo], crn),
-            "sentence_type": code(events["st"][eo], "supervision", "sentence_type"),
-            "start_date": date(events["start"][eo]),
-            "end_date": date(ev_end_na[eo]),
-            "index_offence_group": code(events["group"][eo], "supervision", "index_offence_group"),
-            "rosh": code(events["rosh"][eo], "supervision", "rosh"),
-            "office": ("ref", ev_office[eo], pa.array(offices)),
-            "case_manager_id": ("ref", events["cm"][eo], staff_id),
+            "crn": ("ref", ev["pid"][eo], crn),
+            "sentence_type": code(ev["st"][eo], "supervision", "sentence_type"),
+            "start_date": date(ev["start"][eo]),
+            "end_date": date(w.ev_end[eo]),
+            "index_offence_group": code(ev["group"][eo], "supervision", "index_offence_group"),
+            "rosh": code(ev["rosh"][eo], "supervision", "rosh"),
+            "office": ("ref", ev["cm"][eo] // w.k_cm, offices),
+            "case_manager_id": ("ref", ev["cm"][eo], staff_id),
         },
-        "quirk": imp_mask[eo],
+        "quirk": mask(w.n_ev, w.imp_rows)[eo],
     }
-    ao = ass_order
-    ass_cols = {
-        "crn": ("ref", a_pid[ao], crn),
-        "assessment_date": date(a_day[ao]),
-        "ogrs3_1yr": ("num", ogrs1[ao]),
-        "ogrs3_2yr": ("num", ogrs2[ao]),
+    ao = np.lexsort((w.a_day, rank[w.a_pid]))
+    cols = {
+        "crn": ("ref", w.a_pid[ao], crn),
+        "assessment_date": date(w.a_day[ao]),
+        "ogrs3_1yr": ("num", w.ogrs1[ao]),
+        "ogrs3_2yr": ("num", w.ogrs2[ao]),
     }
-    for name, val in needs.items():
-        ass_cols[name] = ("flag", val[ao], ("1", "0"))
-    tables["assessments"] = {"columns": ass_cols, "quirk": np.zeros(len(ao), bool)}
-    tables["convictions"] = {
-        "columns": {
-            "crn": ("ref", c_pid, crn),
-            "offence_date": date(c_off),
-            "disposal_date": date(c_disp),
-            "offence_group": code(c_group, "convictions", "offence_group"),
-            "disposal_type": code(c_dtype, "convictions", "disposal_type"),
-            "severity": code(c_sev, "convictions", "severity"),
-        },
-        "quirk": swap_mask,
-    }
+    for name, val in w.needs.items():
+        cols[name] = ("flag", val[ao], ("1", "0"))
+    tables["assessments"] = {"columns": cols, "quirk": np.zeros(len(ao), bool)}
+
+    co = np.argsort(rank[w.c_pid] * (1 << 18) + (w.c_off + 40_000), kind="stable")
+    quirk = mask(len(co), w.swap_rows)[co]
+    cols = {}
+    for col, arr in (("crn", "c_pid"), ("offence_date", "c_off"), ("disposal_date", "c_disp")):
+        values = getattr(w, arr)[co]
+        delattr(w, arr)
+        cols[col] = ("ref", values, crn) if col == "crn" else date(values)
+    for col, arr in (
+        ("offence_group", "c_group"),
+        ("disposal_type", "c_dtype"),
+        ("severity", "c_sev"),
+    ):
+        cols[col] = code(getattr(w, arr)[co], "convictions", col)
+        delattr(w, arr)
+    tables["convictions"] = {"columns": cols, "quirk": quirk}
+    del co
+
     tables["contacts"] = {
         "columns": {
             "contact_id": ("seq", "C", 9),
-            "crn": ("ref", cpid, crn),
-            "event_id": ("ref", ce, event_id),
-            "contact_date": date(c_day),
-            "contact_type": code(c_type, "contacts", "contact_type"),
-            "outcome": code(c_outcome, "contacts", "outcome"),
-            "case_manager_id": ("ref", c_cm, staff_id),
+            "crn": ("ref", w.con_pid, crn),
+            "event_id": ("ref", w.con_event, event_id),
+            "contact_date": date(w.con_day),
+            "contact_type": code(w.con_type, "contacts", "contact_type"),
+            "outcome": code(w.con_outcome, "contacts", "outcome"),
+            "case_manager_id": ("ref", w.con_cm, staff_id),
         },
-        "quirk": moved_mask,
+        "quirk": mask(len(w.con_day), w.moved_rows),
     }
-    to = t_order
+
+    tp = w.tp
+    to = np.argsort(rank[tp], kind="stable")
+    n_orph = w.n_orph
     tables["enrolments"] = {
         "columns": {
             "crn": ("ref", np.concatenate([tp[to], np.arange(n, n + n_orph)]), crn),
-            "enrolment_date": date(np.concatenate([t_enrol[to], orph_enrol])),
-            "case_manager_id": ("ref", np.concatenate([t_cm[to], orph_cm]), staff_id),
-            "exit_date": date(np.concatenate([exit_day[to], np.full(n_orph, NA)])),
+            "enrolment_date": date(np.concatenate([w.enrol_day[tp][to], w.orph_enrol])),
+            "case_manager_id": ("ref", np.concatenate([w.t_cm[to], w.orph_cm]), staff_id),
+            "exit_date": date(np.concatenate([w.exit_day[to], np.full(n_orph, NA)])),
             "exit_reason": code(
-                np.concatenate([reason[to], np.full(n_orph, -1)]), "enrolments", "exit_reason"
+                np.concatenate([w.exit_reason[to], np.full(n_orph, -1)]),
+                "enrolments",
+                "exit_reason",
             ),
         },
         "quirk": np.concatenate([np.zeros(len(tp), bool), np.ones(n_orph, bool)]),
     }
-    pr = plan_rows[np.argsort(rank[tp[plan_rows]], kind="stable")]
-    pr = pr[np.argsort(created[pr], kind="stable")]
+    pr = w.plan_rows[np.argsort(rank[tp[w.plan_rows]], kind="stable")]
+    pr = pr[np.argsort(w.created[pr], kind="stable")]
     tables["plans"] = {
         "columns": {
             "plan_id": ("seq", "P", 6),
             "crn": ("ref", tp[pr], crn),
-            "created_date": date(created[pr]),
-            "co_signed": ("flag", co_signed[pr].astype(np.int8), ("Y", "N")),
-            "n_strengths": ("num", n_strengths[pr]),
-            "n_goals_own_words": ("num", n_goals[pr]),
-            "last_reviewed_date": date(last_rev[pr]),
+            "created_date": date(w.created[pr]),
+            "co_signed": ("flag", w.co_signed[pr].astype(np.int8), ("Y", "N")),
+            "n_strengths": ("num", w.n_strengths[pr]),
+            "n_goals_own_words": ("num", w.n_goals[pr]),
+            "last_reviewed_date": date(w.last_rev[pr]),
         },
         "quirk": np.zeros(len(pr), bool),
     }
-    fo = f_order
+    fund = w.fund
     tables["enabling_fund"] = {
         "columns": {
             "award_id": ("seq", "F", 6),
-            "crn": ("ref", tp[fp[fo]], crn),
-            "award_date": date(award_day[fo]),
-            "amount_gbp": ("num", amount[fo]),
-            "purpose": code(purpose[fo], "enabling_fund", "purpose"),
+            "crn": ("ref", tp[fund["t"]], crn),
+            "award_date": date(fund["day"]),
+            "amount_gbp": ("num", fund["amount"]),
+            "purpose": code(fund["purpose"], "enabling_fund", "purpose"),
         },
-        "quirk": np.zeros(len(fo), bool),
+        "quirk": np.zeros(len(fund["t"]), bool),
     }
-    ao2 = a_order
+    act = w.activity
     tables["activities"] = {
         "columns": {
             "activity_id": ("seq", "A", 7),
-            "crn": ("ref", tp[ap[ao2]], crn),
-            "activity_date": date(act_day[ao2]),
-            "activity_type": code(act_type[ao2], "activities", "activity_type"),
-            "attended": ("flag", attended[ao2].astype(np.int8), ("true", "false")),
+            "crn": ("ref", tp[act["t"]], crn),
+            "activity_date": date(act["day"]),
+            "activity_type": code(act["type"], "activities", "activity_type"),
+            "attended": ("flag", act["attended"].astype(np.int8), ("true", "false")),
         },
-        "quirk": np.zeros(len(ao2), bool),
+        "quirk": np.zeros(len(act["t"]), bool),
     }
     tables["staff"] = {
         "columns": {
             "case_manager_id": ("str", staff_id),
-            "office": ("ref", staff_office, pa.array(offices)),
-            "grade": code(staff_grade, "staff", "grade"),
-            "trained_date": date(trained_day),
-            "action_learning_sets_attended": ("num", als.astype(np.int64)),
+            "office": ("ref", w.staff_office, offices),
+            "grade": code(w.staff_grade, "staff", "grade"),
+            "trained_date": date(w.trained_day),
+            "action_learning_sets_attended": ("num", w.als),
         },
-        "quirk": np.zeros(n_staff, bool),
+        "quirk": np.zeros(w.n_staff, bool),
     }
     for name in EXTRACTS:
         assert list(tables[name]["columns"]) == list(extract_schema(name)["columns"]), name
+    return tables
 
-    quirk_counts = {
-        "supervision": {"impossible_dates": len(imp_rows)},
-        "convictions": {"disposal_before_offence": len(swap)},
-        "contacts": {"contacts_after_order_end": len(moved)},
-        "enrolments": {"orphan_enrolments": n_orph},
-    }
 
-    # ---- truth
-    eligible = inelig == 0
-    diff = (y1.astype(int) - y0.astype(int))[treated]
-    months = [
-        str(m)
-        for m in np.arange(
-            np.datetime64(cfg["pilot_start"], "M"), np.datetime64(cfg["pilot_end"], "M") + 1
-        )
-    ]
+def _truth(w: _World, cfg: dict, seed: int) -> dict:
+    """truth.json: effect parameters, sample ATT from the potential outcomes, fidelity."""
+    treated, eligible = w.treated, w.inelig == 0
+    te, fc, o = cfg["true_effect"], cfg["fidelity"], cfg["ogrs3"]
+    diff = (w.y1.astype(int) - w.y0.astype(int))[treated]
+    months = np.arange(
+        np.datetime64(cfg["pilot_start"], "M"), np.datetime64(cfg["pilot_end"], "M") + 1
+    )
     by_month = {}
     for i, m in enumerate(months, start=1):
-        sel = treated & (enrol_month == i)
-        by_month[m] = {
+        sel = treated & (w.enrol_month == i)
+        by_month[str(m)] = {
             "n": int(sel.sum()),
-            "mean_fidelity": round(float(fidelity[sel].mean()), 6) if sel.any() else None,
+            "mean_fidelity": round(float(w.fidelity[sel].mean()), 6) if sel.any() else None,
         }
-    if len(np.unique(enrol_month[treated])) > 1:
-        slope = float(np.polyfit(enrol_month[treated], fidelity[treated], 1)[0])
+    if len(np.unique(w.enrol_month[treated])) > 1:
+        slope = float(np.polyfit(w.enrol_month[treated], w.fidelity[treated], 1)[0])
     else:
         slope = float("nan")
-    truth = {
+
+    def latent_ogrs(sel):
+        return float(100 * _expit(w.y_index[sel] + o["one_year_offset"]).mean())
+
+    return {
         "description": (
             "Planted ground truth of the synthetic extracts. Only validation and simulation "
             "rules may read this file; no analysis rule does."
         ),
         "seed": int(seed),
-        "n_people": int(n),
-        "n_treated": int(n_treat),
+        "n_people": int(w.n),
+        "n_treated": int(w.n_treat),
         "n_comparator_pool": int(cfg["n_comparator_pool"]),
         "n_eligible_comparators": int((eligible & ~treated).sum()),
         "true_effect": {
@@ -1059,7 +1127,7 @@ def _build(cfg: dict, seed: int) -> dict:
             "depends_on_fidelity": bool(te["depends_on_fidelity"]),
             "effect_starts": "enrolment date",
         },
-        "hidden_confounding": {"strength": float(strength)},
+        "hidden_confounding": {"strength": float(cfg["hidden_confounding"]["strength"])},
         "outcome_definition": {
             "index_date": "start_date of the person's first eligible supervision event",
             "eligible_event": {
@@ -1074,41 +1142,40 @@ def _build(cfg: dict, seed: int) -> dict:
             "disposal_date - index_date <= 547",
         },
         "sample_att": float(diff.mean()),
-        "treated_mean_y1": float(y1[treated].mean()),
-        "treated_mean_y0": float(y0[treated].mean()),
-        "comparator_mean_y0": float(y0[eligible & ~treated].mean()),
+        "treated_mean_y1": float(w.y1[treated].mean()),
+        "treated_mean_y0": float(w.y0[treated].mean()),
+        "comparator_mean_y0": float(w.y0[eligible & ~treated].mean()),
         "fidelity": {
-            "mean": round(mean_f, 6),
+            "mean": round(w.mean_f, 6),
             "by_enrolment_month": by_month,
             "slope_per_month": round(slope, 6),
             "planted_decay_per_month": float(fc["decay_per_month"]),
         },
         "selection": {
-            "treated_mean_ogrs3_1yr_latent": float(
-                100 * _expit(y_index[treated] + o["one_year_offset"]).mean()
-            ),
-            "comparator_mean_ogrs3_1yr_latent": float(
-                100 * _expit(y_index[eligible & ~treated] + o["one_year_offset"]).mean()
-            ),
+            "treated_mean_ogrs3_1yr_latent": latent_ogrs(treated),
+            "comparator_mean_ogrs3_1yr_latent": latent_ogrs(eligible & ~treated),
         },
     }
 
-    po_frame = pd.DataFrame(
+
+def _potential_outcomes_frame(w: _World) -> pd.DataFrame:
+    """One row per person: treated, eligible, index and enrolment dates, f, HR, Y(0), Y(1)."""
+    treated = w.treated
+    return pd.DataFrame(
         {
-            "crn": pd.arrays.ArrowExtensionArray(crn.slice(0, n)),
+            "crn": pd.arrays.ArrowExtensionArray(w.crn.slice(0, w.n)),
             "treated": treated,
-            "eligible": eligible,
-            "index_date": anchor.astype("datetime64[D]"),
-            "enrolment_date": pd.to_datetime(np.where(treated, enrol_day, 0), unit="D").where(
+            "eligible": w.inelig == 0,
+            "index_date": w.anchor.astype("datetime64[D]"),
+            "enrolment_date": pd.to_datetime(np.where(treated, w.enrol_day, 0), unit="D").where(
                 treated
             ),
-            "fidelity": fidelity,
-            "hazard_ratio": np.where(treated, hr, np.nan),
-            "y0": y0.astype(np.int8),
-            "y1": y1.astype(np.int8),
+            "fidelity": w.fidelity,
+            "hazard_ratio": np.where(treated, w.hr, np.nan),
+            "y0": w.y0.astype(np.int8),
+            "y1": w.y1.astype(np.int8),
         }
     )
-    return {"tables": tables, "quirk_counts": quirk_counts, "truth": truth, "po": po_frame}
 
 
 # ------------------------------------------------------------------------ rendering

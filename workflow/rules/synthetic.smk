@@ -28,7 +28,7 @@ rule synthetic:
     conda:
         "../../environment.yml"
     resources:
-        mem_mb=800 + 3 * SYNTHETIC_SIZE // 1000,
+        mem_mb=1000 + 2 * SYNTHETIC_SIZE // 1000,
         runtime=5 + SYNTHETIC_SIZE // 100_000,
     params:
         generator=SYNTHETIC_SETTINGS,
