@@ -287,6 +287,15 @@ def test_every_digit_in_the_body_is_a_registry_number(built):
     assert stray_digits(soup) == []
 
 
+def test_no_words_run_together(built):
+    _, _, soup = built
+    for section in soup.find_all("section"):
+        if section.get("id") in ("provenance", "reproducibility", "methods", "references"):
+            continue
+        text = " ".join(section.get_text().split())
+        assert not re.search(r"[a-z]\((?!s\))|\)[A-Za-z]", text), text
+
+
 def test_stray_digit_check_can_fail(built):
     _, _, soup = built
     soup = BeautifulSoup(str(soup), "html.parser")
@@ -640,7 +649,9 @@ def test_limitations_are_generated_from_the_numbers(tmp_path):
     soup = BeautifulSoup(html.read_text(), "html.parser")
     limits = " ".join(soup.find(id="limitations").get_text(" ").split())
     assert "Balance was not achieved" in limits
-    assert "ways the matching did not remove" in soup.find(id="matching").get_text()
+    assert "ways the matching did not remove" in " ".join(
+        soup.find(id="matching").get_text().split()
+    )
     # the observed difference (3.9 points) is larger than an MDE of 2 points: no power caveat
     assert "weak evidence of no effect" not in limits
     assert "+2.0 pp" in limits

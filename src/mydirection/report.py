@@ -151,6 +151,8 @@ class Report:
         e = self.entry(key)
         self.used.add(key)
         cls = "num suppressed" if e.get("suppressed") else "num"
+        if e.get("kind") == "text":
+            cls += " text"
         return Markup(
             f'<a class="numlink" href="#prov-{escape(key)}"><span class="{cls}" '
             f'data-key="{escape(key)}" title="rule: {escape(e["rule"])}">'
