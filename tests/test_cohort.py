@@ -18,6 +18,7 @@ from mydirection.cohort import (
     build_cohort,
     copas_rate,
     draw_comparator_delays,
+    first_event,
     offending_history,
     plot_attrition,
 )
@@ -531,11 +532,37 @@ def test_missing_column_is_a_clear_user_error():
         build_cohort(**t)
 
 
-def test_duplicate_event_id_is_a_clear_user_error():
+def test_duplicate_person_is_a_clear_user_error():
     t = _mixed_tables()
-    t["supervision"].loc[1, "event_id"] = "e01"
-    with pytest.raises(UserError, match=r"column event_id: 2 rows .*rows 0, 1"):
+    t["people"].loc[1, "person_id"] = t["people"].loc[0, "person_id"]
+    with pytest.raises(UserError, match=r"people\.parquet, column person_id: 2 rows .*rows 0, 1"):
         build_cohort(**t)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.integers(0, 4), st.integers(0, 30)),
+        min_size=0,
+        max_size=40,
+        unique_by=lambda r: r[2],
+    )
+)
+def test_first_event_matches_sorting(rows):
+    events = pd.DataFrame(
+        {
+            "person_id": [f"p{p}" for p, _, _ in rows],
+            "start_date": [T("2018-01-01") + pd.Timedelta(days=d) for _, d, _ in rows],
+            "event_id": [f"e{e:02d}" for _, _, e in rows],
+        }
+    ).astype({"start_date": "datetime64[ns]"})
+    expected = (
+        events.sort_values(["person_id", "start_date", "event_id"], kind="stable")
+        .drop_duplicates("person_id")
+        .sort_values("person_id")
+    )
+    got = first_event(events).sort_values("person_id")
+    pd.testing.assert_frame_equal(got, expected)
 
 
 def test_bad_config_is_a_clear_user_error():

@@ -282,9 +282,35 @@ def first_enrolment(enrolments: pd.DataFrame) -> pd.DataFrame:
 
 
 def first_event(events: pd.DataFrame) -> pd.DataFrame:
-    """One event per person: earliest start, ties broken by event_id (stable, documented)."""
-    ordered = events.sort_values(["person_id", "start_date", "event_id"], kind="stable")
-    return ordered.drop_duplicates("person_id", keep="first")
+    """One event per person: earliest start, ties broken by the smallest event_id.
+
+    Same result as ``events.sort_values(["person_id", "start_date", "event_id"])
+    .drop_duplicates("person_id")`` (the test checks this), but sorts strings only for the
+    few people with two events starting on their first day.
+    """
+    if events.empty:
+        return events
+    person, _ = pd.factorize(events["person_id"])
+    start = events["start_date"].to_numpy(dtype="datetime64[ns]").view("int64")
+    order = np.lexsort((start, person))
+    p, d = person[order], start[order]
+    block = np.r_[True, p[1:] != p[:-1]]  # first row of each person's block
+    block_start = np.maximum.accumulate(np.where(block, np.arange(len(p)), 0))
+    candidate = d == d[block_start]  # rows starting on the person's earliest date
+    n_candidates = np.bincount(block_start[candidate], minlength=len(p))[block_start]
+    single = order[block & (n_candidates == 1)]
+    tied_pos = order[candidate & (n_candidates > 1)]
+    tied = pd.DataFrame(
+        {
+            "person": person[tied_pos],
+            "event_id": events["event_id"].to_numpy()[tied_pos],
+            "pos": tied_pos,
+        }
+    )
+    tied = tied.sort_values(["person", "event_id"], kind="stable").drop_duplicates("person")
+    tied_rows = tied["pos"].to_numpy()
+    chosen = np.sort(np.concatenate([single, tied_rows]))
+    return events.iloc[chosen]
 
 
 def followup_available(
@@ -405,6 +431,14 @@ def handle_missing(cohort: pd.DataFrame) -> pd.DataFrame:
     return c
 
 
+def at_pilot_office(office: pd.Series, pilot_offices) -> np.ndarray:
+    """Whether each office is a pilot office (case and surrounding spaces ignored)."""
+    wanted = {str(o).strip().lower() for o in pilot_offices}
+    codes, uniques = pd.factorize(office)
+    hit = np.array([str(u).strip().lower() in wanted for u in uniques] + [False])
+    return hit[codes]  # code -1 (missing office) -> the trailing False
+
+
 def add_covariates(
     cohort: pd.DataFrame,
     people: pd.DataFrame,
@@ -420,8 +454,7 @@ def add_covariates(
     c = pd.concat([c, latest_assessment(c, assessments), offending_history(c, convictions)], axis=1)
     c = handle_missing(c)
     c["copas_rate"] = copas_rate(c["n_previous_offences"], c["age"], c["age_first_offence"])
-    offices = {str(o).strip().lower() for o in pilot_offices}
-    c["pilot_office"] = c["office"].astype(str).str.strip().str.lower().isin(offices)
+    c["pilot_office"] = at_pilot_office(c["office"], pilot_offices)
     return c
 
 
@@ -433,20 +466,17 @@ def add_covariates(
 class _Attrition:
     """Records, step by step, how many people remain in each group and how many were lost."""
 
-    def __init__(self, universe: pd.Index, enrolled: np.ndarray):
-        self.universe = universe
-        self.enrolled = enrolled  # bool per universe code
+    def __init__(self, enrolled: np.ndarray):
+        self.enrolled = enrolled  # bool per person code
         self.rows: list[dict] = []
         self.previous: dict[str, int] | None = None
 
     def record(self, description: str, codes: np.ndarray, reason: str = "") -> None:
-        codes = np.unique(codes)
-        n_treated = int(self.enrolled[codes].sum())
-        counts = {
-            "treated": n_treated,
-            "comparator": int(len(codes) - n_treated),
-            "all": int(len(codes)),
-        }
+        present = np.zeros(len(self.enrolled), dtype=bool)
+        present[codes] = True
+        n_all = int(present.sum())
+        n_treated = int((present & self.enrolled).sum())
+        counts = {"treated": n_treated, "comparator": n_all - n_treated, "all": n_all}
         step = len(self.rows) // 3 + 1
         for group, n in counts.items():
             lost = 0 if self.previous is None else self.previous[group] - n
@@ -491,33 +521,53 @@ def build_cohort(
         ("enrolments", enrolments),
     ):
         check_columns(df, name)
-    _check_unique(supervision, "supervision", "event_id")
-    _check_unique(people, "people", "person_id")
 
-    universe = pd.Index(
-        pd.unique(
-            np.concatenate(
-                [
-                    people["person_id"].to_numpy(object),
-                    supervision["person_id"].to_numpy(object),
-                    enrolments["person_id"].to_numpy(object),
-                ]
+    # Work on integer person codes: one hashing pass over every person_id, then integer
+    # joins and sorts. Codes 0..n_universe-1 are the people of the first three tables.
+    tables = [people, supervision, enrolments, assessments, convictions]
+    ids = np.concatenate([t["person_id"].to_numpy(object) for t in tables])
+    all_codes, names = pd.factorize(ids, use_na_sentinel=True)
+    del ids
+    bounds = np.cumsum([0] + [len(t) for t in tables])
+    code = [all_codes[bounds[k] : bounds[k + 1]] for k in range(len(tables))]
+    del all_codes
+    for name, c in zip(
+        ("people", "supervision", "enrolments", "assessments", "convictions"), code, strict=True
+    ):
+        blank = np.flatnonzero(c < 0)
+        if len(blank):
+            raise UserError(
+                f"results/clean/{name}.parquet, column person_id: {len(blank)} rows are blank "
+                f"(e.g. rows {', '.join(str(r) for r in blank[:5])}); rerun the clean stage"
             )
-        )
+    n_universe = int(max((c.max() + 1 for c in code[:3] if len(c)), default=0))
+    if len(code[0]) and np.bincount(code[0]).max() > 1:
+        _check_unique(people, "people", "person_id")
+    people = people[["sex", "ethnicity"]].assign(person_id=code[0])
+    supervision = supervision.assign(person_id=code[1])
+    enrolments = enrolments[["enrolment_date"]].assign(person_id=code[2])
+    enrolments = enrolments[enrolments["person_id"] >= 0]
+    assessments = assessments[["assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]].assign(
+        person_id=code[3]
     )
-    enrolled = np.zeros(len(universe), dtype=bool)
-    enrolled[universe.get_indexer(enrolments["person_id"].dropna())] = True
-    att = _Attrition(universe, enrolled)
+    convictions = convictions[REQUIRED_COLUMNS["convictions"][1:]].assign(person_id=code[4])
+    del code
+
+    enrolled = np.zeros(max(len(names), 1), dtype=bool)
+    enrolled[enrolments["person_id"].to_numpy()] = True
+    att = _Attrition(enrolled)
 
     def codes(ids: pd.Series) -> np.ndarray:
-        return universe.get_indexer(pd.unique(ids.to_numpy(object)))
+        return ids.to_numpy()
 
     att.record(
         "Records received: people in the people, supervision or enrolment extracts",
-        np.arange(len(universe)),
+        np.arange(n_universe),
     )
 
-    ev = supervision[supervision["person_id"].isin(people["person_id"])]
+    has_person = np.zeros(len(enrolled), dtype=bool)
+    has_person[people["person_id"].to_numpy()] = True
+    ev = supervision[has_person[supervision["person_id"].to_numpy()]]
     att.record(
         "Person record with a supervision event",
         codes(ev["person_id"]),
@@ -528,7 +578,7 @@ def build_cohort(
         att.record(description, codes(ev["person_id"]), reason)
 
     # Treated: enrolled during an eligible event; comparators: never enrolled.
-    is_enrolled = ev["person_id"].isin(enrolments["person_id"]).to_numpy(bool)
+    is_enrolled = enrolled[ev["person_id"].to_numpy()]
     treated_events = enrolment_events(ev[is_enrolled], enrolments)
     comparator_events = ev[~is_enrolled]
     att.record(
@@ -538,9 +588,8 @@ def build_cohort(
     )
 
     if s.exclude_pilot_office_nonenrolled:
-        offices = {str(o).strip().lower() for o in s.pilot_offices}
-        at_pilot = comparator_events["office"].astype(str).str.strip().str.lower().isin(offices)
-        spill = comparator_events.loc[at_pilot.to_numpy(bool), "person_id"].unique()
+        at_pilot = at_pilot_office(comparator_events["office"], s.pilot_offices)
+        spill = comparator_events.loc[at_pilot, "person_id"].unique()
         comparator_events = comparator_events[~comparator_events["person_id"].isin(spill)]
         att.record(
             "Comparators: no eligible event at a pilot office (spill-over excluded)",
@@ -556,7 +605,8 @@ def build_cohort(
     c = first_event(comparator_events).assign(treated=False, enrolment_date=pd.NaT)
     c["enrolment_date"] = c["enrolment_date"].astype("datetime64[ns]")
     idx = pd.concat([t, c], ignore_index=True)
-    idx = idx.sort_values("person_id", kind="stable").reset_index(drop=True)
+    idx["person_name"] = np.asarray(names, dtype=object)[idx["person_id"].to_numpy()]
+    idx = idx.sort_values("person_name", kind="stable").reset_index(drop=True)
     idx = idx.rename(columns={"start_date": "event_start", "end_date": "event_end"})
     delay = (idx["enrolment_date"] - idx["event_start"]) / DAY  # NaN for comparators
     idx["enrolment_delay_days"] = delay.to_numpy(float)
@@ -595,6 +645,7 @@ def build_cohort(
     att.record("Analysed: treated and comparator pool", codes(idx["person_id"]))
 
     cohort = add_covariates(idx, people, assessments, convictions, s.pilot_offices)
+    cohort["person_id"] = cohort["person_name"]
     cohort = cohort[COHORT_COLUMNS].reset_index(drop=True)
     cohort["treated"] = cohort["treated"].astype(bool)
     for col in ("index_date", "event_start", "event_end", "enrolment_date"):
