@@ -95,13 +95,20 @@ def fidelity_numbers(person, cm, coverage, slope, settings):
     nums = {
         "fidelity.n_enrolled": number(len(person), "count", "people"),
         "fidelity.n_scored": number(n_scored, "count", "people"),
-        "fidelity.mean_index": number(mean, "index", derived_from=["fidelity.n_scored"]),
+        "fidelity.mean_index": number(
+            mean, "index", derived_from=["fidelity.n_scored"], label="Mean fidelity index (0-100)"
+        ),
         "fidelity.mean_index_ci_low": number(lo, "index", derived_from=["fidelity.n_scored"]),
         "fidelity.mean_index_ci_high": number(hi, "index", derived_from=["fidelity.n_scored"]),
         "fidelity.median_days_enrolled": number(
             float(person["days_enrolled"].median()), "days", derived_from=["fidelity.n_enrolled"]
         ),
-        "fidelity.monthly_slope": number(slope.estimate, "estimate", "index points per month"),
+        "fidelity.monthly_slope": number(
+            slope.estimate,
+            "estimate",
+            "index points per month",
+            label="Change in the fidelity index per month of enrolment",
+        ),
         "fidelity.monthly_slope_ci_low": number(slope.ci_low, "estimate", "index points per month"),
         "fidelity.monthly_slope_ci_high": number(
             slope.ci_high, "estimate", "index points per month"

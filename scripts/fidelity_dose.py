@@ -71,7 +71,13 @@ def main(snakemake):
     kind = "pp" if model == "lpm" else "estimate"
     nums = {
         "fidelity.dose_n": number(slope.n, "count", "treated people"),
-        "fidelity.dose_slope": number(slope.estimate, kind, unit, derived_from=["fidelity.dose_n"]),
+        "fidelity.dose_slope": number(
+            slope.estimate,
+            kind,
+            unit,
+            derived_from=["fidelity.dose_n"],
+            label=f"Exploratory: change in re-offending per {per:g} fidelity-index points",
+        ),
         "fidelity.dose_slope_ci_low": number(
             slope.ci_low, kind, unit, derived_from=["fidelity.dose_n"]
         ),

@@ -867,3 +867,32 @@ def test_synthetic_dose_response_direction():
     assert contrast(dep["bands"]) < contrast(nodep["bands"])
     # The index measures the planted fidelity, noisily (each record is drawn at random).
     assert 0.3 < dep["planted_corr"] < 0.9
+
+
+def test_script_bad_input_exits_cleanly_and_leaves_no_outputs(tmp_path):
+    sim = simulate_pilot(seed=2, n=60)
+    sim["enrolments"] = pd.concat([sim["enrolments"], sim["enrolments"].iloc[[7]]])
+    paths = {}
+    for name in (
+        "enrolments",
+        "plans",
+        "enabling_fund",
+        "activities",
+        "contacts",
+        "staff",
+        "cohort",
+    ):
+        paths[name] = tmp_path / f"{name}.parquet"
+        sim[name].to_parquet(paths[name], index=False)
+    params = {
+        "fidelity": _config()["fidelity"],
+        "extract_end_date": END,
+        "suppression_threshold": 5,
+    }
+    with pytest.raises(SystemExit) as exc:
+        _run_script("fidelity.py", paths, CORE_OUT, params, tmp_path, "fidelity")
+    assert exc.value.code == 1
+    log = (tmp_path / "fidelity.log").read_text()
+    assert "column person_id: 1 rows repeat an enrolled person (e.g. rows 61)" in log
+    assert "Traceback" not in log
+    assert not any((tmp_path / v).exists() for v in CORE_OUT.values())
