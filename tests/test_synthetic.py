@@ -513,3 +513,22 @@ def test_data_contract_page_is_rendered_from_the_schemas():
             assert f"`{col}`" in page
             for code in spec.get("codes", []):
                 assert f"`{code}`" in page
+
+
+def test_merge_config_merges_nested_settings_but_replaces_shares_and_mess_kinds():
+    from mydirection.synthetic import merge_config
+
+    base = default_config()
+    out = merge_config(
+        base,
+        {
+            "true_effect": {"hazard_ratio": 0.5},
+            "offices": {"a": 0.5, "b": 0.5},
+            "mess": {"duplicate_rows": {"people": 1}},
+        },
+    )
+    assert out["true_effect"] == {"hazard_ratio": 0.5, "depends_on_fidelity": False}
+    assert out["offices"] == {"a": 0.5, "b": 0.5}
+    assert out["mess"]["duplicate_rows"] == {"people": 1}
+    assert out["mess"]["orphan_enrolments"] == base["mess"]["orphan_enrolments"]
+    assert base["true_effect"]["hazard_ratio"] == 0.9  # base untouched

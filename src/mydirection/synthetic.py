@@ -210,7 +210,12 @@ def _defaults(schema: dict) -> object:
     return copy.deepcopy(schema.get("default"))
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_config(base: dict, override: dict) -> dict:
+    """``override`` laid over ``base`` (nested settings merged key by key).
+
+    ``offices``, ``ethnicity`` and each ``mess`` kind are replaced whole, not merged: they
+    are lists of shares / counts where a partial override would make no sense.
+    """
     out = copy.deepcopy(base)
     for key, value in (override or {}).items():
         if (
@@ -219,10 +224,13 @@ def _merge(base: dict, override: dict) -> dict:
             and key not in ("offices", "ethnicity")
             and key not in MESS_KINDS
         ):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_config(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+_merge = merge_config  # older name, kept for callers
 
 
 def default_config() -> dict:
@@ -234,7 +242,7 @@ def resolve_config(cfg: dict | None) -> dict:
     """Fill defaults into a (partial) generator config and validate it; ValueError if invalid."""
     import jsonschema
 
-    full = _merge(default_config(), cfg or {})
+    full = merge_config(default_config(), cfg or {})
     try:
         jsonschema.validate(full, _schema())
     except jsonschema.ValidationError as err:
