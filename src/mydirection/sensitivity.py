@@ -556,7 +556,8 @@ def _choice_rows(curve: pd.DataFrame) -> list[tuple[str, str, object]]:
 
 def sort_curve(curve: pd.DataFrame) -> pd.DataFrame:
     """Specifications sorted by estimate (stable; ties and NaNs by name), with ``rank``."""
-    out = curve.sort_values("spec", kind="stable").sort_values(
+    out = curve.drop(columns="rank", errors="ignore")
+    out = out.sort_values("spec", kind="stable").sort_values(
         "estimate", kind="stable", na_position="last"
     )
     out = out.reset_index(drop=True)
