@@ -393,3 +393,31 @@ def test_dry_run_one_job_per_specification(tmp_path):
     assert sorted(jobs) == sorted(expected)
     assert re.search(rf"^spec\s+{len(expected)}$", out, re.M)
     assert re.search(r"^spec_curve\s+1$", out, re.M)
+
+
+def test_sort_curve_and_figure(tmp_path):
+    curve = pd.DataFrame(
+        {
+            "spec": ["b", "a", "c", "d"],
+            "estimate": [0.02, -0.01, np.nan, -0.01],
+            "ci_low": [-0.03, -0.05, np.nan, -0.02],
+            "ci_high": [0.07, 0.03, np.nan, -0.001],
+            "balance_ok": [True, False, False, True],
+            "is_default": [False, True, False, False],
+            "distance": ["ps", "logit_ps", "mahalanobis", "ipw"],
+            "caliper": ["none", "0.2", "0.2", "none"],
+            "ratio": [1, 3, 1, 0],
+            "replace": [False, True, False, False],
+            "exact": ["none", "none", "sentence", "none"],
+            "followup_days": [365, 365, 182, 365],
+        }
+    )
+    s = sens.sort_curve(curve)
+    # ties (-0.01) broken by name, NaN last, rank 1..n; sorting twice is the same
+    assert s["spec"].tolist() == ["a", "d", "b", "c"]
+    assert s["rank"].tolist() == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(sens.sort_curve(s), s)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    sens.plot_spec_curve(s, a)
+    sens.plot_spec_curve(curve, b)
+    assert a.read_bytes() == b.read_bytes()
