@@ -896,3 +896,19 @@ def test_script_bad_input_exits_cleanly_and_leaves_no_outputs(tmp_path):
     assert "column person_id: 1 rows repeat an enrolled person (e.g. rows 61)" in log
     assert "Traceback" not in log
     assert not any((tmp_path / v).exists() for v in CORE_OUT.values())
+
+
+def test_slopes_not_estimable_on_tiny_data_give_nan(tmp_path):
+    person = fidelity_of(simulate_pilot(seed=4, n=40))
+    one_month = person[person["enrolment_month"] == person["enrolment_month"].min()]
+    res = fid.monthly_slope(one_month)
+    assert np.isnan(res.estimate) and np.isnan(res.ci_low) and res.n == len(one_month)
+    one_cm = person[person["case_manager_id"] == person["case_manager_id"].iloc[0]]
+    assert np.isnan(fid.monthly_slope(one_cm).estimate)
+    sim = simulate_pilot(seed=4, n=3)
+    assert np.isnan(
+        fid.dose_regression(fidelity_of(sim), sim["propensity"], sim["outcomes"]).p_value
+    )
+    monthly = fid.monthly_index(one_month)
+    fid.plot_monthly(monthly, res, tmp_path / "m.png")
+    assert (tmp_path / "m.png").stat().st_size > 0

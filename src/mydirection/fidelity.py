@@ -530,15 +530,19 @@ def monthly_slope(person: pd.DataFrame, level: float = 0.95, se: str = "cluster"
 
     OLS on scored people; ``se="cluster"`` clusters standard errors by case manager (t
     reference with clusters - 1 degrees of freedom), ``"hc1"`` uses heteroskedasticity-
-    robust errors.
+    robust errors. Not estimable (all NaN) with fewer than two months with scored people
+    or, with ``"cluster"``, fewer than two case managers.
     """
     d = person.dropna(subset=["index"])
+    groups = pd.factorize(d["case_manager_id"], sort=True)[0] if se == "cluster" else None
+    n_cl = int(len(np.unique(groups))) if groups is not None else len(d)
+    if d["enrolment_month"].nunique() < 2 or len(d) < 3 or n_cl < 2:
+        return Slope(np.nan, np.nan, np.nan, np.nan, len(d), n_cl)
     month = (d["enrolment_month"].dt.year * 12 + d["enrolment_month"].dt.month) - (
         d["enrolment_month"].min().year * 12 + d["enrolment_month"].min().month
     )
     x = pd.DataFrame({"month": month.astype(float).to_numpy()})
     y = d["index"].to_numpy(dtype=float)
-    groups = pd.factorize(d["case_manager_id"], sort=True)[0] if se == "cluster" else None
     import statsmodels.api as sm
 
     X = sm.add_constant(x, has_constant="add")
@@ -546,7 +550,6 @@ def monthly_slope(person: pd.DataFrame, level: float = 0.95, se: str = "cluster"
         res = sm.OLS(y, X).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
     else:
         res = sm.OLS(y, X).fit(cov_type="HC1", use_t=True)
-    n_cl = int(len(np.unique(groups))) if groups is not None else len(d)
     return _slope_from(res, "month", level, len(d), n_cl)
 
 
@@ -630,7 +633,8 @@ def dose_regression(
 
     ``model="lpm"``: linear probability model, slope = change in the probability of
     re-offending per ``per_points`` index points; ``"logit"``: log-odds per
-    ``per_points``. Standard errors are clustered by case manager.
+    ``per_points``. Standard errors are clustered by case manager. Not estimable (all
+    NaN) with fewer than 4 people, 2 case managers, 2 index values or without both outcomes.
     """
     import statsmodels.api as sm
 
@@ -645,12 +649,15 @@ def dose_regression(
     X = sm.add_constant(x, has_constant="add")
     y = d["reoffended"].to_numpy(dtype=float)
     groups = pd.factorize(d["case_manager_id"], sort=True)[0]
+    n_cl = int(len(np.unique(groups)))
+    if len(d) < 4 or n_cl < 2 or x["index"].nunique() < 2 or len(np.unique(y)) < 2:
+        return Slope(np.nan, np.nan, np.nan, np.nan, len(d), n_cl)
     kw = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
     if model == "logit":
         res = sm.Logit(y, X).fit(disp=0, **kw)
     else:
         res = sm.OLS(y, X).fit(use_t=True, **kw)
-    return _slope_from(res, "index", level, len(d), int(len(np.unique(groups))))
+    return _slope_from(res, "index", level, len(d), n_cl)
 
 
 # --------------------------------------------------------------------------------------
@@ -734,7 +741,7 @@ def plot_monthly(monthly: pd.DataFrame, slope: Slope, path, threshold: int = 5) 
     hi = monthly["ci_high"].to_numpy() - m
     ax.errorbar(k, m, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o-", capsize=3)
     scored = (monthly["n_scored"] > 0).to_numpy() & shown_mean
-    if scored.any():
+    if scored.any() and np.isfinite(slope.estimate):
         w = monthly["n_scored"].to_numpy()[scored]
         mean_all = np.average(m[scored], weights=w)
         kbar = np.average(k[scored], weights=w)
