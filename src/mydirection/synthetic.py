@@ -799,6 +799,7 @@ def _pilot_records(w: _World, rng) -> None:
     w.exit_day = np.where(still, NA, exit_day)
     w.exit_reason = np.where(still, -1, reason).astype(np.int16)
     end = np.where(still, w.extract_end, exit_day)  # end of the enrolled period
+    w.enrol_end = end
 
     # plans: made within 28 days, co-signed, strengths, goals, reviews every 91 days
     has_plan = rng.random(m) < 0.55 + 0.45 * f
@@ -856,12 +857,15 @@ def _contacts(w: _World, cfg: dict, rng) -> None:
     ev_pid = ev["pid"]
     ev_f = np.where(ev["is_index"] & w.treated[ev_pid], w.fidelity[ev_pid], np.nan)
     months = np.round(cc["months"] * DAYS_PER_MONTH).astype(np.int64)
-    w_end = np.minimum(np.minimum(ev["end"], ev["start"] + months), w.extract_end)
+    recorded_to = ev["start"] + months
+    # the index event of a treated person: contacts recorded through the enrolment too
+    recorded_to[w.tp] = np.maximum(recorded_to[w.tp], w.enrol_end)
+    w_end = np.minimum(np.minimum(ev["end"], recorded_to), w.extract_end)
     w_len = np.maximum(w_end - ev["start"], 0)
     rate = np.where(
         np.isnan(ev_f),
         cc["comparator_per_month"],
-        cc["treated_per_month"] * (0.6 + 0.8 * np.nan_to_num(ev_f)),
+        cc["treated_per_month"] * (0.3 + 1.2 * np.nan_to_num(ev_f)),
     )
     n_contacts = rng.poisson(rate * w_len / DAYS_PER_MONTH)
     n_contacts[w.imp_rows] = 0
@@ -872,7 +876,7 @@ def _contacts(w: _World, cfg: dict, rng) -> None:
     del order
     pid = ev_pid[ce].astype(np.int32)
     f = ev_f[ce]
-    boost = np.where(~np.isnan(f) & (day >= w.enrol_day[pid]), 1.2 * (np.nan_to_num(f) - 0.5), 0.0)
+    boost = np.where(~np.isnan(f) & (day >= w.enrol_day[pid]), 2.0 * (np.nan_to_num(f) - 0.5), 0.0)
     del f
     attended = rng.random(len(ce)) < _expit(1.1 + 0.8 * w.engagement[pid] + boost)
     del boost
