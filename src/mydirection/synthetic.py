@@ -345,13 +345,6 @@ def _crns(n: int) -> pa.Array:
     return pc.binary_join_element_wise(pa.array(letters), digits, "")
 
 
-def _group_count(pid: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(pid, minlength=n)
-
-
-# ----------------------------------------------------------------------- the model
-
-
 def _ogrs_logit(o, age, male, n_sanctions, age_first, group_term):
     """OGRS3-like 2-year logit (see the ``ogrs3`` settings)."""
     n = np.maximum(n_sanctions, 1)

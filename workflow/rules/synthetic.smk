@@ -19,6 +19,9 @@ SYNTHETIC_SIZE = SYNTHETIC_SETTINGS.get("n_comparator_pool", 5000)
 rule synthetic:
     input:
         config=config["synthetic"],
+        # the generator itself: a change to the model regenerates the data
+        generator="src/mydirection/synthetic.py",
+        schema="workflow/schemas/synthetic.schema.yaml",
     output:
         extracts=expand(f"{SYNTHETIC_DIR}/{{extract}}.csv", extract=EXTRACTS),
         truth=f"{SYNTHETIC_DIR}/truth.json",
