@@ -47,7 +47,18 @@ def main(snakemake):
         numbers.update(
             {
                 f"{k}.replicates": number(
-                    int(r["n_reps"]), "count", "replicates", label=f"Replicates estimated, {t}"
+                    int(r["n_reps"]),
+                    "estimate",
+                    "replicates",
+                    decimals=0,
+                    label=f"Replicates estimated, {t}",
+                ),
+                f"{k}.failed": number(
+                    int(r["n_failed"]),
+                    "estimate",
+                    "replicates",
+                    decimals=0,
+                    label=f"Replicates that could not be estimated, {t}",
                 ),
                 f"{k}.true_effect": number(
                     r["truth"], "pp", label=f"Mean true effect (sample ATT), {t}"
