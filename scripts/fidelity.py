@@ -53,6 +53,7 @@ def main(snakemake):
             f"{inp.cohort}; check that both come from the same cleaning run."
         )
     tables["contacts"] = read_checked(inp.contacts, "contacts", scored["person_id"])
+    tables["supervision"] = read_checked(inp.supervision, "supervision")
 
     event_end = treated.set_index("person_id")["event_end"]
     periods = fid.enrolment_periods(scored, p.extract_end_date, event_end)
@@ -65,7 +66,9 @@ def main(snakemake):
         settings,
     )
     person = fid.person_index(items, periods, settings)
-    cm = fid.case_manager_index(person, enrolments, tables["staff"], settings)
+    cm = fid.case_manager_index(
+        person, enrolments, tables["staff"], settings, tables["supervision"]
+    )
     coverage = fid.item_coverage(items, settings.weights)
     monthly = fid.monthly_index(person, settings.ci_level)
     slope = fid.monthly_slope(person, settings.ci_level, p.fidelity.get("monthly_se", "cluster"))
@@ -149,6 +152,23 @@ def fidelity_numbers(person, cm, coverage, slope, settings):
     nums["fidelity.median_caseload"] = number(
         float(cm["caseload"].median()), "mean", "people enrolled per case manager"
     )
+    nums["fidelity.median_supervision_caseload"] = number(
+        float(cm["supervision_caseload"].astype(float).median()),
+        "mean",
+        "supervision events open during the pilot per case manager",
+    )
+    # Moderator beside the index: mean index by whether the case manager was trained first.
+    trained_cm = person["case_manager_id"].map(
+        cm.set_index("case_manager_id")["trained_before_first_enrolment"]
+    )
+    for flag, name in ((True, "trained"), (False, "untrained")):
+        sel = person.loc[(trained_cm == flag).fillna(False).to_numpy(), "index"].dropna()
+        nums[f"fidelity.n_scored_{name}_cm"] = number(len(sel), "count", "people")
+        nums[f"fidelity.mean_index_{name}_cm"] = number(
+            float(sel.mean()) if len(sel) else None,
+            "index",
+            derived_from=[f"fidelity.n_scored_{name}_cm"],
+        )
     for row in coverage.itertuples():
         nums[f"fidelity.n_scorable_{row.item}"] = number(int(row.n_scorable), "count", "people")
         nums[f"fidelity.adherence_{row.item}"] = number(

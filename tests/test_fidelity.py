@@ -366,8 +366,20 @@ def test_case_manager_means_training_and_caseload():
             "action_learning_sets_attended": [3],
         }
     )
-    out = fid.case_manager_index(person, enrolments, staff, S).set_index("case_manager_id")
+    supervision = pd.DataFrame(
+        {
+            "case_manager_id": ["cm1", "cm1", "cm1", "cm9"],
+            "start_date": [day(-400), day(-100), day(20), day(-50)],
+            # closed before the pilot period / open across it / starts after it / still open
+            "end_date": [day(-1), day(5), day(40), pd.NaT],
+        }
+    )
+    out = fid.case_manager_index(person, enrolments, staff, S, supervision)
+    out = out.set_index("case_manager_id")
     assert out.loc["cm1", "caseload"] == 4 and out.loc["cm1", "n_scored"] == 3
+    # Pilot period = first to last enrolment (day 0 to day 10).
+    assert out.loc["cm1", "supervision_caseload"] == 1
+    assert out.loc["cm9", "supervision_caseload"] == 1
     assert out.loc["cm1", "mean_index"] == pytest.approx(70.0)
     half = 4.302652729911275 * 10 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert out.loc["cm1", "ci_low"] == pytest.approx(70 - half)
@@ -510,7 +522,17 @@ def simulate_pilot(seed=1, n=600, n_cm=12, decay=0.03, dose=0.0):
             "followup_complete": True,
         }
     )
+    supervision = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "person_id": pid,
+            "case_manager_id": cms[cm_idx],
+            "start_date": start - pd.Timedelta(days=20),
+            "end_date": exit_ + pd.Timedelta(days=30),
+        }
+    )
     return {
+        "supervision": supervision,
         "enrolments": enrolments,
         "plans": plans,
         "contacts": contacts,
@@ -723,6 +745,7 @@ def test_scripts_end_to_end_on_simulated_tables(tmp_path):
             "activities",
             "contacts",
             "staff",
+            "supervision",
             "cohort",
         )
     }
@@ -880,6 +903,7 @@ def test_script_bad_input_exits_cleanly_and_leaves_no_outputs(tmp_path):
         "activities",
         "contacts",
         "staff",
+        "supervision",
         "cohort",
     ):
         paths[name] = tmp_path / f"{name}.parquet"

@@ -430,17 +430,27 @@ def case_manager_index(
     enrolments: pd.DataFrame,
     staff: pd.DataFrame,
     settings: FidelitySettings,
+    supervision: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per case manager: mean index of their scored cases with CI, band and moderators.
 
     ``caseload`` counts every enrolment the case manager made (``enrolments``), scored or
-    not. ``trained_before_first_enrolment`` is True when ``trained_date`` is on or before
-    their first enrolment, False when later or never trained, missing (<NA>) when the case
-    manager is absent from the staff extract.
+    not. ``supervision_caseload`` (when ``supervision`` is given) counts the supervision
+    events allocated to them that were open at some time during the pilot period (first to
+    last enrolment date of anyone). ``trained_before_first_enrolment`` is True when
+    ``trained_date`` is on or before their first enrolment, False when later or never
+    trained, missing (<NA>) when the case manager is absent from the staff extract.
     """
     rows = []
     first = enrolments.groupby("case_manager_id")["enrolment_date"].min()
     caseload = enrolments.groupby("case_manager_id").size()
+    sup_load = None
+    if supervision is not None:
+        start, end = enrolments["enrolment_date"].min(), enrolments["enrolment_date"].max()
+        open_ = (supervision["start_date"] <= end) & (
+            supervision["end_date"].isna() | (supervision["end_date"] >= start)
+        )
+        sup_load = supervision.loc[open_].groupby("case_manager_id").size()
     st = staff.drop_duplicates("case_manager_id").set_index("case_manager_id")
     for cm in sorted(first.index):
         vals = person.loc[person["case_manager_id"] == cm, "index"]
@@ -453,6 +463,7 @@ def case_manager_index(
                 "office": st["office"].get(cm) if known else None,
                 "grade": st["grade"].get(cm) if known else None,
                 "caseload": int(caseload[cm]),
+                "supervision_caseload": (pd.NA if sup_load is None else int(sup_load.get(cm, 0))),
                 "n_scored": n,
                 "mean_index": m,
                 "ci_low": lo,
@@ -469,6 +480,7 @@ def case_manager_index(
     out["band"] = band(out["mean_index"], settings.band_moderate, settings.band_high).array
     out["trained_before_first_enrolment"] = out["trained_before_first_enrolment"].astype("boolean")
     out["als_attended"] = out["als_attended"].astype("Int64")
+    out["supervision_caseload"] = out["supervision_caseload"].astype("Int64")
     out["trained_date"] = pd.to_datetime(out["trained_date"])
     return out
 
@@ -887,6 +899,7 @@ REQUIRED = {
         "action_learning_sets_attended",
     ],
     "cohort": ["person_id", "treated", "event_end"],
+    "supervision": ["case_manager_id", "start_date", "end_date"],
     "matched": ["person_id", "treated", "subclass"],
     "propensity": ["person_id", "ps", "logit_ps"],
     "outcomes": ["person_id", "reoffended"],

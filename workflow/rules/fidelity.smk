@@ -13,6 +13,7 @@ rule fidelity:
         activities="results/clean/activities.parquet",
         contacts="results/clean/contacts.parquet",
         staff="results/clean/staff.parquet",
+        supervision="results/clean/supervision.parquet",
         cohort="results/cohort/cohort.parquet",
     output:
         item_scores="results/fidelity/items.parquet",
