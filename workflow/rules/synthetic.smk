@@ -6,13 +6,14 @@ import yaml
 SYNTHETIC_DIR = "data/synthetic"
 
 
-def synthetic_settings():
-    """The generator config (loaded here so that changing it reruns the generator)."""
-    path = Path(config["synthetic"])
-    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-
-
-SYNTHETIC_SETTINGS = synthetic_settings()
+# The generator config, loaded here and passed as params so that changing it reruns the
+# generator (and only what depends on the data).
+SYNTHETIC_CONFIG = Path(config["synthetic"])
+SYNTHETIC_SETTINGS = (
+    (yaml.safe_load(SYNTHETIC_CONFIG.read_text()) or {})
+    if SYNTHETIC_CONFIG.is_file()
+    else {}
+)
 SYNTHETIC_SIZE = SYNTHETIC_SETTINGS.get("n_comparator_pool", 5000)
 
 
