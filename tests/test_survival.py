@@ -125,6 +125,14 @@ def test_cox_frequency_weights_equal_duplicated_rows(rossi):
     np.testing.assert_allclose(weighted["se"], plain["se"], atol=1e-8)
 
 
+def test_cox_warns_when_a_coefficient_is_infinite(rossi):
+    df = rossi.assign(sep=rossi["arrest"].astype(float))  # separates events perfectly
+    with pytest.warns(RuntimeWarning, match="did not converge"):
+        out = cox(df, "week", "arrest", ["sep", "age"])
+    assert not out.attrs["converged"]
+    assert cox(rossi, "week", "arrest", ROSSI).attrs["converged"]
+
+
 def test_cox_without_events_raises():
     df = pd.DataFrame({"t": [1.0, 2.0], "e": [0, 0], "x": [0.0, 1.0]})
     with pytest.raises(ValueError, match="no events"):

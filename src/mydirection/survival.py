@@ -18,6 +18,7 @@ Both are written out in NumPy so the method is visible and testable:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -140,7 +141,9 @@ def cox(
     Returns a DataFrame indexed by covariate with ``coef``, ``se``, ``hr``, ``hr_ci_low``,
     ``hr_ci_high`` (95 %), ``p`` (Wald, normal). ``se`` is robust (Lin-Wei sandwich,
     clustered by ``cluster``) when ``weights`` or ``cluster`` is given or ``robust=True``,
-    else model-based. ``attrs`` carries n, events, loglik, iterations and the SE type.
+    else model-based. ``attrs`` carries n, events, loglik, iterations, converged and the SE
+    type; a RuntimeWarning says when Newton-Raphson did not converge (an infinite
+    coefficient, e.g. a covariate that separates events from non-events).
     Covariates must be numeric (encode categories as 0/1 columns first).
     """
     if ties not in ("efron", "breslow"):
@@ -169,8 +172,10 @@ def cox(
     beta = np.zeros(X.shape[1])
     loglik, score, info, _ = _terms(s, beta, ties)
     it = 0
+    converged = False
     while it < max_iter:
         it += 1
+        ll_old = loglik
         step = np.linalg.solve(info, score)
         new = beta + step
         ll_new, _, _, _ = _terms(s, new, ties, full=False)
@@ -182,8 +187,16 @@ def cox(
             halvings += 1
         beta = new
         loglik, score, info, pieces = _terms(s, beta, ties)
-        if np.max(np.abs(step)) < tol:
+        if np.max(np.abs(step)) < tol or abs(loglik - ll_old) <= 1e-13 * abs(loglik):
+            converged = np.max(np.abs(step)) < 1e-4  # a flat likelihood with moving beta: infinite
             break
+    if not converged:
+        warnings.warn(
+            f"Cox model did not converge in {it} iterations (a coefficient may be infinite: "
+            "a covariate that separates events from non-events)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     cov_model = np.linalg.inv(info)
     use_robust = robust if robust is not None else (weights is not None or cluster is not None)
     if use_robust:
@@ -198,25 +211,27 @@ def cox(
         cov = D.T @ D
     else:
         cov = cov_model
-    se = np.sqrt(np.diag(cov))
-    z = beta / se
-    out = pd.DataFrame(
-        {
-            "coef": beta,
-            "se": se,
-            "hr": np.exp(beta),
-            "hr_ci_low": np.exp(beta - Z95 * se),
-            "hr_ci_high": np.exp(beta + Z95 * se),
-            "p": 2 * stats.norm.sf(np.abs(z)),
-        },
-        index=pd.Index(covariates, name="covariate"),
-    )
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        z = beta / se
+        out = pd.DataFrame(
+            {
+                "coef": beta,
+                "se": se,
+                "hr": np.exp(beta),
+                "hr_ci_low": np.exp(beta - Z95 * se),
+                "hr_ci_high": np.exp(beta + Z95 * se),
+                "p": 2 * stats.norm.sf(np.abs(z)),
+            },
+            index=pd.Index(covariates, name="covariate"),
+        )
     out.attrs.update(
         {
             "n": int(len(time)),
             "events": int(ev.sum()),
             "loglik": loglik,
             "iterations": it,
+            "converged": bool(converged),
             "ties": ties,
             "se_type": ("robust, clustered" if cluster else "robust") if use_robust else "model",
         }
