@@ -7,12 +7,14 @@ from mydirection.synthetic import resolve_config, write_extracts
 
 
 def main(snakemake):
+    out_dir = Path(snakemake.output.truth).parent
     try:
         cfg = resolve_config(snakemake.params.generator)
+        truth, mess = write_extracts(out_dir, cfg, snakemake.params.seed)
     except ValueError as err:
+        if not str(err).startswith("synthetic config"):
+            raise
         raise UserError(f"{snakemake.input.config}: {err}") from None
-    out_dir = Path(snakemake.output.truth).parent
-    truth, mess = write_extracts(out_dir, cfg, snakemake.params.seed)
     log.info(
         "generated %d people (%d treated, %d comparator pool) into %s",
         truth["n_people"],
