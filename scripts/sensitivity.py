@@ -13,6 +13,32 @@ from mydirection.runner import UserError, run
 log = logging.getLogger("mydirection")
 
 
+def hazard_ratio_evalues(cox_path: str, rare: bool) -> dict:
+    """E-values of the Cox hazard ratio (``cox.parquet``, row ``treatment``); the common-outcome
+    square-root conversion applies unless the outcome is rare."""
+    cox = pd.read_parquet(cox_path)
+    rows = cox[cox.iloc[:, 0].astype(str) == "treatment"]
+    if rows.empty or not {"hr", "hr_ci_low", "hr_ci_high"} <= set(cox.columns):
+        log.info("no treatment hazard ratio in %s: no E-value for it", cox_path)
+        return {}
+    r = rows.iloc[0]
+    ev = sens.evalue_table(r["hr"], r["hr_ci_low"], r["hr_ci_high"], "hr", rare=rare)
+    return {
+        "sensitivity.evalue_hr": number(
+            ev["evalue_estimate"],
+            "ratio",
+            decimals=2,
+            label="E-value of the hazard ratio (converted to a risk ratio)",
+        ),
+        "sensitivity.evalue_hr_ci": number(
+            ev["evalue_ci"],
+            "ratio",
+            decimals=2,
+            label="E-value of the hazard ratio's confidence limit nearer the null",
+        ),
+    }
+
+
 def main(snakemake):
     s = snakemake.params.sensitivity
     outcome = s["outcome"]
@@ -45,12 +71,13 @@ def main(snakemake):
         effects.matched_sample(data, replace=bool(snakemake.params.replace)), outcome, "binary"
     )
     rare = eff.mean_control < s["rare_outcome_threshold"]
-    # a risk ratio needs no conversion; `rare` is recorded for the report's wording
+    # a risk ratio needs no conversion; `rare` decides the hazard-ratio conversion below
     ev = sens.evalue_table(eff.ratio, eff.ratio_ci_low, eff.ratio_ci_high, "rr")
     pd.DataFrame(
         [{**ev, "outcome": outcome, "comparison_rate": eff.mean_control, "rare_outcome": rare}]
     ).to_parquet(snakemake.output.evalues, index=False)
 
+    hr_numbers = hazard_ratio_evalues(snakemake.input.cox, rare)
     informative = int(table["informative_sets"].iloc[0])
     p1 = sens.rosenbaum_upper_p(sets, 1.0)
     significant = bool(p1 < s["alpha"])
@@ -106,6 +133,7 @@ def main(snakemake):
                 decimals=2,
                 label="E-value of the confidence limit nearer the null",
             ),
+            **hr_numbers,
         },
         config_keys={
             f"sensitivity.{k}": s[k]

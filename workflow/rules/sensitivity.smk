@@ -45,11 +45,13 @@ rule power:
 
 
 rule sensitivity:
-    """Rosenbaum bounds on the matched binary outcome and E-values of its risk ratio."""
+    """Rosenbaum bounds on the matched binary outcome; E-values of its risk ratio and of the
+    Cox hazard ratio of time to first re-offence."""
     input:
         pairs="results/matching/pairs.parquet",
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        cox="results/effects/cox.parquet",
     output:
         rosenbaum="results/sensitivity/rosenbaum.parquet",
         evalues="results/sensitivity/evalues.parquet",
