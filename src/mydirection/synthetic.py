@@ -33,9 +33,13 @@ The generative model, in the order it is built (all vectorised with NumPy):
    enrolment date on (``true_effect``). The same unit exponentials and conviction lags
    drive Y(0) and Y(1) (coupled randomness), so the sample ATT is exact. Treated people
    realise Y(1), everyone else Y(0). Breach offences (never counted) come on top.
-7. **Records.** Assessments, contacts, enrolments, plans, enabling-fund awards,
-   activities, staff.
-8. **Mess** (``/work/brief/mess.md`` agreement, amounts in config ``mess``): data-level
+7. **Records.** Assessments (0-2 per person, some only after the index date); contacts
+   from each event's start (treated people's through their enrolment, more often and
+   better attended with higher f; attendance otherwise follows engagement); enrolments
+   with exits, plans, enabling-fund awards and activities (all more complete with higher
+   f); staff with training dates and Action Learning Sets (more for better case managers).
+8. **Mess** (the agreement with the cleaning stage, listed under "Quirks" in
+   ``docs/data-contract.md``; amounts in config ``mess``): data-level
    quirks first (impossible event dates on non-index events, which get no contacts;
    disposal/offence swaps on pre-2016 convictions; contacts moved after their event's
    end; orphan enrolments), then formatting (DD/MM/YYYY dates; stray whitespace and case
@@ -45,7 +49,14 @@ The generative model, in the order it is built (all vectorised with NumPy):
 The proven re-offending outcome in ``truth.json`` uses the outcomes stage's definition:
 index date = start of the person's first eligible event; a proven re-offence is a
 non-breach offence with 0 < offence_date - index_date <= 365 days and disposal_date -
-index_date <= 547 days.
+index_date <= 547 days. Eligible event: started in the pilot year, RoSH low or medium,
+person aged 18 or over at the start.
+
+Each model step draws from its own random stream (``numpy.random.SeedSequence`` of the
+seed and the step), and the steps are small functions adding arrays to a :class:`_World`.
+The extracts are rendered to CSV text with Arrow, chunk by chunk, so the national scale
+(1,000 treated, 1,000,000 comparator pool, about 1.4 GB of CSV) takes about a minute and
+1 GB of memory (``benchmarks/bench_synthetic.py``).
 """
 
 from __future__ import annotations
