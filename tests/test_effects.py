@@ -397,6 +397,38 @@ def test_scripts_write_every_output(tmp_path):
     assert list(headline["measure"]) == ["rate", "frequency", "time_to_first"]
 
 
+def test_effects_script_bad_covariate_is_one_clear_error(tmp_path):
+    import runpy
+    from types import SimpleNamespace
+
+    df = _matched(n_sets=20)
+    df["person_id"] = [f"p{i:03d}" for i in range(len(df))]
+    df["index_date"] = pd.Timestamp("2018-03-01")
+    df.drop(columns=["reoffended", "n_reoffences"]).to_parquet(tmp_path / "m.parquet")
+    _outcomes_for(df).to_parquet(tmp_path / "o.parquet")
+
+    class Named(list):
+        def __init__(self, d):
+            super().__init__(d.values())
+            self.__dict__.update(d)
+
+    log = tmp_path / "effects.log"
+    sm = SimpleNamespace(
+        input=Named({"matched": str(tmp_path / "m.parquet"), "outcomes": str(tmp_path / "o.parquet")}),
+        output=Named({"headline": str(tmp_path / "h.parquet"), "numbers": str(tmp_path / "n.json")}),
+        params=SimpleNamespace(covariates=["shoe_size"], replace=False, followup_days=365),
+        log=[str(log)],
+        rule="effects",
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path("scripts/effects.py", init_globals={"snakemake": sm}, run_name="__main__")
+    assert exit_.value.code == 1
+    text = log.read_text()
+    assert "config effects.covariates: shoe_size is not a column" in text
+    assert "Traceback" not in text
+    assert not (tmp_path / "h.parquet").exists()
+
+
 # --------------------------------------------------------------------------- acceptance
 
 COVARIATES = [
