@@ -155,6 +155,9 @@ def test_caseload_shape(raw):
     assert sup.rosh.isin(["high", "very_high"]).any()
     first_start = sup.groupby("crn").start_date.max()
     assert (first_start < "2018-01-01").any()
+    dob = sup.crn.map(clean["people"].set_index("crn").date_of_birth)
+    age = (sup.start_date - dob).dt.days / 365.25
+    assert (age < 18).any() and (age >= 16).all()
 
 
 def test_enrolment_delay_within_60_days_of_an_event_start(raw):
@@ -228,6 +231,33 @@ def test_selection_on_covariates_treated_are_lower_risk(moderate):
     conv = extracts["convictions"]
     n_conv = conv.crn.astype(str).value_counts()
     assert n_conv.reindex(list(treated)).mean() < n_conv.reindex(list(eligible_pool)).mean()
+
+
+def test_ogrs3_is_consistent_with_history_and_age(moderate):
+    extracts = moderate.extracts
+    ass = extracts["assessments"].astype(str)
+    ass = ass[ass.assessment_date.str.match(ISO.pattern)]
+    one, two = ass.ogrs3_1yr.astype(float), ass.ogrs3_2yr.astype(float)
+    assert (two > one).all()
+    assert one.between(0, 100).all() and 25 < one.mean() < 50
+    conv = extracts["convictions"].astype(str)
+    conv = conv[conv.disposal_date.str.match(ISO.pattern)]
+    # sanctions proven by the assessment date, counted independently per assessment
+    by_person = conv.groupby("crn").disposal_date.apply(lambda d: np.sort(d.to_numpy()))
+    n_prior = [
+        int(np.searchsorted(by_person.get(c, np.array([], dtype=object)), d, side="right"))
+        for c, d in zip(ass.crn, ass.assessment_date, strict=True)
+    ]
+    people = extracts["people"].astype(str).drop_duplicates().set_index("crn")
+    dob = pd.to_datetime(ass.crn.map(people.date_of_birth), format="%Y-%m-%d", errors="coerce")
+    age = (pd.to_datetime(ass.assessment_date) - dob).dt.days / 365.25
+    frame = pd.DataFrame({"ogrs": one, "n": np.log1p(n_prior), "age": age}).dropna()
+    assert frame.corr().loc["ogrs", "n"] > 0.3
+    # older people with the same history score lower (the age term of OGRS3)
+    fit = np.linalg.lstsq(
+        np.column_stack([np.ones(len(frame)), frame.n, frame.age]), frame.ogrs, rcond=None
+    )[0]
+    assert fit[2] < 0
 
 
 def test_sample_att_equals_mean_difference_of_potential_outcomes(moderate):
