@@ -562,3 +562,16 @@ def test_merge_config_merges_nested_settings_but_replaces_shares_and_mess_kinds(
     assert out["mess"]["duplicate_rows"] == {"people": 1}
     assert out["mess"]["orphan_enrolments"] == base["mess"]["orphan_enrolments"]
     assert base["true_effect"]["hazard_ratio"] == 0.9  # base untouched
+
+
+def test_identical_conviction_rows_are_found_exactly():
+    """The guard that keeps original convictions free of exact duplicates (brute force)."""
+    from mydirection.synthetic import _identical_rows
+
+    rng = np.random.default_rng(0)
+    key, key2 = rng.integers(0, 20, 300), rng.integers(0, 3, 300)
+    seen, expected = set(), []
+    for pair in zip(key.tolist(), key2.tolist(), strict=True):
+        expected.append(pair in seen)
+        seen.add(pair)
+    assert _identical_rows(key, key2).tolist() == expected

@@ -733,6 +733,29 @@ def _convictions(w: _World, rng) -> None:
     w.c_dtype = np.where(custody, disp_codes.index("custody"), other).astype(np.int16)
     w.c_dtype[n_hist_rows : n_hist_rows + w.n_ev] = w.ev_disp_type
     w.c_sev = _rowwise_choice(rng, w.group_sev, w.c_group)
+    # two convictions identical in every column would be one exact duplicate row for the
+    # cleaning stage (which drops them) and spoil the planted duplicate count: keep one
+    keep = ~_identical_rows(
+        (w.c_pid.astype(np.int64) << 34)
+        | ((w.c_off.astype(np.int64) + 40_000) << 17)
+        | (w.c_disp.astype(np.int64) + 40_000),
+        w.c_group.astype(np.int64) * 64 + w.c_dtype * 4 + w.c_sev,
+    )
+    if not keep.all():
+        for name in ("c_pid", "c_off", "c_disp", "c_group", "c_dtype", "c_sev"):
+            setattr(w, name, getattr(w, name)[keep])
+
+
+def _identical_rows(key: np.ndarray, key2: np.ndarray) -> np.ndarray:
+    """Rows whose (key, key2) repeats an earlier row's (True for every repeat, not the first)."""
+    order = np.argsort(key, kind="stable")
+    same = key[order][1:] == key[order][:-1]
+    out = np.zeros(len(key), bool)
+    if same.any():
+        rows = np.unique(np.concatenate([order[1:][same], order[:-1][same]]))
+        frame = pd.DataFrame({"a": key[rows], "b": key2[rows]})
+        out[rows[frame.duplicated(keep="first").to_numpy()]] = True
+    return out
 
 
 def _assessments(w: _World, cfg: dict, rng) -> None:
