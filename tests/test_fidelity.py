@@ -936,3 +936,110 @@ def test_slopes_not_estimable_on_tiny_data_give_nan(tmp_path):
     monthly = fid.monthly_index(one_month)
     fid.plot_monthly(monthly, res, tmp_path / "m.png")
     assert (tmp_path / "m.png").stat().st_size > 0
+
+
+# ---------------------------------------------------------------- plan items vs brute force
+
+
+def _plan_items_by_hand(exit_day, plans):
+    """Per-person reference written straight from the rules in the module docstring."""
+    start = D0
+    end = min(day(exit_day), pd.Timestamp(END)) if exit_day is not None else pd.Timestamp(END)
+    days = (end - start).days
+    inside = [p for p in plans if p["created_date"] <= end]
+    due = days >= S.plan_within_days
+    out = {}
+    if inside:
+        first = min(p["created_date"] for p in inside)
+        out["plan_timely"] = float((first - start).days <= S.plan_within_days)
+    else:
+        out["plan_timely"] = 0.0 if due else np.nan
+    checks = {
+        "plan_co_signed": ("co_signed", lambda v: bool(v)),
+        "strength_recorded": ("n_strengths", lambda v: v >= S.min_strengths),
+        "goal_own_words": ("n_goals_own_words", lambda v: v >= S.min_goals_own_words),
+    }
+    for item, (col, ok) in checks.items():
+        vals = [p[col] for p in inside if not pd.isna(p[col])]
+        if not inside:
+            out[item] = 0.0 if due else np.nan
+        elif not vals:
+            out[item] = np.nan
+        else:
+            out[item] = float(any(ok(v) for v in vals))
+    if inside:
+        if (end - first).days <= S.review_every_days:
+            out["plan_reviewed"] = np.nan
+        else:
+            points = [p["created_date"] for p in inside]
+            points += [
+                p["last_reviewed_date"]
+                for p in inside
+                if pd.notna(p["last_reviewed_date"]) and p["last_reviewed_date"] <= end
+            ]
+            out["plan_reviewed"] = float((end - max(points)).days <= S.review_every_days)
+    else:
+        out["plan_reviewed"] = 0.0 if days > S.plan_within_days + S.review_every_days else np.nan
+    return out
+
+
+# Values near every threshold are drawn often (plan day 28/29; 91 days to the end; a last
+# review exactly 91 or 92 days before the end; 28 + 91 days without a plan).
+plan_strategy = st.fixed_dictionaries(
+    {
+        "created": st.one_of(st.sampled_from([-3, 0, 10, 28, 29]), st.integers(-10, 250)),
+        "co": st.sampled_from([True, False, None]),
+        "strengths": st.one_of(st.none(), st.integers(0, 3)),
+        "goals": st.one_of(st.none(), st.integers(0, 2)),
+        "reviewed_after": st.one_of(
+            st.none(), st.sampled_from([0, 50, 59, 60]), st.integers(0, 300)
+        ),
+    }
+)
+exit_strategy = st.one_of(
+    st.none(),
+    st.sampled_from([27, 28, 29, 100, 101, 102, 119, 120, 150, 151, 152]),
+    st.integers(0, 400),
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.lists(
+        st.tuples(exit_strategy, st.lists(plan_strategy, max_size=3)),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_plan_items_match_brute_force(people):
+    enrols, plans, expected = [], [], {}
+    for i, (exit_day, ps) in enumerate(people):
+        pid = f"p{i}"
+        enrols.append(enrol(pid, exit_day=exit_day))
+        rows = []
+        for j, q in enumerate(ps):
+            rows.append(
+                {
+                    "plan_id": f"{pid}-{j}",
+                    "person_id": pid,
+                    "created_date": day(q["created"]),
+                    "co_signed": pd.NA if q["co"] is None else q["co"],
+                    "n_strengths": pd.NA if q["strengths"] is None else q["strengths"],
+                    "n_goals_own_words": pd.NA if q["goals"] is None else q["goals"],
+                    "last_reviewed_date": pd.NaT
+                    if q["reviewed_after"] is None
+                    else day(q["created"] + q["reviewed_after"]),
+                }
+            )
+        plans += rows
+        expected[pid] = _plan_items_by_hand(exit_day, rows)
+    frame = pd.DataFrame(plans) if plans else EMPTY_PLANS
+    if plans:
+        frame = frame.astype(
+            {"co_signed": "boolean", "n_strengths": "Int64", "n_goals_own_words": "Int64"}
+        )
+    got = fid.score_plan_items(periods_of(*enrols), frame, S)
+    for pid, exp in expected.items():
+        for item, v in exp.items():
+            g = got.loc[pid, item]
+            assert (np.isnan(v) and np.isnan(g)) or g == v, (pid, item, g, v)
