@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,29 @@ def test_no_raw_identifier_reaches_results(built):
             blob = path.read_bytes()
             leaked += [path.name for crn in list(crns)[:200] if crn.encode() in blob]
     assert not leaked
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_to_the_same_bytes(built, tmp_path):
+    """SIGTERM during matching, then a plain re-run: same registry and report as `built`.
+
+    `built` was made in another fresh copy without interruption, so this is also the
+    "two clean builds are byte-identical" check.
+    """
+    work = _copy_project(tmp_path / "project")
+    args = [SNAKEMAKE, "--cores", "2", "--configfile", "tests/e2e_config.yaml"]
+    proc = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    matching_started = work / "results/logs/match.log"
+    deadline = time.monotonic() + 900
+    while not matching_started.exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "matching never started"
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) != 0
+    assert not (work / "results/registry.json").exists()
+
+    resumed = snakemake("--cores", "2", "--configfile", "tests/e2e_config.yaml", cwd=work)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-6000:]
+    for path in ("results/registry.json", "results/report/evaluation.html"):
+        assert (work / path).read_bytes() == (built / path).read_bytes(), path
