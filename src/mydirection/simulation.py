@@ -124,14 +124,23 @@ def generator_config(base: dict, overrides: dict, scenario: str, hidden_strength
     return _merge(cfg, {"hidden_confounding": {"strength": strength}})
 
 
+#: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
+CHAIN_EXTRACTS = ("people", "supervision", "assessments", "convictions", "enrolments")
+
+
 def _write_csvs(extracts: dict, out_dir) -> dict:
+    """Write the extracts as the generator's CSVs; extracts outside :data:`CHAIN_EXTRACTS`
+    are cut to their first row (cleaning them in full would only cost time: they feed the
+    fidelity stage, which the simulation does not run; the cleaning stage refuses an
+    extract without data rows)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     paths = {}
     for name, df in extracts.items():
         path = f"{out_dir}/{name}.csv"
-        pacsv.write_csv(pa.Table.from_pandas(df, preserve_index=False), path)
+        rows = df if name in CHAIN_EXTRACTS else df.iloc[:1]
+        pacsv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), path)
         paths[name] = path
     return paths
 
@@ -192,8 +201,7 @@ def run_replicate(
         extract_end_date=extract_end_date,
         seed=seed,
     )
-    names = ("people", "supervision", "assessments", "convictions", "enrolments")
-    coh = build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort
+    coh = build_cohort(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=settings).cohort
     out = proven_reoffending(
         coh,
         tables["convictions"],
