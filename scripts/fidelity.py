@@ -79,6 +79,8 @@ def main(snakemake):
     coverage.to_parquet(out.item_coverage, index=False)
     monthly.to_parquet(out.monthly, index=False)
     log.info("people scored: %d of %d", int(person["index"].notna().sum()), len(person))
+    for row in coverage.itertuples():
+        log.info("item %s: scorable for %d of %d", row.item, row.n_scorable, row.n_people)
 
     fid.plot_distribution(person, settings, out.fig_distribution)
     fid.plot_items(coverage, out.fig_items)
