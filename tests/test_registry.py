@@ -235,7 +235,9 @@ def test_summary_for_a_significant_reduction():
     s = derive_summary(e)
     assert s["summary.typical_treated"]["value"] == pytest.approx(30)
     assert s["summary.typical_comparison"]["value"] == pytest.approx(40)
-    assert s["summary.typical_direction"]["value"] == "fewer"
+    assert (
+        s["summary.typical_direction"]["value"] == "fewer participants than comparators re-offend"
+    )
     assert s["summary.verdict"]["value"] == "a statistically significant reduction"
     assert s["summary.power_caveat"]["value"] == "at least as large as"
     assert "reoffending.rate_treated" in s["summary.typical_treated"]["derived_from"]

@@ -398,7 +398,13 @@ def derive_summary(entries: dict[str, dict], alpha: float = 0.05) -> dict[str, d
             label="Of 100 similar non-participants, re-offended",
         )
         diff = round(100 * v[rt]) - round(100 * v[rc])
-        word = "fewer" if diff < 0 else "more" if diff > 0 else "the same number of"
+        word = (
+            "fewer participants than comparators re-offend"
+            if diff < 0
+            else "more participants than comparators re-offend"
+            if diff > 0
+            else "as many participants as comparators re-offend"
+        )
         out["summary.typical_direction"] = number(
             word, "text", derived_from=[rt, rc], label="Direction of the difference"
         )

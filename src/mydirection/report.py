@@ -473,6 +473,7 @@ def render(
                     "--embed-resources",
                     "--section-divs",
                     "--toc",
+                    "--toc-depth=2",
                     "--citeproc",
                     f"--resource-path={tmp}",
                     "--css=style.css",
