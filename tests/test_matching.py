@@ -686,3 +686,30 @@ def test_engine_equals_brute_force_for_every_combination_on_tied_data():
         assert got == expected, kw
         n_checked += 1
     assert n_checked == 2 * 3 * 2 * 4 * 4 * 2
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(-1e3, 1e3, allow_subnormal=False), st.integers(0, 5), st.booleans()),
+        min_size=4,
+        max_size=30,
+    )
+)
+def test_weighted_means_and_variances_equal_the_direct_formulas(rows):
+    x = np.array([r[0] for r in rows])
+    w = np.array([r[1] for r in rows], dtype=float)
+    t = np.array([r[2] for r in rows])
+    (mt_, mc_), (vt_, vc_) = mt._moments(x[:, None], np.vstack([w * t, w * ~t]))
+    for g, m_, v_ in ((t, mt_[0], vt_[0]), (~t, mc_[0], vc_[0])):
+        wg, xg = w[g], x[g]
+        W = wg.sum()
+        if W == 0:
+            assert math.isnan(m_)
+            continue
+        mean = (wg * xg).sum() / W
+        assert m_ == pytest.approx(mean, rel=1e-9, abs=1e-9)
+        denom = W - (wg**2).sum() / W
+        if denom > 0:
+            var = (wg * (xg - mean) ** 2).sum() / denom
+            assert v_ == pytest.approx(var, rel=1e-6, abs=1e-6)

@@ -626,8 +626,8 @@ def _moments(X: np.ndarray, w: np.ndarray):
         Z *= Z
         s2 += wb @ Z
     W = w.sum(axis=1)[:, None]
-    denom = W - (w * w).sum(axis=1)[:, None] / W
     with np.errstate(invalid="ignore", divide="ignore"):
+        denom = W - (w * w).sum(axis=1)[:, None] / W
         mean = shift + s1 / W
         var = np.maximum(s2 - s1 * s1 / W, 0.0) / denom
     return mean, var
@@ -1071,7 +1071,7 @@ def ipw(
     X, names, variables = _expand(data, covariates, cats, drop_first=False)
     prop = _propensity(data, t, X, names, variables, propensity)
     ps = prop["ps"].to_numpy()
-    w = np.where(t, 1.0, ps / (1 - ps))
+    w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
     w[~t] *= (~t).sum() / w[~t].sum()
     out = data.copy()
     out["distance"] = ps
