@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from mydirection.cohort import NEEDS, CohortSettings, build_cohort
 from mydirection.outcomes import proven_reoffending
 
 N_PEOPLE = 1_600_000  # gives a comparator pool of about a million people
 N_ENROLLED = 3_000
-CACHE = Path(tempfile.gettempdir()) / f"mydirection_bench_cohort_{N_PEOPLE}"
+CACHE = Path(tempfile.gettempdir()) / f"mydirection_bench_cohort_arrow_{N_PEOPLE}"
 TABLES = ("people", "supervision", "assessments", "convictions", "enrolments")
 
 
@@ -115,13 +116,20 @@ def national_tables(n_people: int = N_PEOPLE, seed: int = 1) -> dict[str, pd.Dat
             "age_at_offence": rng.uniform(12, 70, n_cv),
         }
     )
-    return {
+    tables = {
         "people": people,
         "supervision": supervision,
         "assessments": assessments,
         "convictions": convictions,
         "enrolments": enrolments,
     }
+    # text columns as the clean stage writes them: Arrow-backed strings
+    arrow_string = pd.ArrowDtype(pa.string())
+    for df in tables.values():
+        for col in df.columns:
+            if df[col].dtype == object:
+                df[col] = df[col].astype(arrow_string)
+    return tables
 
 
 def generate_national_tables():

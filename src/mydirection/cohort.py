@@ -261,19 +261,6 @@ def eligible_events(supervision: pd.DataFrame, settings: CohortSettings) -> pd.D
     return supervision[keep]
 
 
-def enrolment_events(events: pd.DataFrame, enrolments: pd.DataFrame) -> pd.DataFrame:
-    """Events during which the person was enrolled (start <= enrolment <= end, or no end).
-
-    Returns the events with ``enrolment_date`` added; a person may have several.
-    """
-    enr = first_enrolment(enrolments)
-    m = events.merge(enr, on="person_id", how="inner", validate="many_to_one")
-    during = (m["enrolment_date"] >= m["start_date"]) & (
-        m["end_date"].isna() | (m["enrolment_date"] <= m["end_date"])
-    )
-    return m[during.to_numpy()]
-
-
 def first_enrolment(enrolments: pd.DataFrame) -> pd.DataFrame:
     """One enrolment per person (the earliest, should the extract hold more)."""
     enr = enrolments[["person_id", "enrolment_date"]].dropna(subset=["enrolment_date"])
@@ -291,26 +278,37 @@ def first_event(events: pd.DataFrame) -> pd.DataFrame:
     if events.empty:
         return events
     person, _ = pd.factorize(events["person_id"])
-    start = events["start_date"].to_numpy(dtype="datetime64[ns]").view("int64")
-    order = np.lexsort((start, person))
-    p, d = person[order], start[order]
+    start = events["start_date"].to_numpy(dtype="datetime64[ns]")
+    rows = _first_event_rows(person, start, events["event_id"], np.arange(len(events)))
+    return events.iloc[rows]
+
+
+def _first_event_rows(person, start, event_id: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Of the event rows ``rows``, the first per person (see :func:`first_event`), sorted.
+
+    ``person`` (integer codes) and ``start`` (datetime64) are indexed by row number;
+    ``event_id`` is read only for people with tied first start dates.
+    """
+    if not len(rows):
+        return rows
+    p_all, d_all = person[rows], start[rows].view("int64")
+    order = np.lexsort((d_all, p_all))
+    p, d = p_all[order], d_all[order]
     block = np.r_[True, p[1:] != p[:-1]]  # first row of each person's block
     block_start = np.maximum.accumulate(np.where(block, np.arange(len(p)), 0))
     candidate = d == d[block_start]  # rows starting on the person's earliest date
     n_candidates = np.bincount(block_start[candidate], minlength=len(p))[block_start]
-    single = order[block & (n_candidates == 1)]
-    tied_pos = order[candidate & (n_candidates > 1)]
+    single = rows[order[block & (n_candidates == 1)]]
+    tied_rows = rows[order[candidate & (n_candidates > 1)]]
     tied = pd.DataFrame(
         {
-            "person": person[tied_pos],
-            "event_id": events["event_id"].to_numpy()[tied_pos],
-            "pos": tied_pos,
+            "person": person[tied_rows],
+            "event_id": event_id.iloc[tied_rows].to_numpy(),
+            "row": tied_rows,
         }
     )
     tied = tied.sort_values(["person", "event_id"], kind="stable").drop_duplicates("person")
-    tied_rows = tied["pos"].to_numpy()
-    chosen = np.sort(np.concatenate([single, tied_rows]))
-    return events.iloc[chosen]
+    return np.sort(np.concatenate([single, tied["row"].to_numpy()]))
 
 
 def followup_available(
@@ -354,9 +352,12 @@ def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.Dat
     left["_row"] = np.arange(len(left))
     left = left.sort_values("index_date", kind="stable")
     cols = ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]
-    right = assessments[cols].dropna(subset=["assessment_date"])
-    right = right[right["person_id"].isin(cohort["person_id"])]
-    right = right.sort_values(["assessment_date", "person_id"], kind="stable")
+    usable = assessments["assessment_date"].notna() & assessments["person_id"].isin(
+        cohort["person_id"]
+    )
+    rows = np.flatnonzero(usable.to_numpy(bool))
+    day = assessments["assessment_date"].to_numpy(dtype="datetime64[ns]")[rows]
+    right = assessments.iloc[rows[np.argsort(day, kind="stable")]][cols]  # by date, one copy
     m = pd.merge_asof(
         left,
         right,
@@ -387,22 +388,26 @@ def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.Dat
     pos = pd.Index(cohort["person_id"]).get_indexer(convictions["person_id"])
     keep = pos >= 0
     pos = pos[keep]
-    conv = convictions[keep]
+
+    def column(name, dtype=None):  # one column of the cohort's convictions (no frame copy)
+        return np.asarray(convictions[name].to_numpy(dtype=dtype), dtype=dtype)[keep]
+
     index_date = cohort["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
-    disposal = conv["disposal_date"].to_numpy(dtype="datetime64[ns]")
-    offence = conv["offence_date"].to_numpy(dtype="datetime64[ns]")
-    not_breach = (conv["offence_group"] != "breach").to_numpy(dtype=bool)
-    before = not_breach & (disposal < index_date)  # proven before the index date
-    custody = (conv["disposal_type"] == "custody").to_numpy(dtype=bool)
-    recent = before & (offence >= index_date - np.timedelta64(365, "D"))
+    before = (convictions["offence_group"] != "breach").fillna(True).to_numpy(bool)[keep]
+    before &= column("disposal_date", "datetime64[ns]") < index_date  # proven before index
+    recent = before & (
+        column("offence_date", "datetime64[ns]") >= index_date - np.timedelta64(365, "D")
+    )
+    del index_date
+    custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)[keep]
+    person = pos[before]
 
     out = pd.DataFrame(index=cohort.index)
-    out["n_previous_offences"] = np.bincount(pos[before], minlength=n)
+    out["n_previous_offences"] = np.bincount(person, minlength=n)
     out["n_previous_custody"] = np.bincount(pos[before & custody], minlength=n)
-    ages = pd.Series(conv["age_at_offence"].to_numpy(dtype=float)[before])
-    youngest = ages.groupby(pos[before]).min()
-    first = np.full(n, np.nan)
-    first[youngest.index.to_numpy()] = youngest.to_numpy()
+    first = np.full(n, np.inf)
+    np.minimum.at(first, person, column("age_at_offence", float)[before])
+    first[np.isinf(first)] = np.nan  # no previous proven offence
     out["age_first_offence"] = first
     out["offences_last_12m"] = np.bincount(pos[recent], minlength=n)
     return out
@@ -525,8 +530,8 @@ def build_cohort(
     # Work on integer person codes: one hashing pass over every person_id, then integer
     # joins and sorts. Codes 0..n_universe-1 are the people of the first three tables.
     tables = [people, supervision, enrolments, assessments, convictions]
-    ids = np.concatenate([t["person_id"].to_numpy(object) for t in tables])
-    all_codes, names = pd.factorize(ids, use_na_sentinel=True)
+    ids = pd.concat([t["person_id"] for t in tables], ignore_index=True)
+    all_codes, names = pd.factorize(ids, use_na_sentinel=True)  # Arrow strings: fast
     del ids
     bounds = np.cumsum([0] + [len(t) for t in tables])
     code = [all_codes[bounds[k] : bounds[k + 1]] for k in range(len(tables))]
@@ -544,69 +549,89 @@ def build_cohort(
     if len(code[0]) and np.bincount(code[0]).max() > 1:
         _check_unique(people, "people", "person_id")
     people = people[["sex", "ethnicity"]].assign(person_id=code[0])
-    supervision = supervision.assign(person_id=code[1])
+    event_person = code[1]  # supervision rows stay in the caller's frame (no copy)
     enrolments = enrolments[["enrolment_date"]].assign(person_id=code[2])
-    enrolments = enrolments[enrolments["person_id"] >= 0]
     assessments = assessments[["assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]].assign(
         person_id=code[3]
     )
-    convictions = convictions[REQUIRED_COLUMNS["convictions"][1:]].assign(person_id=code[4])
+    convictions = pd.DataFrame(
+        {
+            "person_id": code[4],
+            **{c: convictions[c].array for c in REQUIRED_COLUMNS["convictions"][1:]},
+        },
+        copy=False,
+    )
     del code
 
-    enrolled = np.zeros(max(len(names), 1), dtype=bool)
+    n_codes = max(len(names), 1)
+    enrolled = np.zeros(n_codes, dtype=bool)
     enrolled[enrolments["person_id"].to_numpy()] = True
     att = _Attrition(enrolled)
-
-    def codes(ids: pd.Series) -> np.ndarray:
-        return ids.to_numpy()
-
     att.record(
         "Records received: people in the people, supervision or enrolment extracts",
         np.arange(n_universe),
     )
 
-    has_person = np.zeros(len(enrolled), dtype=bool)
+    # Eligible events: a boolean per supervision row, each rule applied in turn.
+    has_person = np.zeros(n_codes, dtype=bool)
     has_person[people["person_id"].to_numpy()] = True
-    ev = supervision[has_person[supervision["person_id"].to_numpy()]]
+    keep = has_person[event_person]
     att.record(
         "Person record with a supervision event",
-        codes(ev["person_id"]),
+        event_person[keep],
         "no supervision event, or no person record",
     )
-    for description, reason, rule in eligibility_rules(s):
-        ev = ev[np.asarray(rule(ev), dtype=bool)]
-        att.record(description, codes(ev["person_id"]), reason)
+    for description, reason, rule in eligibility_rules(s):  # row-wise rules
+        keep &= np.asarray(rule(supervision), dtype=bool)
+        att.record(description, event_person[keep], reason)
+    rows = np.flatnonzero(keep)
 
     # Treated: enrolled during an eligible event; comparators: never enrolled.
-    is_enrolled = enrolled[ev["person_id"].to_numpy()]
-    treated_events = enrolment_events(ev[is_enrolled], enrolments)
-    comparator_events = ev[~is_enrolled]
+    enrolment_of = np.full(n_codes, np.datetime64("NaT"), dtype="datetime64[ns]")
+    first = first_enrolment(enrolments)
+    enrolment_of[first["person_id"].to_numpy()] = first["enrolment_date"].to_numpy()
+    start = supervision["start_date"].to_numpy(dtype="datetime64[ns]")
+    end = supervision["end_date"].to_numpy(dtype="datetime64[ns]")
+    enrolment = enrolment_of[event_person[rows]]
+    during = (enrolment >= start[rows]) & (np.isnat(end[rows]) | (enrolment <= end[rows]))
+    treated_rows = rows[during]
+    comparator_rows = rows[~enrolled[event_person[rows]]]
     att.record(
         "Treated: enrolled in My Direction during an eligible event; comparators: never enrolled",
-        np.concatenate([codes(treated_events["person_id"]), codes(comparator_events["person_id"])]),
+        np.concatenate([event_person[treated_rows], event_person[comparator_rows]]),
         "enrolled, but not during an eligible event (in neither group)",
     )
 
     if s.exclude_pilot_office_nonenrolled:
-        at_pilot = at_pilot_office(comparator_events["office"], s.pilot_offices)
-        spill = comparator_events.loc[at_pilot, "person_id"].unique()
-        comparator_events = comparator_events[~comparator_events["person_id"].isin(spill)]
+        office = supervision["office"].iloc[comparator_rows]
+        spill = np.zeros(n_codes, dtype=bool)
+        spill[event_person[comparator_rows[at_pilot_office(office, s.pilot_offices)]]] = True
+        comparator_rows = comparator_rows[~spill[event_person[comparator_rows]]]
         att.record(
             "Comparators: no eligible event at a pilot office (spill-over excluded)",
-            np.concatenate(
-                [codes(treated_events["person_id"]), codes(comparator_events["person_id"])]
-            ),
+            np.concatenate([event_person[treated_rows], event_person[comparator_rows]]),
             "never enrolled, but supervised at a pilot office",
         )
 
-    # One index event per person.
-    t = first_event(treated_events)
-    t = t.assign(treated=True)
-    c = first_event(comparator_events).assign(treated=False, enrolment_date=pd.NaT)
-    c["enrolment_date"] = c["enrolment_date"].astype("datetime64[ns]")
-    idx = pd.concat([t, c], ignore_index=True)
-    idx["person_name"] = np.asarray(names, dtype=object)[idx["person_id"].to_numpy()]
-    idx = idx.sort_values("person_name", kind="stable").reset_index(drop=True)
+    # One index event per person (earliest start, then smallest event_id).
+    treated_rows = _first_event_rows(event_person, start, supervision["event_id"], treated_rows)
+    comparator_rows = _first_event_rows(
+        event_person, start, supervision["event_id"], comparator_rows
+    )
+    chosen = np.concatenate([treated_rows, comparator_rows])
+    is_treated = np.arange(len(chosen)) < len(treated_rows)
+    # rows in person_id order (names are unique, so the order is fully determined)
+    name_rank = np.empty(len(names), dtype=np.int64)
+    name_rank[np.asarray(pd.Index(names).argsort())] = np.arange(len(names))
+    order = np.argsort(name_rank[event_person[chosen]], kind="stable")
+    chosen, is_treated = chosen[order], is_treated[order]
+    idx = supervision.iloc[chosen].reset_index(drop=True)
+    idx["person_id"] = event_person[chosen]
+    idx["person_name"] = pd.Index(names).take(event_person[chosen]).array
+    idx["treated"] = is_treated
+    idx["enrolment_date"] = np.where(
+        is_treated, enrolment_of[event_person[chosen]], np.datetime64("NaT")
+    ).astype("datetime64[ns]")
     idx = idx.rename(columns={"start_date": "event_start", "end_date": "event_end"})
     delay = (idx["enrolment_date"] - idx["event_start"]) / DAY  # NaN for comparators
     idx["enrolment_delay_days"] = delay.to_numpy(float)
@@ -627,7 +652,7 @@ def build_cohort(
         idx = idx[supervised.to_numpy(bool)]
         att.record(
             "Comparators: still supervised at their assigned index date",
-            codes(idx["person_id"]),
+            idx["person_id"].to_numpy(),
             "event ended before event start + drawn enrolment delay",
         )
 
@@ -639,10 +664,10 @@ def build_cohort(
         att.record(
             f"Follow-up ({s.followup_days} days) and waiting period ({s.waiting_days} days) "
             f"end by the extract end date {s.extract_end_date}",
-            codes(idx["person_id"]),
+            idx["person_id"].to_numpy(),
             "index date too late for complete follow-up",
         )
-    att.record("Analysed: treated and comparator pool", codes(idx["person_id"]))
+    att.record("Analysed: treated and comparator pool", idx["person_id"].to_numpy())
 
     cohort = add_covariates(idx, people, assessments, convictions, s.pilot_offices)
     cohort["person_id"] = cohort["person_name"]
