@@ -654,7 +654,7 @@ def _reoffending(w: _World, cfg: dict, rng) -> None:
         w.y_index
         + cfg["ogrs3"]["one_year_offset"]
         + rng.normal(0.0, r["risk_noise_sd"], n)
-        - 0.2 * w.engagement
+        - r["engagement_effect"] * w.engagement
         + cfg["hidden_confounding"]["strength"] * w.hidden
     )
     lam = -np.log1p(-_expit(true_logit)) / 365.0
