@@ -88,15 +88,19 @@ def classify_convictions(
     f, w = int(followup_days), int(waiting_days)
     pos = pd.Index(cohort["person_id"]).get_indexer(convictions["person_id"])
     keep = pos >= 0
-    conv = convictions[keep]
     pos = pos[keep]
     index_date = cohort["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
-    offence_day = (conv["offence_date"].to_numpy(dtype="datetime64[ns]") - index_date) / DAY
-    disposal_day = (conv["disposal_date"].to_numpy(dtype="datetime64[ns]") - index_date) / DAY
-    not_breach = (conv["offence_group"] != "breach").to_numpy(bool)
+
+    def days(column):  # days from the index date, one column at a time (no frame copy)
+        dates = convictions[column].to_numpy(dtype="datetime64[ns]")[keep]
+        return (dates - index_date) / DAY
+
+    offence_day, disposal_day = days("offence_date"), days("disposal_date")
+    not_breach = (convictions["offence_group"] != "breach").fillna(True).to_numpy(bool)[keep]
     with np.errstate(invalid="ignore"):  # NaT -> NaN compares False: not counted
         reoffence = not_breach & (offence_day > 0) & (offence_day <= f) & (disposal_day <= f + w)
         pre = not_breach & (offence_day >= -f) & (offence_day < 0) & (disposal_day <= w - 1)
+    custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)[keep]
     return pd.DataFrame(
         {
             "row": pos,
@@ -104,9 +108,10 @@ def classify_convictions(
             "disposal_day": disposal_day,
             "reoffence": reoffence,
             "pre_offence": pre,
-            "custody": (conv["disposal_type"] == "custody").to_numpy(bool),
-            "severity": conv["severity"].to_numpy(object),
-        }
+            "custody": custody,
+            "severity": convictions["severity"].array[keep],
+        },
+        copy=False,
     )
 
 
@@ -141,7 +146,7 @@ def proven_reoffending(
     days = np.full(n, f, dtype="int64")
     days[first["row"].to_numpy()] = first["offence_day"].to_numpy().astype("int64")
     severity = np.full(n, None, dtype=object)
-    severity[first["row"].to_numpy()] = first["severity"].to_numpy(object)
+    severity[first["row"].to_numpy()] = np.asarray(first["severity"].to_numpy(), dtype=object)
 
     pre = k.loc[k["pre_offence"], "row"].to_numpy()
     n_pre = np.bincount(pre, minlength=n)
