@@ -5,9 +5,7 @@ import logging
 from dataclasses import asdict
 from pathlib import Path
 
-import pandas as pd
-
-from mydirection.cohort import CohortSettings, build_cohort, plot_attrition
+from mydirection.cohort import CohortSettings, build_cohort, plot_attrition, read_clean_table
 from mydirection.numbers import number, write_numbers
 from mydirection.runner import run
 
@@ -25,7 +23,7 @@ def main(snakemake):
         extract_end_date=p.extract_end_date,
         seed=p.seed,
     )
-    tables = {name: pd.read_parquet(snakemake.input[name]) for name in TABLES}
+    tables = {name: read_clean_table(snakemake.input[name], name) for name in TABLES}
     result = build_cohort(**tables, settings=settings)
     cohort, attrition = result.cohort, result.attrition
 

@@ -3,10 +3,9 @@
 import logging
 from pathlib import Path
 
-import pandas as pd
-
+from mydirection.cohort import read_clean_table
 from mydirection.numbers import number, write_numbers
-from mydirection.outcomes import proven_reoffending
+from mydirection.outcomes import REQUIRED, proven_reoffending
 from mydirection.runner import run
 
 log = logging.getLogger("mydirection")
@@ -14,8 +13,10 @@ log = logging.getLogger("mydirection")
 
 def main(snakemake):
     p = snakemake.params
-    cohort = pd.read_parquet(snakemake.input.cohort, columns=["person_id", "index_date"])
-    convictions = pd.read_parquet(snakemake.input.convictions)
+    cohort = read_clean_table(snakemake.input.cohort, "cohort", REQUIRED["cohort"])
+    convictions = read_clean_table(
+        snakemake.input.convictions, "convictions", REQUIRED["convictions"]
+    )
     out = proven_reoffending(
         cohort,
         convictions,

@@ -209,6 +209,26 @@ def check_columns(df: pd.DataFrame, name: str, required=None) -> None:
         )
 
 
+def read_clean_table(path, name: str, required=None) -> pd.DataFrame:
+    """Read the columns the cohort needs from a cleaned table; a clear error if one is missing."""
+    import pyarrow.parquet as pq
+
+    required = REQUIRED_COLUMNS[name] if required is None else required
+    try:
+        present = set(pq.read_schema(path).names)
+    except (OSError, ValueError) as err:
+        raise UserError(
+            f"{path}: not a readable Parquet file ({type(err).__name__}); rerun the clean stage"
+        ) from None
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)}; rerun the clean stage "
+            "(snakemake --forcerun clean)"
+        )
+    return pd.read_parquet(path, columns=list(required))
+
+
 def _check_unique(df: pd.DataFrame, name: str, key: str) -> None:
     dup = df[key].duplicated(keep=False).to_numpy()
     if dup.any():
