@@ -675,3 +675,88 @@ def test_entry_script_user_error_leaves_no_outputs(tmp_path):
     assert (
         "assessments.parquet: missing column(s) ogrs3_1yr" in (tmp_path / "cohort.log").read_text()
     )
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+def _brute_force_cohort(events, enrolments, settings):
+    """The cohort rules written out person by person (the reference for the fast code)."""
+    start, end = T(settings.recruitment_start), T(settings.recruitment_end)
+    extract_end = T(settings.extract_end_date)
+    window = pd.Timedelta(days=settings.followup_days + settings.waiting_days)
+
+    def eligible(e):
+        return (
+            start <= e["start_date"] <= end
+            and e["rosh"] in settings.rosh
+            and e["sentence_type"] in settings.sentence_types
+            and e["age_at_start"] >= settings.min_age
+        )
+
+    enrolled = dict(enrolments)
+    expected = {}
+    for person in sorted({e["person_id"] for e in events}):
+        mine = [e for e in events if e["person_id"] == person and eligible(e)]
+        if person in enrolled:
+            d = enrolled[person]
+            mine = [
+                e
+                for e in mine
+                if e["start_date"] <= d and (pd.isna(e["end_date"]) or d <= e["end_date"])
+            ]
+        if not mine:
+            continue
+        first = min(mine, key=lambda e: (e["start_date"], e["event_id"]))
+        if first["start_date"] + window > extract_end:
+            continue
+        expected[person] = (person in enrolled, first["event_id"], first["start_date"])
+    return expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 7),  # person
+            st.integers(-20, 390),  # start, days from 2018-01-01
+            st.one_of(st.none(), st.integers(0, 200)),  # length (None: still running)
+            st.sampled_from(["low", "medium", "high"]),
+            st.sampled_from(["community_order", "licence", "suspended_sentence_order"]),
+            st.sampled_from([17.5, 18.0, 40.0]),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.dictionaries(st.integers(0, 7), st.integers(-10, 420), max_size=5),
+)
+def test_cohort_matches_brute_force(raw_events, raw_enrol):
+    day0 = T("2018-01-01")
+    events = [
+        event(
+            f"e{i:02d}",
+            f"p{p}",
+            day0 + pd.Timedelta(days=s),
+            None if n is None else day0 + pd.Timedelta(days=s + n),
+            rosh=rosh,
+            sentence_type=st_,
+            age_at_start=age,
+        )
+        for i, (p, s, n, rosh, st_, age) in enumerate(raw_events)
+    ]
+    enrol = {f"p{p}": day0 + pd.Timedelta(days=d) for p, d in raw_enrol.items()}
+    config = CohortSettings(
+        sentence_types=("community_order", "licence"), extract_end_date="2020-03-01"
+    )
+    t = tables(events, enrol=[(p, str(d.date())) for p, d in enrol.items()])
+    r = build_cohort(**t, settings=config)
+    got = {
+        row.person_id: (row.treated, row.event_id, row.index_date) for row in r.cohort.itertuples()
+    }
+    assert got == _brute_force_cohort(events, enrol.items(), config)
+    assert list(r.cohort["person_id"]) == sorted(got)
+    final = r.attrition[r.attrition["step"] == r.attrition["step"].max()].set_index("group")
+    assert final.loc["treated", "n_remaining"] == sum(v[0] for v in got.values())
+    assert final.loc["all", "n_remaining"] == len(got)
+    first = r.attrition[r.attrition["step"] == 1].set_index("group")
+    assert first.loc["all", "n_remaining"] == len({e["person_id"] for e in events} | set(enrol))
