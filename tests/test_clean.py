@@ -805,7 +805,7 @@ def test_script_writes_every_output_and_its_numbers(tmp_path):
     assert "X100001" not in Path(fake.log[0]).read_text()
 
 
-@pytest.mark.parametrize("kind", ["unknown_code", "not_utf8", "missing_file"])
+@pytest.mark.parametrize("kind", ["unknown_code", "not_utf8", "missing_file", "required_blank"])
 def test_script_failure_is_one_line_no_traceback_no_outputs(tmp_path, capsys, kind):
     name, how, patterns = MALFORMED[kind]
     fake = _fake_snakemake(_break(tmp_path / "raw", name, how), tmp_path / "results")
@@ -973,3 +973,21 @@ def test_no_raw_crn_appears_in_the_written_synthetic_outputs(synthetic_run, tmp_
         assert not (cells & crns), f"raw CRN in {f.name}"
         blob = f.read_bytes()
         assert not any(c.encode() in blob for c in crns), f"raw CRN bytes in {f.name}"
+
+
+_cell = st.sampled_from(["", "a", "b", "a\x1fb", "ab", None])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(_cell, _cell, _cell), min_size=0, max_size=30))
+def test_duplicate_detection_matches_pandas(rows):
+    from mydirection.validate import duplicated_rows
+
+    frame = pd.DataFrame(rows, columns=["k", "x", "y"], dtype=object)
+    arrow = frame.astype(pd.ArrowDtype(__import__("pyarrow").string()))
+    for keep in ("first", False):
+        expected = frame.duplicated(keep=keep).to_numpy()
+        assert (duplicated_rows(arrow, ["k", "x", "y"], keep=keep) == expected).all()
+    expected = frame.duplicated(keep="first").to_numpy()
+    assert (clean.exact_duplicates(arrow, ["k"]).to_numpy() == expected).all()
+    assert (clean.exact_duplicates(arrow).to_numpy() == expected).all()

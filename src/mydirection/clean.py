@@ -32,7 +32,7 @@ import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,13 +45,13 @@ from mydirection.contract import EXTRACTS, extract_schema
 from mydirection.runner import UserError
 from mydirection.validate import (
     FLAG_TRUE,
-    RawExtract,
     _text,
+    duplicated_rows,
     normalise_code,
     parse_dates,
     read_extract,
     to_number,
-    validate_extract,
+    validate_extract_frame,
 )
 
 log = logging.getLogger("mydirection.clean")
@@ -208,23 +208,33 @@ def pseudonymise(crn: pd.Series, key: bytes, cache: dict | None = None) -> pd.Se
             pid = cache[value] = h.hexdigest()[:16]
         hashed.append(pid)
     values = pa_.array(hashed, pa_.string()).take(pa_.array(codes))
-    return pd.Series(pd.arrays.ArrowExtensionArray(values), index=crn.index).astype(
-        pd.StringDtype("pyarrow")
-    )
+    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([values])), index=crn.index)
 
 
 # --------------------------------------------------------------------------- single-file steps
 
 
-def exact_duplicates(data: pd.DataFrame) -> pd.Series:
-    """Rows repeating an earlier row exactly (same text in every contract column)."""
-    arrays = [_text(data[c]) for c in data.columns]
-    sep = "\x1f"
-    if any(pc.any(pc.match_substring(a, sep)).as_py() for a in arrays):
-        return pd.Series(data.duplicated(keep="first").to_numpy(), index=data.index)
-    joined = pc.binary_join_element_wise(*arrays, sep)
-    row = pd.Series(pd.arrays.ArrowExtensionArray(joined))
-    return pd.Series(row.duplicated(keep="first").to_numpy(), index=data.index)
+def exact_duplicates(data: pd.DataFrame, key: list[str] | None = None) -> pd.Series:
+    """Rows repeating an earlier row exactly (same text in every contract column).
+
+    With a ``key``, only rows whose key repeats can be exact duplicates, so full rows are
+    compared among those rows only (much faster on large extracts).
+    """
+    columns, index = list(data.columns), data.index
+    dup = np.zeros(len(data), dtype=bool)
+    rows = np.arange(len(data))
+    if key:
+        rows = np.flatnonzero(duplicated_rows(data, key, keep=False))
+        if len(rows) == 0:
+            return pd.Series(dup, index=index)
+        data = data.iloc[rows]
+    dup[rows] = duplicated_rows(data, columns, keep="first")
+    return pd.Series(dup, index=index)
+
+
+def as_string(series: pd.Series) -> pd.Series:
+    """A text column as pandas' Arrow-backed ``string`` dtype (zero-copy, NA stays NA)."""
+    return pd.Series(pd.arrays.ArrowStringArray(_text(series)), index=series.index)
 
 
 def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
@@ -248,9 +258,9 @@ def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
             date_fixed |= dmy.to_numpy()
             out[col] = dates
         elif kind == "code":
-            changed = pc.not_equal(_text(raw[col]), _text(normalise_code(raw[col])))
+            changed = pc.not_equal(_text(raw[col]), _text(text))  # text: normalised
             code_fixed |= pc.fill_null(changed, False).to_numpy(zero_copy_only=False)
-            out[col] = text.astype(pd.StringDtype("pyarrow"))
+            out[col] = as_string(text)
         elif kind == "flag":
             norm = normalise_code(text)
             value = pd.Series(
@@ -268,7 +278,7 @@ def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
             values = to_number(text.fillna(""), integer=True)
             out[col] = values.astype("Int64") if nullable else values.astype("int64")
         else:  # id, text
-            out[col] = text.astype(pd.StringDtype("pyarrow"))
+            out[col] = as_string(text)
     return pd.DataFrame(out, index=index), code_fixed, date_fixed
 
 
@@ -282,30 +292,32 @@ def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray, fill):
     return np.where(found, values[idx], fill), found
 
 
-def _in(keys: pd.Series, table_keys: pd.Series) -> np.ndarray:
-    mask = pc.is_in(_text(keys), value_set=_text(table_keys).combine_chunks())
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-
-
 # --------------------------------------------------------------------------- the stage
 
 
 @dataclass
 class _State:
-    raw: RawExtract
+    name: str
     table: pd.DataFrame
     code_fixed: np.ndarray
     date_fixed: np.ndarray
     received: int
     excluded: dict[str, int] = field(default_factory=dict)
+    alive: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.alive is None:
+            self.alive = np.ones(len(self.table), dtype=bool)
 
     def exclude(self, rule: str, mask) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        self.excluded[rule] = self.excluded.get(rule, 0) + int(mask.sum())
-        keep = ~mask
-        self.table = self.table[keep]
-        self.code_fixed = self.code_fixed[keep]
-        self.date_fixed = self.date_fixed[keep]
+        """Exclude the rows of ``mask`` not already excluded by an earlier rule."""
+        hit = np.asarray(mask, dtype=bool) & self.alive
+        self.excluded[rule] = self.excluded.get(rule, 0) + int(hit.sum())
+        self.alive &= ~hit
+
+    def kept(self, columns=None) -> pd.DataFrame:
+        table = self.table if columns is None else self.table[columns]
+        return table[self.alive]
 
 
 def read_and_validate(path: str | Path, name: str) -> _State:
@@ -319,91 +331,121 @@ def read_and_validate(path: str | Path, name: str) -> _State:
             ", ".join(raw.extra_columns),
         )
     received = len(raw.data)
-    dup = exact_duplicates(raw.data).to_numpy()
-    data = raw.data[~dup]
-    prepared = validate_extract(raw, data)
+    dup = exact_duplicates(raw.data, extract_schema(name).get("key")).to_numpy()
+    data = raw.data[~dup] if dup.any() else raw.data
+    del raw
+    prepared = validate_extract_frame(data, name, path)
     table, code_fixed, date_fixed = typed_table(data, prepared, name)
-    state = _State(raw, table, code_fixed, date_fixed, received)
+    del data, prepared
+    state = _State(name, table, code_fixed, date_fixed, received)
     state.excluded["exact_duplicate"] = int(dup.sum())
     return state
 
 
 def clean_extracts(
-    paths: Mapping[str, str | Path], extract_end_date: str, key: bytes
+    paths: Mapping[str, str | Path],
+    extract_end_date: str,
+    key: bytes,
+    write: Callable[[str, pd.DataFrame], None] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Clean and pseudonymise the ten extracts.
 
     ``paths`` maps each extract name to its CSV. Returns the cleaned tables (by extract
-    name, in :data:`EXTRACTS` order) and the cleaning log.
+    name, in :data:`EXTRACTS` order) and the cleaning log. With ``write``, each cleaned
+    table is passed to ``write(name, table)`` as soon as it is ready and not kept (the
+    returned dict is then empty): at national scale only one extract is in memory at a time.
+
+    Extracts are processed in :data:`EXTRACTS` order; people and supervision come first
+    because the other extracts are checked against them (``person_not_in_people``,
+    ``contact_after_order_end``).
     """
     end = pd.Timestamp(extract_end_date)
-    states = {name: read_and_validate(paths[name], name) for name in EXTRACTS}
-
-    for name, st in states.items():
-        cols = RECORD_DATES[name]
-        if not cols:
-            continue
-        mask = np.zeros(len(st.table), dtype=bool)
-        for c in cols:
-            mask |= (st.table[c] > end).to_numpy()
-        st.exclude("after_extract_end", mask)
-
-    sup = states["supervision"]
-    sup.exclude("end_before_start", (sup.table["end_date"] < sup.table["start_date"]).to_numpy())
-    conv = states["convictions"]
-    conv.exclude(
-        "disposal_before_offence",
-        (conv.table["disposal_date"] < conv.table["offence_date"]).to_numpy(),
-    )
-    con = states["contacts"]
-    event_end, _ = _lookup(
-        con.table["event_id"],
-        sup.table["event_id"],
-        sup.table["end_date"].to_numpy(),
-        np.datetime64("NaT", "ns"),
-    )
-    con.exclude("contact_after_order_end", (con.table["contact_date"].to_numpy() > event_end))
-
-    people = states["people"].table
-    for name, st in states.items():
-        if name != "people" and "crn" in st.table.columns:
-            st.exclude("person_not_in_people", ~_in(st.table["crn"], people["crn"]))
-
-    for name, (age_col, at_col) in AGES.items():
-        t = states[name].table
-        dob, _ = _lookup(
-            t["crn"], people["crn"], people["date_of_birth"].to_numpy(), np.datetime64("NaT", "ns")
-        )
-        days = (t[at_col].to_numpy() - dob) / np.timedelta64(1, "D")
-        t[age_col] = days / DAYS_PER_YEAR
-
-    cache: dict = {}
-    tables = {}
+    tables: dict[str, pd.DataFrame] = {}
     clog = CleaningLog()
-    for name, st in states.items():
-        tables[name] = _pseudonymised(st.table, name, key, cache)
-        _log_file(clog, name, st)
+    people = people_ids = people_crn = events = None
+    for name in EXTRACTS:
+        st = read_and_validate(paths[name], name)
+        t = st.table
+        if RECORD_DATES[name]:
+            mask = np.zeros(len(t), dtype=bool)
+            for c in RECORD_DATES[name]:
+                mask |= (t[c] > end).to_numpy()
+            st.exclude("after_extract_end", mask)
+        if name == "supervision":
+            st.exclude("end_before_start", (t["end_date"] < t["start_date"]).to_numpy())
+        elif name == "convictions":
+            st.exclude(
+                "disposal_before_offence", (t["disposal_date"] < t["offence_date"]).to_numpy()
+            )
+        elif name == "contacts":
+            event_end, _ = _lookup(
+                t["event_id"],
+                events["event_id"],
+                events["end_date"].to_numpy(),
+                np.datetime64("NaT", "ns"),
+            )
+            st.exclude("contact_after_order_end", t["contact_date"].to_numpy() > event_end)
+
+        person = None
+        if name == "people":
+            people = st.kept(["crn", "date_of_birth"])
+            people_ids = pseudonymise(people["crn"], key)
+            people_crn = _text(people["crn"]).combine_chunks()
+            person = np.arange(len(people))
+        elif "crn" in t.columns:
+            pos = pc.index_in(_text(t["crn"]), value_set=people_crn)
+            st.exclude("person_not_in_people", ~pc.is_valid(pos).to_numpy(zero_copy_only=False))
+            person = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False)[st.alive]
+        if name == "supervision":
+            events = st.kept(["event_id", "end_date"])
+
+        table = st.kept()
+        st.table = t = None  # free the unfiltered table
+        extra = {}
+        if name in AGES:
+            age_col, at_col = AGES[name]
+            dob = people["date_of_birth"].to_numpy()[person]
+            days = (table[at_col].to_numpy() - dob) / np.timedelta64(1, "D")
+            extra[age_col] = days / DAYS_PER_YEAR
+        cleaned = _pseudonymised(table, name, people_ids, person, extra)
+        del table
+        _log_file(clog, name, st, len(cleaned))
+        if write is None:
+            tables[name] = cleaned
+        else:
+            write(name, cleaned)
+        del cleaned
     return tables, clog.frame()
 
 
-def _pseudonymised(table: pd.DataFrame, name: str, key: bytes, cache: dict) -> pd.DataFrame:
+def _pseudonymised(
+    table: pd.DataFrame,
+    name: str,
+    people_ids: pd.Series,
+    person: np.ndarray | None,
+    extra: dict | None = None,
+) -> pd.DataFrame:
+    """``crn`` replaced by the person's id (``person``: row of each row's person in people);
+    identifying columns dropped."""
     contract = extract_schema(name)
     out = {}
     for col in table.columns:
         spec = contract["columns"].get(col, {})
         if col == "crn":
-            out["person_id"] = pseudonymise(table[col], key, cache)
+            ids = _text(people_ids).take(pa_.array(person, type=pa_.int64()))
+            out["person_id"] = pd.Series(pd.arrays.ArrowStringArray(ids))
         elif spec.get("identifying"):
             continue
         else:
-            out[col] = table[col]
-    return pd.DataFrame(out).reset_index(drop=True)
+            out[col] = table[col].reset_index(drop=True)
+    for col, values in (extra or {}).items():
+        out[col] = pd.Series(values)
+    return pd.DataFrame(out)
 
 
-def _log_file(clog: CleaningLog, name: str, st: _State) -> None:
+def _log_file(clog: CleaningLog, name: str, st: _State, kept: int) -> None:
     contract = extract_schema(name)
     kinds = {spec["type"] for spec in contract["columns"].values()}
-    kept = len(st.table)
     clog.add(name, "read", "received", st.received, f"data rows in {contract['file']}")
     reasons = {
         "exact_duplicate": "exact duplicate of an earlier row (raw text)",
@@ -421,7 +463,7 @@ def _log_file(clog: CleaningLog, name: str, st: _State) -> None:
             name,
             "code_normalised",
             "fixed",
-            int(st.code_fixed.sum()),
+            int(st.code_fixed[st.alive].sum()),
             "code with stray whitespace or upper case stripped and lower-cased",
         )
     if "date" in kinds:
@@ -429,7 +471,7 @@ def _log_file(clog: CleaningLog, name: str, st: _State) -> None:
             name,
             "date_format",
             "fixed",
-            int(st.date_fixed.sum()),
+            int(st.date_fixed[st.alive].sum()),
             "date written DD/MM/YYYY read as day/month/year",
         )
     clog.add(name, "kept", "kept", kept, f"rows written to results/clean/{name}.parquet")
@@ -443,11 +485,21 @@ def _log_file(clog: CleaningLog, name: str, st: _State) -> None:
     assert st.received == kept + sum(st.excluded.values())
 
 
+def parquet_writer(outputs: Mapping[str, str | Path]) -> Callable[[str, pd.DataFrame], None]:
+    """A ``write`` callback for :func:`clean_extracts`: each table to ``outputs[name]``."""
+
+    def write(name: str, table: pd.DataFrame) -> None:
+        Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(outputs[name], index=False)
+
+    return write
+
+
 def write_tables(
     tables: Mapping[str, pd.DataFrame], log_frame: pd.DataFrame, outputs: Mapping[str, str]
 ) -> None:
     """Write each cleaned table and the log to Parquet (deterministic bytes)."""
+    write = parquet_writer(outputs)
     for name, table in tables.items():
-        Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(outputs[name], index=False)
-    log_frame.to_parquet(outputs["cleaning_log"], index=False)
+        write(name, table)
+    write("cleaning_log", log_frame)

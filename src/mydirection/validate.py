@@ -221,37 +221,66 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
 # --------------------------------------------------------------------------- checks
 
 
+def _strict_dates(arr, fmt: str, pattern: str, day_of):
+    """Vectorised strict parse of ``fmt``: (days as datetime64[D], ok as bool ndarray).
+
+    ``strptime`` alone rolls impossible days over (2019-02-30 -> 2019-03-02), so the day it
+    read is compared with the day written (``day_of(arr)``).
+    """
+    shaped = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    safe = pc.if_else(shaped, arr, pa_.scalar(None, pa_.string()))
+    parsed = pc.strptime(safe, format=fmt, unit="s", error_is_null=True)
+    ok = pc.fill_null(pc.equal(pc.day(parsed), day_of(safe)), False)
+    days = pc.cast(parsed, pa_.date32()).to_numpy(zero_copy_only=False)
+    ok = ok.to_numpy(zero_copy_only=False).astype(bool)
+    return np.where(ok, days, np.datetime64("NaT", "D")), ok
+
+
+def _iso_day(arr):
+    return pc.cast(pc.utf8_slice_codeunits(arr, 8, 10), pa_.int64())
+
+
+def _dmy_day(arr):
+    return pc.cast(pc.list_element(pc.split_pattern(arr, "/"), 0), pa_.int64())
+
+
 def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
     """Parse a text date column written YYYY-MM-DD or DD/MM/YYYY.
 
     Returns ``(dates, is_dmy, bad)``: the dates (``datetime64[ns]``, NaT where blank or
     unparseable), whether the value was written DD/MM/YYYY, and whether a non-blank value
     is not a real calendar date in either format (e.g. ``2019-02-30`` or ``13/13/2019``).
+
+    Fast path: values without a ``/`` are cast to dates by Arrow's strict ISO parser in one
+    go; only when that fails (a bad value somewhere) is the slower per-value check run. The
+    few values with a ``/`` are parsed day-first separately.
     """
     arr = _text(series)
-    blank = pc.equal(pc.utf8_length(arr), 0)
-    is_iso = pc.match_substring_regex(arr, ISO_DATE)
-    is_dmy = pc.match_substring_regex(arr, DMY_DATE)
-    iso = pc.strptime(arr, format="%Y-%m-%d", unit="s", error_is_null=True)
-    dmy = pc.strptime(arr, format="%d/%m/%Y", unit="s", error_is_null=True)
-    # strptime rolls impossible days over (2019-02-30 -> 2019-03-02): check the day back.
-    iso_day = pc.cast(
-        pc.utf8_slice_codeunits(pc.if_else(is_iso, arr, "0000-00-00"), 8, 10), pa_.int64()
-    )
-    dmy_day = pc.cast(
-        pc.list_element(pc.split_pattern(pc.if_else(is_dmy, arr, "0/0/0"), "/"), 0),
-        pa_.int64(),
-    )
-    ok_iso = pc.and_kleene(is_iso, pc.equal(pc.day(iso), iso_day))
-    ok_dmy = pc.and_kleene(is_dmy, pc.equal(pc.day(dmy), dmy_day))
-    ok_iso = pc.fill_null(ok_iso, False)
-    ok_dmy = pc.fill_null(ok_dmy, False)
-    parsed = pc.if_else(ok_iso, iso, pc.if_else(ok_dmy, dmy, pa_.scalar(None, iso.type)))
-    bad = pc.and_(pc.invert(blank), pc.invert(pc.or_(ok_iso, ok_dmy)))
-    dates = pd.Series(
-        parsed.to_numpy(zero_copy_only=False).astype("datetime64[ns]"), index=series.index
-    )
-    return dates, _mask(ok_dmy, series.index), _mask(bad, series.index)
+    n = len(arr)
+    null = pa_.scalar(None, pa_.string())
+    length = pc.utf8_length(arr)
+    blank = pc.fill_null(pc.equal(length, 0), True)
+    slash = pc.fill_null(pc.match_substring(arr, "/"), False)
+    iso_in = pc.if_else(pc.or_(blank, slash), null, arr)
+    blank_np = blank.to_numpy(zero_copy_only=False).astype(bool)
+    slash_np = slash.to_numpy(zero_copy_only=False).astype(bool)
+    try:
+        days = pc.cast(iso_in, pa_.date32()).to_numpy(zero_copy_only=False)
+        bad = np.zeros(n, dtype=bool)
+    except pa_.ArrowInvalid:
+        days, ok = _strict_dates(iso_in, "%Y-%m-%d", ISO_DATE, _iso_day)
+        bad = ~ok & ~blank_np & ~slash_np
+    days = np.asarray(days, dtype="datetime64[D]")
+    idx = np.flatnonzero(slash_np)
+    is_dmy = np.zeros(n, dtype=bool)
+    if len(idx):
+        dmy_days, dmy_ok = _strict_dates(arr.take(pa_.array(idx)), "%d/%m/%Y", DMY_DATE, _dmy_day)
+        days[idx] = dmy_days
+        is_dmy[idx] = dmy_ok
+        bad[idx] = ~dmy_ok
+    index = series.index
+    dates = pd.Series(days.astype("datetime64[ns]"), index=index)
+    return dates, pd.Series(is_dmy, index=index), pd.Series(bad, index=index)
 
 
 def _nonblank(series: pd.Series) -> pd.Series:
@@ -384,11 +413,52 @@ def build_schema(name: str) -> pa.DataFrameSchema:
                 pa.Check(partial(_range_ok, integer=integer, **bounds), error="out_of_range")
             )
         columns[col] = pa.Column(nullable=bool(spec.get("nullable", False)), checks=checks)
-    key = contract.get("key") or None
-    if key and len(key) == 1:
-        columns[key[0]].unique = True
-        key = None
-    return pa.DataFrameSchema(columns, unique=key, report_duplicates="all", name=name)
+    checks = []
+    if contract.get("key"):
+        # pandera's own ``unique=`` calls Series.unique(), several times slower on millions of
+        # Arrow strings than the hash-based duplicated() used here; same semantics as
+        # ``unique=key, report_duplicates="all"``.
+        checks.append(
+            pa.Check(
+                partial(_key_unique, key=list(contract["key"])),
+                error="duplicated_key",
+                ignore_na=False,
+            )
+        )
+    return pa.DataFrameSchema(columns, checks=checks, name=name)
+
+
+def row_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One int64 per row, equal for two rows exactly when their text in ``columns`` is equal.
+
+    Each column is dictionary-encoded by Arrow and the codes are combined (mixed radix,
+    re-numbered densely whenever 62 bits would overflow), so duplicates among millions of
+    rows are found by hashing integers instead of strings, in little memory.
+    """
+    acc = np.zeros(len(frame), dtype=np.int64)
+    card = 1
+    for col in columns:
+        arr = _text(frame[col])
+        arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
+        enc = pc.dictionary_encode(arr, null_encoding="encode")
+        k = max(len(enc.dictionary), 1)
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        if card * k >= 2**62:
+            acc, uniques = pd.factorize(acc)
+            card = max(len(uniques), 1)
+        acc = acc * k + codes
+        card *= k
+    return acc
+
+
+def duplicated_rows(frame: pd.DataFrame, columns: list[str], keep="first") -> np.ndarray:
+    """Like ``frame.duplicated(columns, keep=keep)``, fast on millions of Arrow strings."""
+    return pd.Series(row_codes(frame, columns)).duplicated(keep=keep).to_numpy()
+
+
+def _key_unique(frame: pd.DataFrame, key: list[str]) -> pd.Series:
+    """False on every row whose key value(s) appear on another row."""
+    return pd.Series(~duplicated_rows(frame, key, keep=False), index=frame.index)
 
 
 def prepare_for_validation(data: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -398,8 +468,11 @@ def prepare_for_validation(data: pd.DataFrame, name: str) -> pd.DataFrame:
     for col, spec in contract["columns"].items():
         s = normalise_code(data[col]) if spec["type"] == "code" else data[col]
         arr = _text(s)
-        arr = pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa_.scalar(None, pa_.string()), arr)
-        out[col] = pd.Series(pd.arrays.ArrowExtensionArray(arr), index=data.index)
+        blank = pc.equal(pc.utf8_length(arr), 0)
+        if pc.any(blank).as_py():
+            arr = pc.if_else(blank, pa_.scalar(None, pa_.string()), arr)
+            s = pd.Series(pd.arrays.ArrowExtensionArray(arr), index=data.index)
+        out[col] = s
     return pd.DataFrame(out, index=data.index)
 
 
@@ -425,13 +498,13 @@ def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
     fc = failures.copy()
     fc["check"] = fc["check"].astype(str)
     fc["col_order"] = fc["column"].map(order).fillna(len(order))
-    fc["is_key"] = fc["check"].str.contains("uniqu|duplicat", regex=True)
+    fc["is_key"] = fc["check"] == "duplicated_key"
     fc["check_order"] = np.where(
         fc["check"] == "not_nullable", -1, pd.to_numeric(fc["check_number"], errors="coerce")
     )
     fc = fc.sort_values(["is_key", "col_order", "check_order"], kind="stable")
     first = fc.iloc[0]
-    problems = fc.groupby(["is_key", "column", "check"], sort=False).ngroups
+    problems = fc.groupby(["is_key", "column", "check"], sort=False, dropna=False).ngroups
     schema_file = _schema_file(name)
     if first["is_key"]:
         key = contract.get("key") or []
@@ -480,13 +553,17 @@ def validate_extract(raw: RawExtract, data: pd.DataFrame | None = None) -> pd.Da
     so that a duplicated key means two different rows). Raises :class:`UserError` with one
     message built from pandera's failure cases.
     """
-    data = raw.data if data is None else data
-    prepared = prepare_for_validation(data, raw.name)
-    schema = build_schema(raw.name)
+    return validate_extract_frame(raw.data if data is None else data, raw.name, raw.path)
+
+
+def validate_extract_frame(data: pd.DataFrame, name: str, path) -> pd.DataFrame:
+    """:func:`validate_extract` on a text frame of extract ``name`` read from ``path``."""
+    prepared = prepare_for_validation(data, name)
+    schema = build_schema(name)
     try:
         schema.validate(prepared, lazy=True)
     except pa.errors.SchemaErrors as err:
-        raise UserError(failure_message(err.failure_cases, raw.name, raw.path)) from None
+        raise UserError(failure_message(err.failure_cases, name, str(path))) from None
     except pa.errors.SchemaError as err:  # pragma: no cover - lazy=True collects errors
-        raise UserError(f"{raw.path}: {err}") from None
+        raise UserError(f"{path}: {err}") from None
     return prepared
