@@ -991,3 +991,59 @@ def test_duplicate_detection_matches_pandas(rows):
     expected = frame.duplicated(keep="first").to_numpy()
     assert (clean.exact_duplicates(arrow, ["k"]).to_numpy() == expected).all()
     assert (clean.exact_duplicates(arrow).to_numpy() == expected).all()
+
+
+# --------------------------------------------------------------------------- through Snakemake
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _workflow_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    work = tmp_path / "wf"
+    work.mkdir()
+    for name in ("Snakefile", "environment.yml", "pyproject.toml"):
+        shutil.copy(ROOT / name, work / name)
+    for folder in ("workflow", "config", "scripts", "src"):
+        shutil.copytree(ROOT / folder, work / folder)
+    return work
+
+
+@pytest.mark.slow
+def test_snakemake_rule_clean_on_synthetic_then_on_a_malformed_real_extract(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    work = _workflow_copy(tmp_path)
+    target = "results/numbers/clean.json"
+    ok = subprocess.run(
+        [snakemake, "--cores", "1", target], cwd=work, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    log = pd.read_parquet(work / "results/clean/cleaning_log.parquet")
+    mess = __import__("json").loads((work / "data/synthetic/mess.json").read_text())
+    for name, kinds in mess.items():
+        for kind, n in kinds.items():
+            rule, action = clean.MESS_RULES[kind]
+            assert log_count(log, name, rule, action) == n
+
+    raw = tmp_path / "real"
+    paths = write_all(raw)
+    MALFORMED["ogrs3_out_of_range"][1](paths["assessments"])
+    env = {**os.environ, "MYDIRECTION_PSEUDO_KEY": "a-real-key-0123456789abcdef"}
+    bad = subprocess.run(
+        [snakemake, "--cores", "1", target, "--config", f"raw_dir={raw}"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    text = bad.stdout + bad.stderr
+    assert bad.returncode != 0
+    assert "Traceback" not in text
+    assert "assessments.csv, column ogrs3_1yr: 1 rows have a value outside" in text
+    assert not any((work / "results/clean").glob("*.parquet"))
+    assert not (work / target).exists()
