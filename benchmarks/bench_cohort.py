@@ -18,7 +18,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mydirection.cohort import NEEDS, CohortSettings, build_cohort
+from mydirection.cohort import NEEDS, CohortSettings, build_cohort, read_clean_table
+from mydirection.outcomes import REQUIRED as OUTCOME_INPUTS
 from mydirection.outcomes import proven_reoffending
 
 N_PEOPLE = 1_600_000  # gives a comparator pool of about a million people
@@ -156,7 +157,7 @@ def cohort_national():
     with tempfile.TemporaryDirectory() as tmp:
 
         def stage():
-            tables = {name: pd.read_parquet(CACHE / f"{name}.parquet") for name in TABLES}
+            tables = {n: read_clean_table(CACHE / f"{n}.parquet", n) for n in TABLES}
             result = build_cohort(**tables, settings=CohortSettings())
             result.cohort.to_parquet(Path(tmp) / "cohort.parquet", index=False)
             result.attrition.to_parquet(Path(tmp) / "attrition.parquet", index=False)
@@ -180,8 +181,10 @@ def outcomes_national():
     with tempfile.TemporaryDirectory() as tmp:
 
         def stage():
-            c = pd.read_parquet(CACHE / "cohort.parquet", columns=["person_id", "index_date"])
-            conv = pd.read_parquet(CACHE / "convictions.parquet")
+            c = read_clean_table(CACHE / "cohort.parquet", "cohort", OUTCOME_INPUTS["cohort"])
+            conv = read_clean_table(
+                CACHE / "convictions.parquet", "convictions", OUTCOME_INPUTS["convictions"]
+            )
             out = proven_reoffending(c, conv, extract_end_date="2020-06-30")
             out.to_parquet(Path(tmp) / "outcomes.parquet", index=False)
             return out
@@ -190,8 +193,74 @@ def outcomes_national():
         return {"stage_wall_s": wall, "stage_cpu_s": cpu, "n_people": len(out)}
 
 
+# ---- the same stages on the synthetic generator's national extracts, through the clean stage
+
+SYNTHETIC_RAW = Path("/tmp/mydirection_bench")  # shared with bench_clean.py (same key)
+SEED = 20180101
+
+
+def _synthetic_clean_folder() -> Path:
+    """Cleaned national synthetic tables (generated and cleaned once, then cached)."""
+    import hashlib
+    import json
+
+    import yaml
+
+    from mydirection import synthetic
+    from mydirection.clean import SYNTHETIC_KEY, clean_extracts, write_tables
+    from mydirection.contract import EXTRACTS
+
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "config" / "synthetic_national.yaml").read_text())
+    source = Path(synthetic.__file__).read_bytes()
+    tag = hashlib.sha256(json.dumps([cfg, SEED], sort_keys=True).encode() + source).hexdigest()
+    raw = SYNTHETIC_RAW / f"clean_{tag[:12]}"
+    if not (raw / "mess.json").is_file():
+        synthetic.write_extracts(raw, cfg, SEED)
+    cleaned = SYNTHETIC_RAW / f"cohort_input_{tag[:12]}"
+    if not (cleaned / "done").is_file():
+        cleaned.mkdir(parents=True, exist_ok=True)
+        tables, log = clean_extracts(
+            {n: raw / f"{n}.csv" for n in EXTRACTS}, "2020-06-30", SYNTHETIC_KEY
+        )
+        outputs = {n: cleaned / f"{n}.parquet" for n in EXTRACTS}
+        outputs["cleaning_log"] = cleaned / "cleaning_log.parquet"
+        write_tables(tables, log, outputs)
+        (cleaned / "done").write_text("ok\n")
+    return cleaned
+
+
+def prepare_synthetic_national():
+    """Set-up (not a stage timing): generate and clean the national synthetic extracts."""
+    folder = _synthetic_clean_folder()
+    return {"rows": sum(pq.ParquetFile(folder / f"{n}.parquet").metadata.num_rows for n in TABLES)}
+
+
+def cohort_synthetic_national():
+    """The cohort script's work on the cleaned national synthetic tables."""
+    folder = _synthetic_clean_folder()
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def stage():
+            tables = {n: read_clean_table(folder / f"{n}.parquet", n) for n in TABLES}
+            result = build_cohort(**tables, settings=CohortSettings())
+            result.cohort.to_parquet(Path(tmp) / "cohort.parquet", index=False)
+            result.attrition.to_parquet(Path(tmp) / "attrition.parquet", index=False)
+            return result
+
+        result, wall, cpu = _timed(stage)
+        return {
+            "stage_wall_s": wall,
+            "stage_cpu_s": cpu,
+            "n_treated": int(result.cohort["treated"].sum()),
+            "n_comparator_pool": int((~result.cohort["treated"]).sum()),
+        }
+
+
 CASES = {
     "generate_national_tables": generate_national_tables,
     "cohort_national": cohort_national,
     "outcomes_national": outcomes_national,
+    "prepare_synthetic_national": prepare_synthetic_national,
+    "cohort_synthetic_national": cohort_synthetic_national,
 }
