@@ -313,3 +313,18 @@ def test_missing_input_file_is_named(tmp_path):
     a["inputs"] = ["data/gone.csv"]
     with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="data/gone.csv"):
         build_registry([a])
+
+
+def test_summary_entries_exist_but_are_na_when_a_source_is_not_finite():
+    e = {
+        "reoffending.rate_treated": number(float("nan"), "proportion"),
+        "reoffending.rate_comparison": number(0.3, "proportion"),
+        "reoffending.rate_difference_ci_low": number(None, "pp"),
+        "reoffending.rate_difference_ci_high": number(0.01, "pp"),
+    }
+    s = derive_summary(e)
+    assert s["summary.typical_treated"]["value"] is None
+    assert s["summary.typical_direction"]["value"] is None
+    assert s["summary.verdict"]["value"] is None
+    assert format_display(s["summary.verdict"]["value"], "text") == "n/a"
+    assert derive_summary({}) == {}
