@@ -142,6 +142,7 @@ def fake_stage_numbers() -> dict[str, dict]:
             ["results/matching/pairs.parquet"],
             {
                 "sensitivity.gamma_crossing": number(1.35, "gamma"),
+                "sensitivity.gamma_status": number("significant until the crossing Gamma", "text"),
                 "sensitivity.evalue_rr": number(1.41, "ratio"),
                 "sensitivity.spec_share_significant": number(
                     0.1, "proportion", label="Share of specifications with a 95% CI excluding zero"
