@@ -30,7 +30,12 @@ def main(snakemake):
             "cleaning.rows_received": number(total("received"), "count", "rows"),
             "cleaning.rows_kept": number(total("kept"), "count", "rows"),
             "cleaning.rows_excluded": number(total("excluded"), "count", "rows"),
-            "cleaning.rows_fixed": number(total("fixed"), "count", "rows"),
+            "cleaning.row_fixes": number(
+                total("fixed"),
+                "count",
+                "rows",
+                label="rows fixed, summed over the fixing rules (code_normalised, date_format)",
+            ),
             "cleaning.n_people": number(total("kept", "people"), "count", "people"),
         },
         config_keys={

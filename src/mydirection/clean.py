@@ -194,21 +194,13 @@ def pseudonym(crn: str, key: bytes) -> str:
     return hmac.new(key, crn.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
-def pseudonymise(crn: pd.Series, key: bytes, cache: dict | None = None) -> pd.Series:
+def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
     """Replace CRNs by :func:`pseudonym` (each distinct CRN hashed once)."""
-    cache = {} if cache is None else cache
     codes, uniques = pd.factorize(crn, use_na_sentinel=True)
-    base = hmac.new(key, digestmod=hashlib.sha256)
-    hashed = []
-    for value in uniques:
-        pid = cache.get(value)
-        if pid is None:
-            h = base.copy()
-            h.update(str(value).encode("utf-8"))
-            pid = cache[value] = h.hexdigest()[:16]
-        hashed.append(pid)
-    values = pa_.array(hashed, pa_.string()).take(pa_.array(codes))
-    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([values])), index=crn.index)
+    values = pa_.array(uniques).to_pylist() if len(uniques) else []
+    hashed = [hmac.digest(key, str(v).encode("utf-8"), "sha256").hex()[:16] for v in values]
+    ids = pa_.array(hashed, pa_.string()).take(pa_.array(codes))
+    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=crn.index)
 
 
 # --------------------------------------------------------------------------- single-file steps
