@@ -443,14 +443,17 @@ def test_bom_semicolon_and_tab_files_are_read_like_plain_csv(tmp_path):
         pd.testing.assert_frame_equal(got[name], expected[name])
 
 
-def test_quoted_values_with_commas_and_windows_line_ends(tmp_path):
+def test_quoted_values_with_commas_line_breaks_and_windows_line_ends(tmp_path):
     paths = write_all(tmp_path)
-    staff = [{**ROWS["staff"][0], "office": "Hull, Queen St"}, ROWS["staff"][1]]
+    staff = [
+        {**ROWS["staff"][0], "office": "Hull, Queen St"},
+        {**ROWS["staff"][1], "office": "Hull\nEast"},
+    ]
     write_csv(paths["staff"], staff)
     text = paths["staff"].read_text().replace("\n", "\r\n")
     paths["staff"].write_bytes(text.encode())
     tables, _ = run_clean(paths)
-    assert tables["staff"]["office"].tolist() == ["Hull, Queen St", "HULL2"]
+    assert tables["staff"]["office"].tolist() == ["Hull, Queen St", "Hull\r\nEast"]
 
 
 # --------------------------------------------------------------------------- malformed extracts
@@ -593,6 +596,11 @@ MALFORMED = {
         "staff",
         _rewrite("staff", _rows("staff", (1, {"office": "Beverley Caf\xe9"})), encoding="latin-1"),
         [r"staff\.csv: 1 rows are not valid UTF-8 text \(e\.g\. rows 2\)", r"as UTF-8"],
+    ),
+    "unbalanced_quote": (
+        "staff",
+        lambda p: p.write_text(p.read_text() + 'S3,"Hull Central,po,,1\nS4,Hull,po,,1\n'),
+        [r"staff\.csv: (the file could not be read|1 rows do not have the 5 fields)"],
     ),
     "ragged_row": (
         "enrolments",

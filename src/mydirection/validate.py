@@ -185,7 +185,7 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
         table = pcsv.read_csv(
             path,
             read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa_.string() for n in names},
                 include_columns=columns,
@@ -202,6 +202,12 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
                 f"{_examples(rows)}); re-export the file as UTF-8 (CSV UTF-8) and re-run"
             ) from None
         rows = _ragged_rows(path, delimiter, len(names))
+        if not rows:
+            raise UserError(
+                f"{label}: the file could not be read as {DELIMITERS[delimiter]}-separated "
+                f"text (a line break inside a quoted value, or an unbalanced quote); remove "
+                f"line breaks from values and check the quoting, then re-export"
+            ) from None
         raise UserError(
             f"{label}: {len(rows)} rows do not have the {len(names)} fields of the header "
             f"(e.g. rows {_examples(rows)}); check for unquoted {DELIMITERS[delimiter]}s "
