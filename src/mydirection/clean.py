@@ -23,7 +23,16 @@ The steps, in order, for each of the ten extracts (:data:`mydirection.contract.E
 
 Each row excluded is counted under the FIRST rule that excludes it, so per file
 ``received = kept + excluded`` exactly. ``fixed`` counts the kept rows a fix touched (a
-subset of kept). The log is :func:`CleaningLog.frame` — one row per (file, rule, action).
+subset of kept). The log is :func:`CleaningLog.frame` — one row per (file, rule, action),
+``file`` being the extract name: ``read``/``received`` (data rows in the file), one
+``excluded`` row per exclusion rule that applies to the file and one ``fixed`` row per fix
+(zeros included, so a reader sees every rule was checked), and ``kept``/``kept``.
+:data:`MESS_RULES` maps each kind of planted mess in ``mess.json`` to its log row.
+
+Scale: every step is vectorised (Arrow compute, integer row codes for duplicates), and
+:func:`clean_extracts` can hand each cleaned table to a writer as soon as it is ready, so
+only one extract is in memory at a time (national scale: ~18M rows, ~40 s of CPU, under
+3 GB; see ``benchmarks/bench_clean.py``).
 """
 
 from __future__ import annotations
