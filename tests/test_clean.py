@@ -1055,3 +1055,21 @@ def test_snakemake_rule_clean_on_synthetic_then_on_a_malformed_real_extract(tmp_
     assert "assessments.csv, column ogrs3_1yr: 1 rows have a value outside" in text
     assert not any((work / "results/clean").glob("*.parquet"))
     assert not (work / target).exists()
+
+
+def test_same_inputs_give_the_same_bytes(tmp_path):
+    import hashlib
+
+    paths = write_all(tmp_path / "raw")
+    digests = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        outputs = {n: out / f"{n}.parquet" for n in EXTRACTS}
+        outputs["cleaning_log"] = out / "cleaning_log.parquet"
+        write = clean.parquet_writer(outputs)
+        _, log = clean.clean_extracts(paths, END, KEY, write=write)
+        write("cleaning_log", log)
+        digests.append(
+            {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("*.parquet")}
+        )
+    assert len(digests[0]) == 11 and digests[0] == digests[1]
