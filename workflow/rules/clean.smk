@@ -13,6 +13,8 @@ rule clean:
         numbers="results/numbers/clean.json",
     log:
         "results/logs/clean.log",
+    benchmark:
+        "results/benchmarks/clean.tsv"
     conda:
         "../../environment.yml"
     resources:

@@ -19,6 +19,8 @@ rule cohort:
         numbers="results/numbers/cohort.json",
     log:
         "results/logs/cohort.log",
+    benchmark:
+        "results/benchmarks/cohort.tsv"
     conda:
         "../../environment.yml"
     resources:

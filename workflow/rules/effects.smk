@@ -13,6 +13,8 @@ rule effects:
         numbers="results/numbers/effects.json",
     log:
         "results/logs/effects.log",
+    benchmark:
+        "results/benchmarks/effects.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -39,6 +41,8 @@ rule survival:
         numbers="results/numbers/survival.json",
     log:
         "results/logs/survival.log",
+    benchmark:
+        "results/benchmarks/survival.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -66,6 +70,8 @@ rule event_study:
         numbers="results/numbers/event_study.json",
     log:
         "results/logs/event_study.log",
+    benchmark:
+        "results/benchmarks/event_study.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -90,6 +96,8 @@ rule subgroups:
         numbers="results/numbers/subgroups.json",
     log:
         "results/logs/subgroups.log",
+    benchmark:
+        "results/benchmarks/subgroups.tsv"
     conda:
         "../../environment.yml"
     resources:

@@ -28,6 +28,8 @@ rule fidelity:
         numbers="results/numbers/fidelity.json",
     log:
         "results/logs/fidelity.log",
+    benchmark:
+        "results/benchmarks/fidelity.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -57,6 +59,8 @@ rule fidelity_dose:
         numbers="results/numbers/fidelity_dose.json",
     log:
         "results/logs/fidelity_dose.log",
+    benchmark:
+        "results/benchmarks/fidelity_dose.tsv"
     conda:
         "../../environment.yml"
     resources:

@@ -13,6 +13,8 @@ rule propensity:
         numbers="results/numbers/propensity.json",
     log:
         "results/logs/propensity.log",
+    benchmark:
+        "results/benchmarks/propensity.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -39,6 +41,8 @@ rule match:
         numbers="results/numbers/match.json",
     log:
         "results/logs/match.log",
+    benchmark:
+        "results/benchmarks/match.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -76,6 +80,8 @@ rule balance:
         numbers="results/numbers/balance.json",
     log:
         "results/logs/balance.log",
+    benchmark:
+        "results/benchmarks/balance.tsv"
     conda:
         "../../environment.yml"
     resources:

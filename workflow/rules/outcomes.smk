@@ -13,6 +13,8 @@ rule outcomes:
         numbers="results/numbers/outcomes.json",
     log:
         "results/logs/outcomes.log",
+    benchmark:
+        "results/benchmarks/outcomes.tsv"
     conda:
         "../../environment.yml"
     resources:

@@ -29,6 +29,8 @@ rule synthetic:
         mess=f"{SYNTHETIC_DIR}/mess.json",
     log:
         "results/logs/synthetic.log",
+    benchmark:
+        "results/benchmarks/synthetic.tsv"
     conda:
         "../../environment.yml"
     resources:
