@@ -12,14 +12,19 @@ file, column, how many rows, up to five example row numbers and what to do. Row 
 value itself is shown only for code, flag, date and number columns the contract does not mark
 as identifying.
 
-File-level choices (documented, tested in ``tests/test_clean.py``):
+File-level choices (documented, tested in ``tests/test_clean.py`` and
+``tests/test_hostile_input.py``):
 
 - encoding: UTF-8, with or without a byte-order mark (the BOM is skipped). Any other
   encoding is rejected with a message saying which data rows are not valid UTF-8;
 - delimiter: sniffed from the header line, one of comma, semicolon or tab (the most frequent
   of the three in the header);
 - extra columns not in the contract are not read; the caller logs their names;
-- a row with the wrong number of fields is rejected (its row number is given).
+- a row with the wrong number of fields is rejected (its row number is given);
+- line ends LF, CRLF or CR; header names are stripped of surrounding spaces but matched
+  case-sensitively (the message points at a header name differing only in case);
+- a NUL byte in a contract column is rejected (a damaged or non-text export);
+- values shown in a message are cut to :data:`MAX_SHOWN` characters.
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ _INTEGER = r"^[+-]?\d+$"
 _DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
 MAX_EXAMPLES = 5
+
+#: Longest value shown in a message (longer values are cut, with their length given).
+MAX_SHOWN = 40
 
 
 @dataclass
@@ -94,8 +102,26 @@ def sniff_delimiter(header: str) -> str:
 
 
 def _first_line(path: Path) -> bytes:
+    """The header line: up to the first LF or CR (old Mac files end lines with CR alone)."""
     with path.open("rb") as fh:
-        return fh.readline()
+        return fh.readline(1 << 20).split(b"\r", 1)[0]
+
+
+def _nul_rows(column: pa_.ChunkedArray) -> np.ndarray:
+    """Data-row numbers (1-based) whose value holds a NUL byte.
+
+    A scan of the raw character buffers first (no copy, ~free); the exact rows only when a
+    NUL byte is somewhere in them.
+    """
+
+    def has_nul(chunk) -> bool:
+        data = chunk.buffers()[2]
+        return data is not None and data.size > 0 and np.frombuffer(data, np.uint8).min() == 0
+
+    if not any(has_nul(c) for c in column.chunks):
+        return np.array([], dtype=np.int64)
+    hit = pc.fill_null(pc.match_substring(column, "\x00"), False)
+    return np.flatnonzero(hit.to_numpy(zero_copy_only=False)) + 1
 
 
 def _non_utf8_rows(path: Path) -> list[int]:
@@ -174,10 +200,17 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
         )
     missing = [c for c in columns if c not in names]
     if missing:
+        other_case = [n for n in names if n.lower() == missing[0].lower()]
+        hint = (
+            f"; the header has {other_case[0]!r}: column names must match the contract "
+            f"exactly, in lower case"
+            if other_case
+            else ""
+        )
         raise UserError(
             f"{label}, column {missing[0]}: missing from the header "
             f"({len(missing)} contract column(s) missing: {', '.join(missing)}; "
-            f"header read with {DELIMITERS[delimiter]} as delimiter); add it to the extract "
+            f"header read with {DELIMITERS[delimiter]} as delimiter{hint}); add it to the extract "
             f"(the columns are listed in {_schema_file(name)}) and re-export"
         )
     extra = [n for n in names if n not in columns]
@@ -219,6 +252,14 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
             f"with its data"
         )
     table = table.select(columns)
+    for col in columns:
+        nul = _nul_rows(table.column(col))
+        if len(nul):
+            raise UserError(
+                f"{label}, column {col}: {len(nul)} rows contain a NUL byte (e.g. rows "
+                f"{_examples(nul)}); the file is damaged or not a plain-text export: "
+                f"re-export the {name} extract as CSV UTF-8 and re-run"
+            )
     data = table.to_pandas(types_mapper=pd.ArrowDtype)
     data.index = pd.RangeIndex(1, len(data) + 1, name="row")
     return RawExtract(name, label, data, extra, delimiter)
@@ -493,6 +534,13 @@ def _show_values(spec: dict) -> bool:
     )
 
 
+def _shown(value: str) -> str:
+    """A value as shown in a message: quoted, cut to :data:`MAX_SHOWN` characters."""
+    if len(value) <= MAX_SHOWN:
+        return repr(value)
+    return f"{value[:MAX_SHOWN]!r}... ({len(value)} characters)"
+
+
 def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
     """One user message from pandera's failure cases: the first failing column and check.
 
@@ -536,7 +584,7 @@ def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
         values = fc.loc[(fc["column"] == column) & (fc["check"] == check), "failure_case"]
         values = sorted({str(v) for v in values.dropna()})[:MAX_EXAMPLES]
         if values:
-            shown = " (values: " + ", ".join(repr(v) for v in values) + ")"
+            shown = " (values: " + ", ".join(_shown(v) for v in values) + ")"
         if check == "unknown_code":
             shown += f"; allowed: {', '.join(spec['codes'])}"
     others = problems - 1
