@@ -558,7 +558,11 @@ def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
     )
     fc = fc.sort_values(["is_key", "col_order", "check_order"], kind="stable")
     first = fc.iloc[0]
-    problems = fc.groupby(["is_key", "column", "check"], sort=False, dropna=False).ngroups
+    # a duplicated key is one problem, however many columns pandera lists its rows under
+    others = fc[~fc["is_key"]]
+    problems = others.groupby(["column", "check"], sort=False, dropna=False).ngroups + int(
+        fc["is_key"].any()
+    )
     schema_file = _schema_file(name)
     if first["is_key"]:
         key = contract.get("key") or []
