@@ -660,6 +660,27 @@ KINDS: dict[str, Completes | Stops] = {
         column="contact_date",
         rows=1,
     ),
+    "placeholder_end_date_9999": Stops(  # was: wrapped round, excluded as end_before_start
+        "supervision",
+        set_cells("end_date", "9999-12-31", "31/12/9999"),
+        "not a real date .*1678-2261.*'31/12/9999', '9999-12-31'.*placeholder",
+        column="end_date",
+        rows=2,
+    ),
+    "date_in_year_1": Stops(  # was: kept as 1754-08-30
+        "contacts",
+        set_cells("contact_date", "0001-01-01"),
+        "not a real date",
+        column="contact_date",
+        rows=1,
+    ),
+    "date_in_year_2300": Stops(
+        "supervision",
+        set_cells("end_date", "2300-01-01"),
+        "not a real date .*'2300-01-01'",
+        column="end_date",
+        rows=1,
+    ),
     "date_with_time": Stops(
         "contacts",
         set_cells("contact_date", "2018-03-05 00:00:00"),

@@ -54,6 +54,9 @@ FLAG_FALSE = ("false", "f", "no", "n", "0")
 #: Accepted date formats: ISO (the contract) and DD/MM/YYYY (recoverable, counted as fixed).
 ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 DMY_DATE = r"^\d{1,2}/\d{1,2}/\d{4}$"
+#: The range of dates accepted: what ``datetime64[ns]`` holds (years 1678-2261 in full).
+FIRST_DAY = np.datetime64("1677-09-22", "D")
+LAST_DAY = np.datetime64("2262-04-11", "D")
 _INTEGER = r"^[+-]?\d+$"
 _DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
@@ -296,7 +299,8 @@ def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
 
     Returns ``(dates, is_dmy, bad)``: the dates (``datetime64[ns]``, NaT where blank or
     unparseable), whether the value was written DD/MM/YYYY, and whether a non-blank value
-    is not a real calendar date in either format (e.g. ``2019-02-30`` or ``13/13/2019``).
+    is not a real calendar date in either format (e.g. ``2019-02-30`` or ``13/13/2019``) or
+    lies outside :data:`FIRST_DAY`-:data:`LAST_DAY` (e.g. a ``9999-12-31`` placeholder).
 
     Fast path: values without a ``/`` are cast to dates by Arrow's strict ISO parser in one
     go; only when that fails (a bad value somewhere) is the slower per-value check run. The
@@ -325,6 +329,13 @@ def parse_dates(series: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         days[idx] = dmy_days
         is_dmy[idx] = dmy_ok
         bad[idx] = ~dmy_ok
+    # a date datetime64[ns] cannot hold (e.g. a 9999-12-31 placeholder) would silently wrap
+    # round to another date: it is not accepted
+    outside = (days < FIRST_DAY) | (days > LAST_DAY)
+    if outside.any():
+        days = np.where(outside, np.datetime64("NaT", "D"), days)
+        bad = bad | outside
+        is_dmy = is_dmy & ~outside
     index = series.index
     dates = pd.Series(days.astype("datetime64[ns]"), index=index)
     return dates, pd.Series(is_dmy, index=index), pd.Series(bad, index=index)
@@ -392,8 +403,10 @@ PROBLEMS = {
         "map them to the contract's codes (listed in {schema}) and re-export",
     ),
     "unparseable_date": (
-        "have a date that is not a real date written YYYY-MM-DD or DD/MM/YYYY",
-        "correct these dates in the extract and re-run",
+        "have a date that is not a real date written YYYY-MM-DD or DD/MM/YYYY in the years "
+        "1678-2261",
+        "correct these dates in the extract (where the column may be blank, leave it blank "
+        "rather than writing a placeholder such as 9999-12-31) and re-run",
     ),
     "not_numeric": (
         "have a value that is not a number",
