@@ -755,6 +755,20 @@ KINDS: dict[str, Completes | Stops] = {
     "count_not_whole": Stops(
         "plans", set_cells("n_strengths", "2.5"), "not a whole number", column="n_strengths", rows=1
     ),
+    "count_too_large": Stops(  # was: kept as -9223372036854775808
+        "plans",
+        set_cells("n_goals_own_words", "99999999999999999999"),
+        "outside the allowed range 0-9007199254740992",
+        column="n_goals_own_words",
+        rows=1,
+    ),
+    "amount_overflowing_to_infinity": Stops(  # was: kept as inf
+        "enabling_fund",
+        set_cells("amount_gbp", "1e400"),
+        "outside the allowed range 0 or more .*'1e400'",
+        column="amount_gbp",
+        rows=1,
+    ),
     "unknown_flag": Stops(
         "activities",
         set_cells("attended", "maybe"),

@@ -57,6 +57,9 @@ DMY_DATE = r"^\d{1,2}/\d{1,2}/\d{4}$"
 #: The range of dates accepted: what ``datetime64[ns]`` holds (years 1678-2261 in full).
 FIRST_DAY = np.datetime64("1677-09-22", "D")
 LAST_DAY = np.datetime64("2262-04-11", "D")
+#: Largest count accepted when the contract sets no maximum: beyond it a whole number is no
+#: longer exact as a float64 and would overflow the int64 of the cleaned table.
+MAX_COUNT = 2**53
 _INTEGER = r"^[+-]?\d+$"
 _DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 
@@ -369,7 +372,8 @@ def to_number(series: pd.Series, integer: bool) -> pd.Series:
 def _range_ok(series: pd.Series, integer: bool, lo, hi) -> pd.Series:
     values = to_number(series, integer)
     ok = values.isna()
-    inside = pd.Series(True, index=series.index)
+    # a number too large for a float (e.g. 1e400) reads as infinity: never in range
+    inside = pd.Series(np.isfinite(values.to_numpy()), index=series.index)
     if lo is not None:
         inside &= values >= lo
     if hi is not None:
@@ -432,8 +436,16 @@ PROBLEMS = {
 }
 
 
-def _range_text(spec: dict) -> str:
+def _bounds(spec: dict) -> tuple:
+    """(min, max) allowed for a number column; counts are capped at :data:`MAX_COUNT`."""
     lo, hi = spec.get("min"), spec.get("max")
+    if spec.get("type") == "count" and hi is None:
+        hi = MAX_COUNT
+    return lo, hi
+
+
+def _range_text(spec: dict) -> str:
+    lo, hi = _bounds(spec)
     if lo is not None and hi is not None:
         return f"{lo}-{hi}"
     if lo is not None:
@@ -468,7 +480,8 @@ def build_schema(name: str) -> pa.DataFrameSchema:
                     error="not_whole_number" if integer else "not_numeric",
                 )
             )
-            bounds = {"lo": spec.get("min"), "hi": spec.get("max")}
+            lo, hi = _bounds(spec)
+            bounds = {"lo": lo, "hi": hi}
             checks.append(
                 pa.Check(partial(_range_ok, integer=integer, **bounds), error="out_of_range")
             )
