@@ -319,6 +319,7 @@ def extra_field(path: Path, b: Baseline) -> dict:
 def unbalanced_quote(path: Path, b: Baseline) -> dict:
     header, rows = read_rows(path)
     (i,) = pick_rows(path.stem, header, rows, b)
+    write_rows(path, header, rows, quoting=csv.QUOTE_ALL)
     lines = path.read_bytes().split(b"\n")
     assert lines[i + 1].endswith(b'"')
     lines[i + 1] = lines[i + 1][:-1]  # the last value's closing quote is lost
@@ -359,14 +360,15 @@ def exact_copies(path: Path, b: Baseline) -> None:
 def huge_contacts(path: Path, b: Baseline) -> None:
     """Every contact repeated HUGE_COPIES times, each copy with fresh contact ids (so the
     planted mess repeats too: exact duplicates stay duplicates within a copy)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    header, body = lines[0], lines[1:]
-    assert all(line.startswith('"C') for line in body)
-    out = [header]
+    header, rows = read_rows(path)
+    j = header.index("contact_id")
+    out = []
     for k in range(HUGE_COPIES):
-        prefix = f'"K{k:02d}'
-        out.extend(prefix + line[1:] for line in body)
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+        for r in rows:
+            r = list(r)
+            r[j] = f"K{k:02d}{r[j]}"
+            out.append(r)
+    write_rows(path, header, out)
 
 
 MULTILINE = "first line\nsecond line\r\nthird"
