@@ -31,7 +31,13 @@ Decisions recorded here (the contract is ``workflow/schemas/extracts/*.schema.ya
   and JSON, never a file a spreadsheet would open as cells; in a code column they are an
   unknown code and stop the run;
 - a 10,000-character value is data in an id or text column; in a code column it stops the
-  run and the message shows only its first characters.
+  run and the message shows only its first characters;
+- dates must be YYYY-MM-DD or DD/MM/YYYY exactly (no time, no surrounding spaces) and within
+  the years 1678-2261 that ``datetime64[ns]`` holds: a ``9999-12-31`` "no end" placeholder
+  stops the run (blank is the contract's "no date"), instead of wrapping round to a wrong
+  date; a count above 2**53 or a number overflowing to infinity is out of range;
+- a header line repeated inside the data (two exports concatenated) stops the run at the
+  first column whose check it fails.
 """
 
 from __future__ import annotations
