@@ -713,3 +713,30 @@ def test_weighted_means_and_variances_equal_the_direct_formulas(rows):
         if denom > 0:
             var = (wg * (xg - mean) ** 2).sum() / denom
             assert v_ == pytest.approx(var, rel=1e-6, abs=1e-6)
+
+
+def test_quasi_separation_stops_like_glm_with_a_warning():
+    """A category level with no treated person: no finite MLE for its coefficient.
+
+    Like R's glm, the fit stops when the deviance settles: those comparators get scores of
+    practically 0, and the other units' scores equal the MLE fitted without them (the
+    limit of the likelihood), so matching goes on.
+    """
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(3)
+    n = 400
+    df = pd.DataFrame({"x": rng.normal(size=n), "group": rng.choice(["a", "b", "c"], n)})
+    df["treated"] = (rng.random(n) < 1 / (1 + np.exp(-(df.x - 0.5)))).astype(int)
+    df.loc[df.group == "c", "treated"] = 0  # level c: comparators only
+    with pytest.warns(RuntimeWarning, match="numerically 0 or 1"):
+        ps = mt.fit_propensity(df, "treated", ["x", "group"], categorical=["group"])
+    assert (ps.loc[df.group == "c", "ps"] < 1e-6).all()
+    rest = df[df.group != "c"]
+    design = sm.add_constant(
+        pd.DataFrame({"x": rest.x, "group_b": (rest.group == "b").astype(float)})
+    )
+    ref = sm.Logit(rest.treated.astype(float), design).fit(disp=0)
+    np.testing.assert_allclose(ps.loc[rest.index, "ps"], ref.predict(), atol=1e-6)
+    m = mt.match(df, "treated", ["x", "group"], categorical=["group"], distance="ps")
+    assert m.counts.set_index("group").loc["treated", "matched"] == df.treated.sum()

@@ -64,6 +64,7 @@ against up to 1,000,000 controls. On a shared machine, run with one BLAS thread
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,20 +218,45 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
     Score and Hessian are accumulated over row blocks, so temporaries stay small. The
     fixed point (score = 0) is the maximum-likelihood estimate, the same as statsmodels'
     ``Logit`` (checked in the tests).
+
+    Quasi-separation (e.g. a category level with no treated person) has no finite MLE: the
+    coefficient drifts to -inf while the deviance settles. As R's ``glm`` does (and so
+    MatchIt), the fit then stops once the deviance changes by less than 1e-8 relative,
+    with a warning that fitted probabilities of 0 or 1 occurred; those units get scores of
+    practically 0 (or 1) and are never close to the other group. Complete separation (every
+    unit predicted exactly, so no overlap at all) is an error.
     """
     n, k = X.shape
     beta = np.zeros(k)
     mean = y.mean()
     beta[0] = math.log(mean / (1 - mean))
+    deviance = np.inf
     for _ in range(max_iter):
         grad = np.zeros(k)
         hess = np.zeros((k, k))
+        dev, extreme = 0.0, 0
         for lo in range(0, n, _CHUNK_ROWS):
             D = X[lo : lo + _CHUNK_ROWS]
-            p = _expit(D @ beta)
-            grad += (y[lo : lo + _CHUNK_ROWS] - p) @ D
+            yb = y[lo : lo + _CHUNK_ROWS]
+            eta = D @ beta
+            p = _expit(eta)
+            grad += (yb - p) @ D
             Dw = D * np.sqrt(p * (1 - p))[:, None]
             hess += Dw.T @ Dw
+            dev += 2.0 * float(np.sum(np.logaddexp(0.0, eta) - yb * eta))
+            extreme += int(np.sum((p < 1e-8) | (p > 1 - 1e-8)))
+        if extreme == n:
+            break
+        if extreme and abs(deviance - dev) < 1e-8 * (abs(dev) + 0.1):
+            warnings.warn(
+                f"propensity model: fitted probabilities numerically 0 or 1 for {extreme} "
+                "units (quasi-separation, e.g. a category with no treated or no comparator "
+                "people); as in R's glm, their scores are left at the limit",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return beta
+        deviance = dev
         try:
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
@@ -239,8 +265,9 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
         if np.max(np.abs(step)) < tol * (1 + np.max(np.abs(beta))):
             return beta
     raise ValueError(
-        "the propensity model did not converge (perfect or quasi-perfect separation?): "
-        "remove covariates that predict treatment exactly, or merge sparse categories"
+        "the propensity model did not converge (perfect separation: the covariates predict "
+        "treatment exactly, so there is no overlap): remove covariates that predict "
+        "treatment exactly, or merge sparse categories"
     )
 
 

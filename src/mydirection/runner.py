@@ -29,6 +29,7 @@ def setup_logging(logfile: str | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(name)s: %(message)s", handlers=handlers, force=True
     )
+    logging.captureWarnings(True)  # library warnings (e.g. quasi-separation) reach the log
 
 
 def run(main: Callable, snakemake) -> None:
