@@ -237,8 +237,8 @@ def test_dry_run_one_job_per_replicate(four_replicates):
 
 
 def test_dry_run_with_slurm_profile(four_replicates):
-    """The workflow profile parses and the SLURM executor plans the same jobs (a dry run
-    submits nothing; the replicates are bundled into group jobs)."""
+    """The workflow profile parses and the SLURM executor plans the same jobs, one SLURM
+    job per replicate (a dry run submits nothing)."""
     out = dry_run(
         "simulation",
         "--workflow-profile",
@@ -250,4 +250,4 @@ def test_dry_run_with_slurm_profile(four_replicates):
     )
     assert "Using workflow specific profile profiles/slurm" in out
     assert re.search(r"^simulation_replicate\s+8$", out, re.M)
-    assert "Group job simulation" in out
+    assert "Group job" not in out
