@@ -160,6 +160,24 @@ def fake_stage_numbers() -> dict[str, dict]:
             {"simulation.n_replicates": 200},
             {},
         ),
+        "subgroups": (
+            ["results/matching/matched.parquet"],
+            {
+                "subgroups.n_levels": number(2, "estimate", decimals=0),
+                "subgroups.sex.female.n_treated": number(3, "count", "people"),
+                "subgroups.sex.male.n_treated": number(395, "count", "people"),
+                "subgroups.sex.female.n_comparison": number(40, "count", "people"),
+                "subgroups.sex.male.n_comparison": number(1154, "count", "people"),
+                "subgroups.sex.male.rate_difference": number(
+                    -0.041, "pp", derived_from=["subgroups.sex.male.n_treated"]
+                ),
+                "subgroups.sex.male.rate_difference_ci_low": number(-0.1, "pp"),
+                "subgroups.sex.male.rate_difference_ci_high": number(0.02, "pp"),
+                "subgroups.sex.male.rate_difference_p": number(0.2, "p_value"),
+            },
+            {},
+            {},
+        ),
         "fidelity": (
             ["results/clean/plans.parquet"],
             {
@@ -658,3 +676,17 @@ def test_limitations_are_generated_from_the_numbers(tmp_path):
     assert "+2.0 pp" in limits
     assert "Fidelity decayed" in limits
     assert stray_digits(soup) == []
+
+
+def test_subgroup_table_with_secondary_suppression(built):
+    registry, _, soup = built
+    table = soup.find("table", class_="subgroups")
+    rows = [
+        [" ".join(td.get_text().split()) for td in tr.find_all("td")]
+        for tr in table.tbody.find_all("tr")
+    ]
+    assert rows[0][:4] == ["sex", "female", "<5", "40"]
+    # the only other level is suppressed too (else 398 - 395 gives the female count away),
+    # and with it the male rate difference derived from that count
+    assert rows[1][:3] == ["sex", "male", "[c]"] and rows[1][4] == "[c]"
+    assert registry["numbers"]["subgroups.sex.male.n_treated"]["value"] is None

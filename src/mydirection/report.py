@@ -212,6 +212,42 @@ class Report:
             + "\n</tbody>\n</table>\n"
         )
 
+    def subgroup_table(self) -> Markup:
+        """One row per subgroup level (``subgroups.<variable>.<level>.<measure>`` keys)."""
+        levels: dict[tuple[str, str], dict[str, str]] = {}
+        for key in sorted(self.numbers):
+            parts = key.split(".")
+            if len(parts) == 4 and parts[0] == "subgroups":
+                levels.setdefault((parts[1], parts[2]), {})[parts[3]] = key
+        if not levels:
+            return Markup("")
+        rows = []
+        for (variable, level), m in levels.items():
+            anchor = next(iter(m.values()))
+
+            def cell(measure, m=m):
+                return self.n(m[measure]) if measure in m else Markup("\u2014")
+
+            ci = (
+                Markup(f"{cell('rate_difference_ci_low')} to {cell('rate_difference_ci_high')}")
+                if "rate_difference_ci_low" in m
+                else Markup("\u2014")
+            )
+            rows.append(
+                f"<tr><td>{self.regtext(anchor, variable.replace('_', ' '))}</td>"
+                f"<td>{self.regtext(anchor, level.replace('_', ' '))}</td>"
+                f"<td>{cell('n_treated')}</td><td>{cell('n_comparison')}</td>"
+                f"<td>{cell('rate_difference')}</td><td>{ci}</td>"
+                f"<td>{cell('rate_difference_p')}</td></tr>"
+            )
+        return Markup(
+            '<table class="subgroups jdl">\n<thead><tr><th>Subgroup</th><th>Level</th>'
+            "<th>My Direction</th><th>Comparison</th><th>Difference in rate</th>"
+            "<th>Confidence interval</th><th>p-value</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n"
+        )
+
     def rest_figures(self, *prefixes: str) -> Markup:
         """This section's figures not yet shown."""
         keys = [
