@@ -2,8 +2,9 @@
 
 Each ``benchmarks/bench_<name>.py`` defines ``CASES``: a dict mapping a case name to a
 zero-argument callable. Each case runs in its own process, so its peak resident memory is
-its own. A callable may return a dict of extra figures (e.g. ``{"inner_seconds": 1.2}``)
-which are shown in the table's last column.
+its own (with its child processes). A callable may return a dict of extra figures (e.g.
+``{"inner_seconds": 1.2}``), shown in the table's last column, and under ``"rows"`` a list
+of ``{"case", "wall_s", "peak_mb"}`` rows it measured itself (e.g. one per pipeline rule).
 
     python benchmarks/run.py                 # every case
     python benchmarks/run.py matching        # cases of bench_matching.py only
@@ -63,13 +64,18 @@ def main(argv: list[str]) -> int:
                 err.seek(0)
                 stdout, stderr = out.read(), err.read()
             mem = f"{usage.ru_maxrss / 1024:.0f}"
-            extra = ""
+            extra, sub_rows = "", []
             for line in stdout.splitlines():
                 if line.startswith("RESULT "):
-                    extra = ", ".join(f"{k}={v}" for k, v in json.loads(line[7:]).items())
+                    result = json.loads(line[7:])
+                    sub_rows = result.pop("rows", [])
+                    extra = ", ".join(f"{k}={v}" for k, v in result.items())
             if os.waitstatus_to_exitcode(status) != 0:
                 extra = "FAILED: " + (stderr.strip().splitlines() or ["?"])[-1]
-            rows.append((module.removeprefix("bench_"), case, f"{wall:8.1f}", mem, extra))
+            suite = module.removeprefix("bench_")
+            rows.append((suite, case, f"{wall:8.1f}", mem, extra))
+            for sub in sub_rows:  # per-stage rows a case measured itself
+                rows.append((suite, sub["case"], f"{sub['wall_s']:8.1f}", f"{sub['peak_mb']}", ""))
             print(f"  ran {module}:{case} in {wall:.1f} s", file=sys.stderr, flush=True)
     header = ("suite", "case", "wall s", "peak MB", "notes")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
