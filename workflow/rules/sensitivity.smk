@@ -33,6 +33,8 @@ rule power:
         numbers="results/numbers/power.json",
     log:
         "results/logs/power.log",
+    benchmark:
+        "results/benchmarks/power.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -58,6 +60,8 @@ rule sensitivity:
         numbers="results/numbers/sensitivity.json",
     log:
         "results/logs/sensitivity.log",
+    benchmark:
+        "results/benchmarks/sensitivity.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -84,6 +88,8 @@ rule placebo:
         numbers="results/numbers/placebo.json",
     log:
         "results/logs/placebo.log",
+    benchmark:
+        "results/benchmarks/placebo.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -109,6 +115,8 @@ rule spec:
         "results/sensitivity/specs/{spec}.parquet",
     log:
         "results/logs/spec/{spec}.log",
+    benchmark:
+        "results/benchmarks/spec/{spec}.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -134,6 +142,8 @@ rule spec_curve:
         numbers="results/numbers/spec_curve.json",
     log:
         "results/logs/spec_curve.log",
+    benchmark:
+        "results/benchmarks/spec_curve.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -158,6 +168,8 @@ rule simulation_replicate:
         "results/simulation/replicates/{scenario}/{rep}.parquet",
     log:
         "results/logs/simulation/{scenario}/{rep}.log",
+    benchmark:
+        "results/benchmarks/simulation_replicate/{scenario}/{rep}.tsv"
     wildcard_constraints:
         scenario="measured|hidden",
         rep=r"\d+",
@@ -193,6 +205,8 @@ rule simulation:
         numbers="results/numbers/simulation.json",
     log:
         "results/logs/simulation.log",
+    benchmark:
+        "results/benchmarks/simulation.tsv"
     conda:
         "../../environment.yml"
     resources:
