@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mydirection.numbers import number, write_numbers
 from mydirection.panel import did, event_study, offence_panel, plot_event_study
@@ -15,16 +16,23 @@ log = logging.getLogger("mydirection")
 
 def main(snakemake):
     p = snakemake.params
+    conviction_columns = ["person_id", "offence_date", "offence_group"]
     matched = pd.read_parquet(snakemake.input.matched)
-    convictions = pd.read_parquet(snakemake.input.convictions)
-    for path, df, cols in [
-        (snakemake.input.matched, matched, ["person_id", "treated", "index_date", "weights"]),
-        (snakemake.input.convictions, convictions, ["person_id", "offence_date", "offence_group"]),
-    ]:
+    for path, names, cols in [
+        (snakemake.input.matched, matched.columns, ["person_id", "treated", "index_date", "weights"]),
+        (snakemake.input.convictions, pq.read_schema(snakemake.input.convictions).names,
+         conviction_columns),
+    ]:  # fmt: skip
         for col in cols:
-            if col not in df.columns:
+            if col not in names:
                 raise UserError(f"{path}, column {col}: missing; rerun the stage that writes it")
     matched = matched[matched["weights"] > 0]
+    # Only the matched people's offences (a national extract holds millions of rows).
+    convictions = pd.read_parquet(
+        snakemake.input.convictions,
+        columns=conviction_columns,
+        filters=[("person_id", "in", matched["person_id"].unique().tolist())],
+    )
     cluster = p.panel["cluster"]
     if cluster == "subclass" and (p.replace or matched["subclass"].isna().any()):
         raise UserError(
