@@ -23,13 +23,30 @@ import math
 from pathlib import Path
 
 KINDS = {
-    "count", "proportion", "pp", "mean", "ratio", "estimate", "p_value", "days", "index",
-    "gamma", "seconds", "text",
+    "count",
+    "proportion",
+    "pp",
+    "mean",
+    "ratio",
+    "estimate",
+    "p_value",
+    "days",
+    "index",
+    "gamma",
+    "seconds",
+    "text",
 }
 
 
-def number(value, kind: str, unit: str = "", *, derived_from=(), decimals: int | None = None,
-           label: str = "") -> dict:
+def number(
+    value,
+    kind: str,
+    unit: str = "",
+    *,
+    derived_from=(),
+    decimals: int | None = None,
+    label: str = "",
+) -> dict:
     """One reported number. ``value`` must be a plain float/int/str (no NumPy scalars)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; use one of {sorted(KINDS)}")
@@ -47,8 +64,14 @@ def number(value, kind: str, unit: str = "", *, derived_from=(), decimals: int |
     return entry
 
 
-def write_numbers(path, snakemake, numbers: dict[str, dict], *, config_keys: dict | None = None,
-                  figures: dict[str, dict] | None = None) -> None:
+def write_numbers(
+    path,
+    snakemake,
+    numbers: dict[str, dict],
+    *,
+    config_keys: dict | None = None,
+    figures: dict[str, dict] | None = None,
+) -> None:
     """Write a rule's numbers with what the registry needs to trace them.
 
     ``config_keys`` maps dotted config keys (``matching.caliper``) to the values used;
