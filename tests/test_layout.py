@@ -45,3 +45,18 @@ def test_gitignore_keeps_data_and_results_out():
     ignored = (ROOT / ".gitignore").read_text().split()
     for entry in ("results/", "data/", ".venv/", ".snakemake/"):
         assert entry in ignored
+
+
+def test_code_is_linted_and_formatted():
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    checks = [
+        [bin_dir / "ruff", "check", "src", "scripts", "tests", "benchmarks"],
+        [bin_dir / "ruff", "format", "--check", "src", "scripts", "tests", "benchmarks"],
+        [bin_dir / "snakefmt", "--check", "Snakefile", "workflow/rules"],
+    ]
+    for cmd in checks:
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        assert out.returncode == 0, f"{' '.join(map(str, cmd[:2]))}:\n{out.stdout}{out.stderr}"
