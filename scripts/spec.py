@@ -14,7 +14,13 @@ log = logging.getLogger("mydirection")
 def main(snakemake):
     spec = snakemake.params.spec
     cohort = pd.read_parquet(snakemake.input.cohort)
-    convictions = pd.read_parquet(snakemake.input.convictions)
+    # Only convictions that can fall in a follow-up or pre-index window: offences from
+    # `followup_days` before the earliest index date on (most of a national PNC history is
+    # older; reading all of it took 4.4 GB per job).
+    since = cohort["index_date"].min() - pd.Timedelta(days=spec["followup_days"])
+    convictions = pd.read_parquet(
+        snakemake.input.convictions, filters=[("offence_date", ">=", since)]
+    )
     # the outcome for this specification's follow-up window (waiting period unchanged)
     out = oc.proven_reoffending(
         cohort,
