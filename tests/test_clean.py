@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import Names
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -751,23 +752,6 @@ def test_short_or_missing_keys_are_refused(tmp_path, source):
 # --------------------------------------------------------------------------- through the script
 
 
-class _Names(list):
-    """A stand-in for snakemake's named lists (index by position or name)."""
-
-    def __init__(self, named: dict):
-        super().__init__(named.values())
-        self._named = named
-
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["_named"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, item):
-        return self._named[item] if isinstance(item, str) else super().__getitem__(item)
-
-
 def _fake_snakemake(paths, out: Path, raw_dir=None, key_env="MYDIRECTION_TEST_KEY_UNSET"):
     from types import SimpleNamespace
 
@@ -775,8 +759,8 @@ def _fake_snakemake(paths, out: Path, raw_dir=None, key_env="MYDIRECTION_TEST_KE
     outputs["log_table"] = str(out / "clean" / "cleaning_log.parquet")
     outputs["numbers"] = str(out / "numbers" / "clean.json")
     return SimpleNamespace(
-        input=_Names({n: str(p) for n, p in paths.items()}),
-        output=_Names(outputs),
+        input=Names({n: str(p) for n, p in paths.items()}),
+        output=Names(outputs),
         params=SimpleNamespace(
             raw_dir=raw_dir,
             extract_end_date=END,

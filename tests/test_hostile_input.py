@@ -57,6 +57,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from helpers import Names, copy_project
 
 from mydirection.contract import EXTRACTS, extract_schema
 from mydirection.synthetic import write_extracts
@@ -82,30 +83,13 @@ HUGE_COPIES = 40  # contacts x 40: ~280,000 rows
 # --------------------------------------------------------------------------- running the script
 
 
-class _Names(list):
-    """A stand-in for snakemake's named lists (index by position or name)."""
-
-    def __init__(self, named: dict):
-        super().__init__(named.values())
-        self._named = named
-
-    def __getattr__(self, name):
-        try:
-            return self.__dict__["_named"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, item):
-        return self._named[item] if isinstance(item, str) else super().__getitem__(item)
-
-
 def _fake_snakemake(raw: Path, out: Path) -> SimpleNamespace:
     outputs = {n: str(out / "clean" / f"{n}.parquet") for n in EXTRACTS}
     outputs["log_table"] = str(out / "clean" / "cleaning_log.parquet")
     outputs["numbers"] = str(out / "numbers" / "clean.json")
     return SimpleNamespace(
-        input=_Names({n: str(raw / f"{n}.csv") for n in EXTRACTS}),
-        output=_Names(outputs),
+        input=Names({n: str(raw / f"{n}.csv") for n in EXTRACTS}),
+        output=Names(outputs),
         params=SimpleNamespace(
             raw_dir=None,  # the fixed synthetic key: no secret needed in-process
             extract_end_date=END,
@@ -865,29 +849,12 @@ def test_hostile_extract(kind, baseline, tmp_path, capsys):
 # --------------------------------------------------------------------------- through Snakemake
 
 
-def _copy_project(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns(
-        ".venv",
-        ".git",
-        "results",
-        "data",
-        ".snakemake",
-        "__pycache__",
-        ".pytest_cache",
-        ".hypothesis",
-        ".ruff_cache",
-        "*.egg-info",
-    )
-    shutil.copytree(ROOT, dest, ignore=ignore)
-    return dest
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["date_after_extract_end", "formula_string_in_code"])
 def test_snakemake_on_a_hostile_real_extract(kind, baseline, tmp_path):
     spec = KINDS[kind]
     raw, info = make_corpus(kind, baseline, tmp_path / "raw")
-    work = _copy_project(tmp_path / "project")
+    work = copy_project(tmp_path / "project")
     target = "results/clean/cleaning_log.parquet"
     env = {**os.environ, "MYDIRECTION_PSEUDO_KEY": "a-real-key-0123456789abcdef"}
     out = subprocess.run(

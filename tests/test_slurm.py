@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import copy_project
 from slurm_cluster import jobs_completed, local_slurm_cluster, missing_requirements
-from test_workflow import _copy_project
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 TARGET = ["simulation", "--configfile", "tests/slurm_config.yaml"]
@@ -31,13 +31,13 @@ def test_simulation_study_runs_on_slurm_and_matches_a_local_run(tmp_path):
     if reason:
         pytest.skip(f"no SLURM cluster can be started here: {reason}")
 
-    local = _copy_project(tmp_path / "local")
+    local = copy_project(tmp_path / "local")
     out = subprocess.run(
         [SNAKEMAKE, "--cores", "2", *TARGET], cwd=local, capture_output=True, text=True
     )
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
 
-    cluster = _copy_project(tmp_path / "cluster")
+    cluster = copy_project(tmp_path / "cluster")
     with local_slurm_cluster(tmp_path / "slurm") as env:
         started = time.monotonic()
         out = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
@@ -50,27 +50,10 @@ def test_bad_config_gets_one_clear_message(override, named):
     assert "Traceback" not in text and "Failed validating" not in text
 
 
-def _copy_project(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns(
-        ".venv",
-        ".git",
-        "results",
-        "data",
-        ".snakemake",
-        "__pycache__",
-        ".pytest_cache",
-        ".hypothesis",
-        ".ruff_cache",
-        "*.egg-info",
-    )
-    shutil.copytree(ROOT, dest, ignore=ignore)
-    return dest
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """One full build of the pipeline on synthetic data, in a fresh copy of the project."""
-    work = _copy_project(tmp_path_factory.mktemp("e2e") / "project")
+    work = copy_project(tmp_path_factory.mktemp("e2e") / "project")
     out = snakemake("--cores", "2", "--configfile", "tests/e2e_config.yaml", cwd=work)
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
     return work
@@ -111,7 +94,7 @@ def test_interrupted_run_resumes_to_the_same_bytes(built, tmp_path):
     `built` was made in another fresh copy without interruption, so this is also the
     "two clean builds are byte-identical" check.
     """
-    work = _copy_project(tmp_path / "project")
+    work = copy_project(tmp_path / "project")
     args = [SNAKEMAKE, "--cores", "2", "--configfile", "tests/e2e_config.yaml"]
     proc = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     matching_started = work / "results/logs/match.log"
