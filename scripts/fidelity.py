@@ -2,31 +2,11 @@
 
 import logging
 
-import pandas as pd
-
 from mydirection import fidelity as fid
 from mydirection.numbers import number, write_numbers
 from mydirection.runner import UserError, run
 
 log = logging.getLogger("mydirection")
-
-
-def read_checked(path, name, person_ids=None):
-    """Read the columns this stage uses (all rows, or only ``person_ids``) and check them."""
-    import pyarrow.parquet as pq
-
-    present = set(pq.read_schema(path).names)
-    columns = [c for c in fid.REQUIRED[name] if c in present]
-    if person_ids is None:
-        df = pd.read_parquet(path, columns=columns)
-    else:  # the contact log is large: read the scored people's rows only
-        df = pd.read_parquet(
-            path, columns=columns, filters=[("person_id", "in", sorted(set(person_ids)))]
-        )
-    problems = fid.check_table(df, name, path)
-    if problems:
-        raise UserError(problems[0])
-    return df
 
 
 def main(snakemake):
@@ -35,7 +15,7 @@ def main(snakemake):
     threshold = int(p.suppression_threshold)
 
     tables = {
-        name: read_checked(inp[name], name)
+        name: fid.read_checked(inp[name], name)
         for name in ("enrolments", "plans", "enabling_fund", "activities", "staff", "cohort")
     }
     enrolments, cohort = tables["enrolments"], tables["cohort"]
@@ -52,8 +32,8 @@ def main(snakemake):
             f"{inp.enrolments}, column person_id: 0 rows match a treated person in "
             f"{inp.cohort}; check that both come from the same cleaning run."
         )
-    tables["contacts"] = read_checked(inp.contacts, "contacts", scored["person_id"])
-    tables["supervision"] = read_checked(inp.supervision, "supervision")
+    tables["contacts"] = fid.read_checked(inp.contacts, "contacts", person_ids=scored["person_id"])
+    tables["supervision"] = fid.read_checked(inp.supervision, "supervision")
 
     event_end = treated.set_index("person_id")["event_end"]
     periods = fid.enrolment_periods(scored, p.extract_end_date, event_end)

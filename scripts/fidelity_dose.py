@@ -11,27 +11,14 @@ from mydirection.runner import UserError, run
 log = logging.getLogger("mydirection")
 
 
-def read_checked(path, name, optional=()):
-    """Read the columns this stage uses (and ``optional`` ones when present) and check them."""
-    import pyarrow.parquet as pq
-
-    present = set(pq.read_schema(path).names)
-    columns = [c for c in [*fid.REQUIRED[name], *optional] if c in present]
-    df = pd.read_parquet(path, columns=columns)
-    problems = fid.check_table(df, name, path)
-    if problems:
-        raise UserError(problems[0])
-    return df
-
-
 def main(snakemake):
     inp, out, p = snakemake.input, snakemake.output, snakemake.params
     settings = fid.FidelitySettings.from_config(p.fidelity)
     level = settings.ci_level
     person = pd.read_parquet(inp.index_person)
-    matched = read_checked(inp.matched, "matched")
-    propensity = read_checked(inp.propensity, "propensity")
-    outcomes = read_checked(inp.outcomes, "outcomes", optional=("followup_complete",))
+    matched = fid.read_checked(inp.matched, "matched")
+    propensity = fid.read_checked(inp.propensity, "propensity")
+    outcomes = fid.read_checked(inp.outcomes, "outcomes", optional=("followup_complete",))
     if "followup_complete" in outcomes.columns:
         incomplete = ~outcomes["followup_complete"].fillna(False).astype(bool)
         log.info("outcomes without complete follow-up left out: %d", int(incomplete.sum()))

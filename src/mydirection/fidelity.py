@@ -962,3 +962,23 @@ def check_table(df: pd.DataFrame, name: str, path) -> list[str]:
             "a plan needs its creation date.",
         )
     return problems
+
+
+def read_checked(path, name: str, optional=(), person_ids=None) -> pd.DataFrame:
+    """Read the columns this stage uses from a cleaned table and check them.
+
+    ``optional`` columns are read when present; with ``person_ids`` only those people's rows
+    are read (the contact log is large). A problem raises a UserError naming file and column.
+    """
+    import pyarrow.parquet as pq
+
+    from mydirection.runner import UserError
+
+    present = set(pq.read_schema(path).names)
+    columns = [c for c in [*REQUIRED[name], *optional] if c in present]
+    filters = None if person_ids is None else [("person_id", "in", sorted(set(person_ids)))]
+    df = pd.read_parquet(path, columns=columns, filters=filters)
+    problems = check_table(df, name, path)
+    if problems:
+        raise UserError(problems[0])
+    return df
