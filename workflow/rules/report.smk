@@ -17,6 +17,8 @@ checkpoint registry:
         registry="results/registry.json",
     log:
         "results/logs/registry.log",
+    benchmark:
+        "results/benchmarks/registry.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -43,6 +45,8 @@ rule report:
         run_log="results/report/run_log.json",
     log:
         "results/logs/report.log",
+    benchmark:
+        "results/benchmarks/report.tsv"
     conda:
         "../../environment.yml"
     resources:
