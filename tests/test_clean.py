@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mydirection import clean
 from mydirection.contract import EXTRACTS, extract_schema
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 END = "2020-06-30"
 KEY = b"test-key-0123456789abcdef"

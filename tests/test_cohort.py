@@ -22,7 +22,7 @@ from mydirection.cohort import (
     offending_history,
     plot_attrition,
 )
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 T = pd.Timestamp
 

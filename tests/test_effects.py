@@ -297,7 +297,7 @@ def _outcomes_for(matched):
 
 def test_merge_outcomes_checks_and_incomplete_followup():
     from mydirection.effects import merge_outcomes
-    from mydirection.runner import UserError
+    from mydirection.errors import UserError
 
     df = _matched(n_sets=10)
     df["person_id"] = [f"p{i:03d}" for i in range(len(df))]

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mydirection.outcomes import OUTCOME_COLUMNS, proven_reoffending
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 INDEX = pd.Timestamp("2018-06-01")
 COLS = ["person_id", "offence_date", "disposal_date", "offence_group", "disposal_type", "severity"]

@@ -51,7 +51,7 @@ import pyarrow as pa_
 import pyarrow.compute as pc
 
 from mydirection.contract import EXTRACTS, extract_schema
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 from mydirection.validate import (
     FLAG_TRUE,
     _text,

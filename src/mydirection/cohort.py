@@ -57,7 +57,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 NEEDS = (
     "need_accommodation",

@@ -8,8 +8,9 @@ import jsonschema
 import yaml
 
 
-class ConfigError(ValueError):
-    """The config breaks the schema or a rule that spans settings."""
+from mydirection.errors import ConfigError
+
+__all__ = ["ConfigError", "check_config"]
 
 
 def _where(path) -> str:

@@ -356,7 +356,7 @@ def merge_outcomes(
     (``followup_complete`` False) keep their row, with outcomes set to missing so that
     :func:`att` leaves them out; the count is in ``attrs["n_incomplete"]``.
     """
-    from mydirection.runner import UserError
+    from mydirection.errors import UserError
 
     need = {
         matched_path: (matched, ["person_id", "treated", "weights", "subclass", "index_date"]),

@@ -972,7 +972,7 @@ def read_checked(path, name: str, optional=(), person_ids=None) -> pd.DataFrame:
     """
     import pyarrow.parquet as pq
 
-    from mydirection.runner import UserError
+    from mydirection.errors import UserError
 
     present = set(pq.read_schema(path).names)
     columns = [c for c in [*REQUIRED[name], *optional] if c in present]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 OUTCOME_COLUMNS = [
     "person_id",

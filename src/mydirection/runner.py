@@ -13,11 +13,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from mydirection.errors import UserError
+
 log = logging.getLogger("mydirection")
-
-
-class UserError(Exception):
-    """A problem the user can fix. The message names file, column, rows and what to do."""
 
 
 def setup_logging(logfile: str | None = None) -> None:

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from mydirection.contract import extract_schema
-from mydirection.runner import UserError
+from mydirection.errors import UserError
 
 #: Delimiters recognised when sniffing a header line.
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}

@@ -1,0 +1,16 @@
+"""Errors a user can cause and fix, raised by the library (no dependency on Snakemake).
+
+Every message names the file (or setting), the column, how many rows, and what to do.
+The rule harness (:mod:`mydirection.runner`) prints a :class:`UserError` as one line and
+exits with status 1, leaving no outputs behind.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem the user can fix. The message names file, column, rows and what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """The config breaks the schema or a rule that spans settings."""
