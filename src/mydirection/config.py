@@ -7,7 +7,6 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-
 from mydirection.errors import ConfigError
 
 __all__ = ["ConfigError", "check_config"]
