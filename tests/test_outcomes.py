@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mydirection.outcomes import OUTCOME_COLUMNS, proven_reoffending
 from mydirection.errors import UserError
+from mydirection.outcomes import OUTCOME_COLUMNS, proven_reoffending
 
 INDEX = pd.Timestamp("2018-06-01")
 COLS = ["person_id", "offence_date", "disposal_date", "offence_group", "disposal_type", "severity"]

@@ -1,7 +1,7 @@
 """The raw-extract contract: which files, which columns, which codes.
 
-The contract lives in ``workflow/schemas/extracts/<name>.schema.yaml`` (one file per
-extract, machine-readable) and is described for people in ``docs/data-contract.md``.
+The contract lives in ``src/mydirection/schemas/extracts/<name>.schema.yaml`` (package
+data, also reached as ``workflow/schemas/extracts/``; one file per extract, machine-readable) and is described for people in ``docs/data-contract.md``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "extracts"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas" / "extracts"
 
 #: The ten extracts, in the order they are documented and processed.
 EXTRACTS = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mydirection.contract import EXTRACTS, SCHEMA_DIR, extract_schema
 
-DOC_PATH = SCHEMA_DIR.parents[2] / "docs" / "data-contract.md"
+DOC_PATH = SCHEMA_DIR.parents[3] / "docs" / "data-contract.md"  # repository checkout
 
 TYPES = {
     "id": "identifier (text)",

@@ -78,7 +78,7 @@ import yaml
 
 from mydirection.contract import EXTRACTS, codes, extract_schema
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "synthetic.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "synthetic.schema.yaml"
 
 #: Kinds of planted mess (``mess.json`` has every kind for every extract, zeros included).
 MESS_KINDS = (
