@@ -1,4 +1,4 @@
-"""Tests of mydirection.panel: panel construction by hand, planted effects recovered."""
+"""Tests of mydirection.effects.panel: panel construction by hand, planted effects recovered."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mydirection.panel import QUARTER_DAYS, did, event_study, offence_panel
+from mydirection.effects.panel import QUARTER_DAYS, did, event_study, offence_panel
 
 
 def test_offence_panel_counts_by_relative_quarter():

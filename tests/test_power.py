@@ -13,7 +13,7 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
 from statsmodels.stats.proportion import power_proportions_2indep, proportion_effectsize
 
-from mydirection import power as pw
+from mydirection.sensitivity import power as pw
 
 sizes = st.integers(min_value=10, max_value=5000)
 ratios = st.floats(min_value=0.5, max_value=5.0)

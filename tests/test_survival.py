@@ -1,4 +1,4 @@
-"""Tests of mydirection.survival against published results and independent software."""
+"""Tests of mydirection.effects.survival against published results and independent software."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
-from mydirection.survival import _score_residuals, _Sorted, _terms, at_risk_at, cox, kaplan_meier
+from mydirection.effects.survival import (
+    _score_residuals,
+    _Sorted,
+    _terms,
+    at_risk_at,
+    cox,
+    kaplan_meier,
+)
 
 lifelines = pytest.importorskip("lifelines")
 from lifelines.datasets import load_rossi  # noqa: E402
