@@ -444,9 +444,6 @@ def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
     """The library chain on synthetic extracts: generate, clean, cohort, outcomes, match
     (1:1 nearest neighbour on the logit propensity score, caliper 0.2), ATT."""
     import tempfile
-    from pathlib import Path
-
-    import yaml
 
     from mydirection import synthetic
     from mydirection.clean import clean_extracts
@@ -454,9 +451,10 @@ def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
     from mydirection.effects import merge_outcomes
     from mydirection.matching import match
     from mydirection.outcomes import proven_reoffending
+    from mydirection.settings import load_config
     from mydirection.simulation import _write_csvs
 
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    cfg = load_config("config/config.yaml")
     base = synthetic.load_config("config/synthetic.yaml")
     gen = synthetic._merge(
         base,
@@ -471,8 +469,9 @@ def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
     with tempfile.TemporaryDirectory() as tmp:
         tables, _ = clean_extracts(_write_csvs(syn.extracts, tmp), end, b"test-key")
     f, w = cfg["outcomes"]["followup_days"], cfg["outcomes"]["waiting_days"]
+    # the generator's truth.json is the ATT over the window from the start of the order
     settings = CohortSettings.from_config(
-        dict(cfg["cohort"]), followup_days=f, waiting_days=w, extract_end_date=end, seed=seed
+        {**cfg, "seed": seed, "cohort": {**cfg["cohort"], "index_date": "event_start"}}
     )
     names = ("people", "supervision", "assessments", "convictions", "enrolments")
     cohort = build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort

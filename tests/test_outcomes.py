@@ -201,7 +201,7 @@ def test_reproduces_the_synthetic_generators_observed_outcomes(tmp_path):
     key = load_key({}, synthetic=True)
     tables, _ = clean_extracts({n: tmp_path / f"{n}.csv" for n in EXTRACTS}, "2020-06-30", key)
     names = ("people", "supervision", "assessments", "convictions", "enrolments")
-    cohort = build_cohort(**{n: tables[n] for n in names}, settings=CohortSettings()).cohort
+    cohort = build_cohort(**{n: tables[n] for n in names}, settings=CohortSettings.default(index_date="event_start")).cohort
     out = proven_reoffending(cohort, tables["convictions"], extract_end_date="2020-06-30")
 
     po = generate(cfg, seed).potential_outcomes

@@ -172,3 +172,20 @@ def proven_reoffending(
         }
     )
     return out[OUTCOME_COLUMNS]
+
+
+def outcome_numbers(outcomes: pd.DataFrame, followup_days: int, waiting_days: int):
+    """Design numbers of the outcomes stage (no re-offending rate leaves this stage: the
+    effects are computed on the matched sample only)."""
+    from mydirection.reporting.numbers import Numbers
+
+    n = Numbers()
+    n.add("outcomes.followup_days", int(followup_days), "days", "Follow-up window", unit="days")
+    n.add("outcomes.waiting_days", int(waiting_days), "days", "Waiting period", unit="days")
+    n.count("outcomes.n_people", len(outcomes), "Cohort members with outcomes")
+    n.count(
+        "outcomes.n_followup_incomplete",
+        int((~outcomes["followup_complete"]).sum()),
+        "Cohort members whose follow-up ends after the extract end date",
+    )
+    return n

@@ -7,6 +7,7 @@ rule clean:
     """
     input:
         **{name: raw_extract(name) for name in EXTRACTS},
+        code=code("scripts/clean.py"),
     output:
         **{name: f"results/clean/{name}.parquet" for name in EXTRACTS},
         log_table="results/clean/cleaning_log.parquet",

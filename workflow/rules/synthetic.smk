@@ -23,6 +23,7 @@ rule synthetic:
         # the generator itself: a change to the model regenerates the data
         generator="src/mydirection/synthetic.py",
         schema="workflow/schemas/synthetic.schema.yaml",
+        code=code("scripts/synthetic.py"),
     output:
         extracts=expand(f"{SYNTHETIC_DIR}/{{extract}}.csv", extract=EXTRACTS),
         truth=f"{SYNTHETIC_DIR}/truth.json",

@@ -138,3 +138,25 @@ def _first_levels(names, variables) -> np.ndarray:
             seen.add(variable)
             mask[j] = True
     return mask
+
+
+def term_matrix(X: np.ndarray, names: list[str], terms) -> np.ndarray:
+    """Extra propensity-model columns for ``terms`` over the expanded covariate matrix.
+
+    A term is ``"<column>^2"`` (the square) or ``"<column>*<column>"`` (the product), where a
+    column is an expanded covariate name (``age``, ``sex_male``). Columns are centred at
+    their mean first, so the extra terms are nearly orthogonal to the main effects.
+    """
+    index = {name: j for j, name in enumerate(names)}
+    out = np.empty((X.shape[0], len(terms)))
+    for k, term in enumerate(terms):
+        parts = term[:-2].split("*") * 2 if term.endswith("^2") else term.split("*")
+        unknown = [p for p in parts if p not in index]
+        if len(parts) != 2 or unknown:
+            raise ValueError(
+                f"propensity term {term!r}: use 'column^2' or 'column*column' with expanded "
+                f"covariate names (unknown: {', '.join(unknown) or term})"
+            )
+        a, b = (X[:, index[p]] - X[:, index[p]].mean() for p in parts)
+        out[:, k] = a * b
+    return out

@@ -104,6 +104,7 @@ def match(
     categorical=None,
     discard: str = "none",
     propensity=None,
+    terms=(),
 ) -> MatchResult:
     """Greedy nearest-neighbour matching for the ATT (MatchIt semantics; module docstring).
 
@@ -128,7 +129,7 @@ def match(
     t = treatment_indicator(data, treatment)
     cats = categorical_columns(data, covariates, categorical)
     X, names, variables = _expand(data, covariates, cats, drop_first=False)
-    prop = _propensity(data, t, X, names, variables, propensity)
+    prop = _propensity(data, t, X, names, variables, propensity, terms)
     scalar = prop["ps" if distance == "ps" else "logit_ps"].to_numpy()
     width = math.inf
     if caliper is not None:
@@ -202,6 +203,7 @@ def ipw(
     *,
     categorical=None,
     propensity=None,
+    terms=(),
 ) -> MatchResult:
     """Inverse-probability weighting for the ATT (odds weights), for sensitivity analysis.
 
@@ -213,7 +215,7 @@ def ipw(
     t = treatment_indicator(data, treatment)
     cats = categorical_columns(data, covariates, categorical)
     X, names, variables = _expand(data, covariates, cats, drop_first=False)
-    prop = _propensity(data, t, X, names, variables, propensity)
+    prop = _propensity(data, t, X, names, variables, propensity, terms)
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
     w[~t] *= (~t).sum() / w[~t].sum()

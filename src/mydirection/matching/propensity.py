@@ -15,6 +15,7 @@ from mydirection.matching.design import (
     _examples,
     _expand,
     _first_levels,
+    term_matrix,
     treatment_indicator,
 )
 
@@ -83,12 +84,16 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
     )
 
 
-def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index) -> pd.DataFrame:
-    """Fit the propensity model on intercept + ``X[:, keep]``; ps and logit_ps per row."""
+def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index, extra=None) -> pd.DataFrame:
+    """Fit the propensity model on intercept + ``X[:, keep]`` (+ ``extra`` columns); ps and
+    logit_ps per row."""
     keep = np.asarray(keep, dtype=bool)
-    design = np.empty((X.shape[0], int(keep.sum()) + 1))
+    n_extra = 0 if extra is None else extra.shape[1]
+    design = np.empty((X.shape[0], int(keep.sum()) + 1 + n_extra))
     design[:, 0] = 1.0
-    design[:, 1:] = X[:, keep]
+    design[:, 1 : 1 + int(keep.sum())] = X[:, keep]
+    if n_extra:
+        design[:, 1 + int(keep.sum()) :] = extra
     gram = design.T @ design
     if np.linalg.matrix_rank(gram) < design.shape[1]:
         raise ValueError(
@@ -101,14 +106,18 @@ def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index) -> pd.DataFrame:
 
 
 def fit_propensity(
-    data: pd.DataFrame, treatment: str, covariates, categorical=None
+    data: pd.DataFrame, treatment: str, covariates, categorical=None, terms=()
 ) -> pd.DataFrame:
-    """Propensity scores: a frame (index of ``data``) with ``ps`` and ``logit_ps``."""
+    """Propensity scores: a frame (index of ``data``) with ``ps`` and ``logit_ps``.
+
+    ``terms``: extra model terms (squares, products) over the expanded covariates
+    (:func:`mydirection.matching.design.term_matrix`)."""
     t = treatment_indicator(data, treatment)
     if t.all() or not t.any():
         raise ValueError(f"column {treatment}: needs both treated and control units")
     X, names, variables = _expand(data, covariates, categorical, drop_first=False)
-    return _fit_matrix(X, ~_first_levels(names, variables), t, data.index)
+    extra = term_matrix(X, names, terms) if terms else None
+    return _fit_matrix(X, ~_first_levels(names, variables), t, data.index, extra)
 
 
 def propensity_model(data: pd.DataFrame, treatment: str, covariates, categorical=None):
@@ -131,7 +140,7 @@ def n_outside_support(ps, treated) -> int:
     return int(((pt < lo) | (pt > hi)).sum())
 
 
-def _propensity(data, t, X, names, variables, propensity):
+def _propensity(data, t, X, names, variables, propensity, terms=()):
     """Propensity frame: fitted on the expanded covariates, or checked if given.
 
     ``propensity`` may be a Series of probabilities or a frame with ``ps`` (and
@@ -140,7 +149,8 @@ def _propensity(data, t, X, names, variables, propensity):
     if propensity is None:
         if t.all() or not t.any():
             raise ValueError("treatment: needs both treated and control units")
-        return _fit_matrix(X, ~_first_levels(names, variables), t, data.index)
+        extra = term_matrix(X, names, terms) if terms else None
+        return _fit_matrix(X, ~_first_levels(names, variables), t, data.index, extra)
     if isinstance(propensity, pd.DataFrame):
         frame = propensity.reindex(data.index)
         ps = frame["ps"].to_numpy(dtype=float)
