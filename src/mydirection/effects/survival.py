@@ -10,9 +10,11 @@ Both are written out in NumPy so the method is visible and testable:
   where ``U_i`` are the (Efron-adjusted) score residuals and ``g`` the clusters (each row
   its own cluster when only weights are given); there is no small-sample factor, as in
   ``coxph(..., robust=TRUE)``.
-- :func:`kaplan_meier` gives the product-limit estimate with Greenwood's variance and the
-  log-log ("exponential Greenwood") 95 % confidence interval, R ``survfit``'s
-  ``conf.type="log-log"``. With weights, at-risk and event counts are weighted sums.
+- :func:`kaplan_meier` gives the product-limit estimate with Greenwood's variance, or the
+  robust (infinitesimal jackknife) variance that R ``survfit`` uses by default when weights
+  are not whole numbers or clusters are given, and the log-log ("exponential Greenwood")
+  95 % confidence interval, R ``survfit``'s ``conf.type="log-log"``. With weights, at-risk
+  and event counts are weighted sums; the people counts beside them are not.
 """
 
 from __future__ import annotations
@@ -239,20 +241,52 @@ def cox(
     return out
 
 
+KM_VARIANCES = ("auto", "greenwood", "robust")
+
+
+def _is_integer_valued(w: np.ndarray) -> bool:
+    return bool(np.all(w == np.floor(w)))
+
+
 def kaplan_meier(
     data: pd.DataFrame,
     duration: str,
     event: str,
     group: str | None = None,
     weights: str | None = None,
+    cluster: str | None = None,
+    variance: str = "auto",
 ) -> pd.DataFrame:
-    """Kaplan-Meier survival with Greenwood variance and log-log 95 % CI.
+    """Kaplan-Meier survival with Greenwood or robust (infinitesimal jackknife) variance.
 
     One row per group and distinct time (event or censoring): ``group``, ``time``,
-    ``at_risk``, ``events``, ``censored``, ``survival``, ``ci_low``, ``ci_high``.
-    The log-log interval is ``S^exp(+-z * se)`` with
-    ``se = sqrt(sum d/(n(n-d))) / |log S|``; it is undefined (NaN) where S is 0 or 1.
+    ``at_risk``, ``events``, ``censored`` (weighted sums), ``n_at_risk``, ``n_events``,
+    ``n_censored`` (people: one row is one person, unweighted), ``survival``, ``std_err``
+    (standard error of the survival, not of its log), ``ci_low``, ``ci_high`` and
+    ``variance`` (``"greenwood"`` or ``"robust"``, also in ``attrs["variance"]``).
+
+    ``variance="auto"`` follows R ``survfit`` (survival >= 3) for single-state curves: the
+    robust variance when a ``cluster`` is given or any weight is not a whole number
+    (``any(w != floor(w))``; matching with a ratio, with replacement, or weighting), else
+    Greenwood, which is right for unit or frequency (whole-number) weights only.
+
+    - Greenwood: ``Var S(t) = S(t)^2 sum_{s<=t} d_s / (n_s (n_s - d_s))`` (weighted n, d).
+    - Robust: ``Var S(t) = sum_g (sum_{i in g} U_i(t))^2`` over clusters ``g`` (each row its
+      own cluster without ``cluster``), with the infinitesimal-jackknife influence
+      ``U_i(t) = w_i dS(t)/dw_i = -S(t) w_i sum_{s<=t} (dN_i(s) - Y_i(s) d_s/n_s)/(n_s - d_s)``
+      (R's ``survfitkm`` recursion; 0 once S reaches 0). It does not change when all weights
+      are multiplied by a constant, and with unit weights it equals Greenwood.
+
+    The log-log 95 % interval is ``S^exp(+-z * se)`` with ``se = (std_err / S) / |log S|``
+    (``conf.type="log-log"``); it is undefined (NaN) where S is 0 and [1, 1] where S is 1.
     """
+    if variance not in KM_VARIANCES:
+        raise ValueError(f"variance must be one of {KM_VARIANCES}")
+    w_all = data[weights].to_numpy(float) if weights else np.ones(len(data))
+    if (w_all < 0).any():
+        raise ValueError("weights must be non-negative")
+    if variance == "auto":
+        variance = "robust" if cluster is not None or not _is_integer_valued(w_all) else "greenwood"
     groups = [(None, data)] if group is None else list(data.groupby(group, sort=True))
     parts = []
     for label, d in groups:
@@ -263,11 +297,21 @@ def kaplan_meier(
         idx = np.searchsorted(times, t)
         total = np.bincount(idx, weights=w, minlength=len(times))
         events = np.bincount(idx, weights=w * e, minlength=len(times))
+        people = np.bincount(idx, minlength=len(times))
+        people_events = np.bincount(idx, weights=e.astype(float), minlength=len(times))
         at_risk = _revcum(total)
         with np.errstate(divide="ignore", invalid="ignore"):
             surv = np.cumprod(1 - events / at_risk)
-            gw = np.cumsum(np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0))
-            se_ll = np.sqrt(gw) / np.abs(np.log(surv))
+            gw_step = np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0)
+            if variance == "greenwood":
+                var = surv**2 * np.cumsum(gw_step)
+            else:
+                codes = None
+                if cluster is not None:
+                    codes = pd.factorize(d[cluster], sort=True)[0]
+                var = _ij_variance(idx, e, w, at_risk, events, surv, codes)
+            std_err = np.sqrt(var)
+            se_ll = (std_err / surv) / np.abs(np.log(surv))
             ok = (surv > 0) & (surv < 1)
             lo = np.where(ok, surv ** np.exp(Z95 * se_ll), np.nan)
             hi = np.where(ok, surv ** np.exp(-Z95 * se_ll), np.nan)
@@ -281,13 +325,58 @@ def kaplan_meier(
                     "at_risk": at_risk,
                     "events": events,
                     "censored": total - events,
+                    "n_at_risk": _revcum(people).astype("int64"),
+                    "n_events": people_events.astype("int64"),
+                    "n_censored": (people - people_events).astype("int64"),
                     "survival": surv,
+                    "std_err": std_err,
                     "ci_low": lo,
                     "ci_high": hi,
+                    "variance": variance,
                 }
             )
         )
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["variance"] = variance
+    return out
+
+
+def _ij_variance(idx, dead, w, n, d, surv, codes=None) -> np.ndarray:
+    """Infinitesimal-jackknife variance of the KM at each distinct time (one group).
+
+    ``idx``: each row's time index; ``dead``: its event flag; ``w``: weights; ``n``, ``d``:
+    weighted at-risk and event sums per time; ``surv``: the KM; ``codes``: cluster codes
+    (None: every row its own cluster). With ``A_i(t) = U_i(t) / S(t)``,
+    ``A_i(t) = -w_i (dead_i [T_i <= t] / (n - d)_{T_i} - G(min(t, T_i)))`` where ``G`` is
+    the cumulative Greenwood sum ``sum d/(n (n - d))``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G = np.cumsum(np.where(d > 0, d / (n * (n - d)), 0.0))
+        jump = np.where(dead, 1.0 / (n - d)[idx], 0.0)
+    alive = surv > 0  # where S = 0 the influence is 0 (R's recursion), avoid inf * 0
+    T = len(n)
+    if codes is None:
+        # rows that have left by t: (jump - G(T_i))^2, fixed from T_i on; rows still at
+        # risk at t contribute G(t)^2 each
+        left = np.where(alive[idx], w**2 * (jump - G[idx]) ** 2, 0.0)
+        left_by = np.cumsum(np.bincount(idx, weights=left, minlength=T))
+        w2_after = _revcum(np.bincount(idx, weights=w**2, minlength=T))  # rows with T_i >= t
+        w2_later = np.concatenate([w2_after[1:], [0.0]])  # rows with T_i > t
+        ssq = left_by + G**2 * w2_later
+    else:
+        ncl = int(codes.max()) + 1
+        ssq = np.zeros(T)
+        for start in range(0, T, 256):  # chunks of times keep memory at (clusters x 256)
+            cols = np.arange(start, min(T, start + 256))
+            A = np.where(
+                idx[:, None] <= cols[None, :],
+                jump[:, None] - G[idx][:, None],
+                -G[cols][None, :],
+            ) * (-w[:, None])
+            summed = np.zeros((ncl, len(cols)))
+            np.add.at(summed, codes, A)
+            ssq[cols] = (summed**2).sum(0)
+    return np.where(alive, surv**2 * ssq, 0.0)
 
 
 def at_risk_at(km: pd.DataFrame, times) -> pd.DataFrame:
