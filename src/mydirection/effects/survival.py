@@ -9,7 +9,8 @@ Both are written out in NumPy so the method is visible and testable:
   ``sum_g (sum_{i in g} w_i D_i)(...)^T`` of the dfbeta residuals ``D_i = U_i I^-1``,
   where ``U_i`` are the (Efron-adjusted) score residuals and ``g`` the clusters (each row
   its own cluster when only weights are given); there is no small-sample factor, as in
-  ``coxph(..., robust=TRUE)``.
+  ``coxph(..., robust=TRUE)``. Its proportional-hazards test (scaled Schoenfeld
+  residuals) is :func:`mydirection.effects.ph_test.ph_test`.
 - :func:`kaplan_meier` gives the product-limit estimate with Greenwood's variance, or the
   robust (infinitesimal jackknife) variance that R ``survfit`` uses by default when weights
   are not whole numbers or clusters are given, and the log-log ("exponential Greenwood")
@@ -93,14 +94,20 @@ def _terms(s: _Sorted, beta: np.ndarray, ties: str, full: bool = True):
     return loglik, score, info, (a, denom, frac, wb)
 
 
-def _score_residuals(s: _Sorted, beta: np.ndarray, pieces) -> np.ndarray:
-    """Per-row score residuals U_i (unweighted), in sorted order."""
+def _score_residuals(s: _Sorted, beta: np.ndarray, pieces, gt=None) -> np.ndarray:
+    """Per-row score residuals U_i (unweighted), in sorted order.
+
+    ``U_i = int (x_i - xbar(t)) dM_i(t)`` (Efron-adjusted). With ``gt`` (one value per
+    distinct event time) they are those of the time-varying covariate ``x_i g(t)`` at
+    its coefficient 0: ``int g(t) (x_i - xbar(t)) dM_i(t)`` (the proportional-hazards test).
+    """
     a, denom, frac, wb = pieces
     X = s.X
     n, p = X.shape
     G = len(s.utimes)
     g = s.kgroup
-    haz = wb / denom  # hazard increment of each Efron step
+    gt = np.ones(G) if gt is None else np.asarray(gt, float)
+    haz = wb / denom * gt[g]  # hazard increment of each Efron step (times g(t))
     A = np.bincount(g, weights=haz, minlength=G)
     B = np.column_stack([np.bincount(g, weights=haz * a[:, j], minlength=G) for j in range(p)])
     A2 = np.bincount(g, weights=(1 - frac) * haz, minlength=G)
@@ -118,12 +125,103 @@ def _score_residuals(s: _Sorted, beta: np.ndarray, pieces) -> np.ndarray:
     U = -e[:, None] * (X * CA[last][:, None] - CB[last])
     dead = s.dead
     gd = s.dgroup
-    U[dead] = (
-        X[dead]
-        - xbar_dead[gd]
-        - e[dead, None] * (X[dead] * (CA[gd] + A2[gd])[:, None] - (CB[gd] + B2[gd]))
+    U[dead] = (X[dead] - xbar_dead[gd]) * gt[gd][:, None] - e[dead, None] * (
+        X[dead] * (CA[gd] + A2[gd])[:, None] - (CB[gd] + B2[gd])
     )
     return U
+
+
+class CoxFit:
+    """What a fitted Cox model leaves behind for diagnostics (rows sorted by time).
+
+    ``s``: the sorted data (covariates centred at their weighted means); ``beta``; the
+    model-based covariance ``cov_model`` (inverse information) and ``cov`` (the one
+    reported: robust or model); ``pieces`` of the Efron terms at ``beta``; ``clusters``:
+    cluster codes in sorted order (None: each row its own).
+    """
+
+    def __init__(self, s, beta, loglik, info, pieces, it, converged, ties, clusters):
+        self.s, self.beta, self.loglik, self.info = s, beta, loglik, info
+        self.pieces, self.iterations, self.converged = pieces, it, converged
+        self.ties, self.clusters = ties, clusters
+        self.cov_model = np.linalg.inv(info)
+
+    def robust_cov(self) -> np.ndarray:
+        """Lin-Wei sandwich: sum over clusters of (sum_i w_i D_i)(...)^T, D_i = U_i I^-1."""
+        U = _score_residuals(self.s, self.beta, self.pieces)
+        D = _cluster_sum((U @ self.cov_model) * self.s.w[:, None], self.clusters)
+        return D.T @ D
+
+
+def _cluster_sum(M: np.ndarray, codes) -> np.ndarray:
+    """Rows of ``M`` summed within clusters (``codes`` None: unchanged)."""
+    if codes is None:
+        return M
+    summed = np.zeros((int(codes.max()) + 1, M.shape[1]))
+    np.add.at(summed, codes, M)
+    return summed
+
+
+def _fit(
+    data: pd.DataFrame,
+    duration: str,
+    event: str,
+    covariates: list,
+    ties: str,
+    weights: str | None,
+    cluster: str | None,
+    tol: float,
+    max_iter: int,
+) -> CoxFit:
+    """Newton-Raphson with step halving on the (weighted, Efron or Breslow) partial likelihood."""
+    if ties not in ("efron", "breslow"):
+        raise ValueError("ties must be 'efron' or 'breslow'")
+    cols = [
+        duration,
+        event,
+        *covariates,
+        *([weights] if weights else []),
+        *([cluster] if cluster else []),
+    ]
+    df = data[cols].dropna()
+    X = df[covariates].to_numpy(float)
+    time = df[duration].to_numpy(float)
+    ev = df[event].to_numpy(float) > 0
+    w = df[weights].to_numpy(float) if weights else np.ones(len(df))
+    if (w < 0).any():
+        raise ValueError("weights must be non-negative")
+    keep = w > 0
+    X, time, ev, w = X[keep], time[keep], ev[keep], w[keep]
+    if not ev.any():
+        raise ValueError("no events: the Cox model cannot be fitted")
+    X = X - np.average(X, axis=0, weights=w)  # centring: same coefficients, stabler exp()
+    s = _Sorted(X, time, ev, w)
+    clusters = None
+    if cluster:
+        labels = df[cluster].to_numpy()[keep][s.order]
+        clusters = pd.factorize(pd.Series(labels), sort=True)[0]
+    beta = np.zeros(X.shape[1])
+    loglik, score, info, pieces = _terms(s, beta, ties)
+    it = 0
+    converged = False
+    while it < max_iter:
+        it += 1
+        ll_old = loglik
+        step = np.linalg.solve(info, score)
+        new = beta + step
+        ll_new, _, _, _ = _terms(s, new, ties, full=False)
+        halvings = 0
+        while ll_new < loglik - 1e-12 and halvings < 30:
+            step /= 2
+            new = beta + step
+            ll_new, _, _, _ = _terms(s, new, ties, full=False)
+            halvings += 1
+        beta = new
+        loglik, score, info, pieces = _terms(s, beta, ties)
+        if np.max(np.abs(step)) < tol or abs(loglik - ll_old) <= 1e-13 * abs(loglik):
+            converged = np.max(np.abs(step)) < 1e-4  # a flat likelihood with moving beta: infinite
+            break
+    return CoxFit(s, beta, loglik, info, pieces, it, converged, ties, clusters)
 
 
 def cox(
@@ -147,72 +245,20 @@ def cox(
     type; a RuntimeWarning says when Newton-Raphson did not converge (an infinite
     coefficient, e.g. a covariate that separates events from non-events).
     Covariates must be numeric (encode categories as 0/1 columns first).
+    Proportional-hazards diagnostics: :func:`mydirection.effects.ph_test.ph_test`.
     """
-    if ties not in ("efron", "breslow"):
-        raise ValueError("ties must be 'efron' or 'breslow'")
     covariates = list(covariates)
-    cols = [
-        duration,
-        event,
-        *covariates,
-        *([weights] if weights else []),
-        *([cluster] if cluster else []),
-    ]
-    df = data[cols].dropna()
-    X = df[covariates].to_numpy(float)
-    time = df[duration].to_numpy(float)
-    ev = df[event].to_numpy(float) > 0
-    w = df[weights].to_numpy(float) if weights else np.ones(len(df))
-    if (w < 0).any():
-        raise ValueError("weights must be non-negative")
-    keep = w > 0
-    X, time, ev, w = X[keep], time[keep], ev[keep], w[keep]
-    if not ev.any():
-        raise ValueError("no events: the Cox model cannot be fitted")
-    X = X - np.average(X, axis=0, weights=w)  # centring: same coefficients, stabler exp()
-    s = _Sorted(X, time, ev, w)
-    beta = np.zeros(X.shape[1])
-    loglik, score, info, _ = _terms(s, beta, ties)
-    it = 0
-    converged = False
-    while it < max_iter:
-        it += 1
-        ll_old = loglik
-        step = np.linalg.solve(info, score)
-        new = beta + step
-        ll_new, _, _, _ = _terms(s, new, ties, full=False)
-        halvings = 0
-        while ll_new < loglik - 1e-12 and halvings < 30:
-            step /= 2
-            new = beta + step
-            ll_new, _, _, _ = _terms(s, new, ties, full=False)
-            halvings += 1
-        beta = new
-        loglik, score, info, pieces = _terms(s, beta, ties)
-        if np.max(np.abs(step)) < tol or abs(loglik - ll_old) <= 1e-13 * abs(loglik):
-            converged = np.max(np.abs(step)) < 1e-4  # a flat likelihood with moving beta: infinite
-            break
-    if not converged:
+    fit = _fit(data, duration, event, covariates, ties, weights, cluster, tol, max_iter)
+    if not fit.converged:
         warnings.warn(
-            f"Cox model did not converge in {it} iterations (a coefficient may be infinite: "
-            "a covariate that separates events from non-events)",
+            f"Cox model did not converge in {fit.iterations} iterations (a coefficient may be "
+            "infinite: a covariate that separates events from non-events)",
             RuntimeWarning,
             stacklevel=2,
         )
-    cov_model = np.linalg.inv(info)
+    beta = fit.beta
     use_robust = robust if robust is not None else (weights is not None or cluster is not None)
-    if use_robust:
-        U = _score_residuals(s, beta, pieces)
-        D = (U @ cov_model) * s.w[:, None]
-        if cluster:
-            labels = df[cluster].to_numpy()[keep][s.order]
-            codes, _ = pd.factorize(pd.Series(labels), sort=True)
-            summed = np.zeros((codes.max() + 1, D.shape[1]))
-            np.add.at(summed, codes, D)
-            D = summed
-        cov = D.T @ D
-    else:
-        cov = cov_model
+    cov = fit.robust_cov() if use_robust else fit.cov_model
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
@@ -229,11 +275,11 @@ def cox(
         )
     out.attrs.update(
         {
-            "n": int(len(time)),
-            "events": int(ev.sum()),
-            "loglik": loglik,
-            "iterations": it,
-            "converged": bool(converged),
+            "n": int(len(fit.s.time)),
+            "events": int(fit.s.event.sum()),
+            "loglik": fit.loglik,
+            "iterations": fit.iterations,
+            "converged": bool(fit.converged),
             "ties": ties,
             "se_type": ("robust, clustered" if cluster else "robust") if use_robust else "model",
         }
