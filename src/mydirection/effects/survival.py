@@ -16,6 +16,8 @@ Both are written out in NumPy so the method is visible and testable:
   are not whole numbers or clusters are given, and the log-log ("exponential Greenwood")
   95 % confidence interval, R ``survfit``'s ``conf.type="log-log"``. With weights, at-risk
   and event counts are weighted sums; the people counts beside them are not.
+- :func:`plot_km` draws only what :func:`mydirection.effects.km_figure.km_for_publication`
+  releases: no count of people below the suppression threshold.
 """
 
 from __future__ import annotations
@@ -446,56 +448,23 @@ def median_survival(km: pd.DataFrame) -> pd.Series:
     return pd.Series(out, name="median")
 
 
-def plot_km(km: pd.DataFrame, path, title: str, labels: dict | None = None, ticks=None) -> None:
-    """Kaplan-Meier curves (steps) with 95 % CI bands and numbers at risk underneath.
+def plot_km(
+    km: pd.DataFrame,
+    path,
+    title: str,
+    labels: dict | None = None,
+    ticks=None,
+    suppression_threshold: int = 5,
+    step: float = 7.0,
+) -> None:
+    """Kaplan-Meier figure that reveals no count of people below ``suppression_threshold``.
 
-    ``labels`` maps a group value to its legend label; ``ticks`` are the times at which
-    numbers at risk are shown (default: 5 evenly spaced times from 0 to the last time).
+    Draws :func:`mydirection.effects.km_figure.km_for_publication` of ``km``: the curves at
+    the released boundaries (joined by straight lines) with their 95 % bands, and the
+    numbers at risk (people) at ``ticks`` (default: 5 evenly spaced times from 0 to the
+    last time). ``labels`` maps a group value to its legend label.
     """
-    import matplotlib
+    from mydirection.effects.km_figure import km_for_publication, plot_published_km
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = labels or {}
-    tmax = float(km["time"].max()) if len(km) else 1.0
-    ticks = list(ticks) if ticks is not None else list(np.linspace(0, tmax, 5).round())
-    groups = list(km.groupby("group", sort=True, dropna=False))
-    fig, (ax, tab) = plt.subplots(
-        2, 1, figsize=(8, 5.2 + 0.25 * len(groups)), height_ratios=[5, 0.4 + 0.3 * len(groups)]
-    )
-    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    for i, (g, d) in enumerate(groups):
-        c = colours[i % len(colours)]
-        t = np.concatenate([[0.0], d["time"].to_numpy(float)])
-        s = np.concatenate([[1.0], d["survival"].to_numpy(float)])
-        lo = np.concatenate([[1.0], d["ci_low"].ffill().fillna(1.0).to_numpy(float)])
-        hi = np.concatenate([[1.0], d["ci_high"].ffill().fillna(1.0).to_numpy(float)])
-        ax.step(t, s, where="post", color=c, label=labels.get(g, str(g)))
-        ax.fill_between(t, lo, hi, step="post", color=c, alpha=0.2, linewidth=0)
-    ax.set_xlim(0, tmax)
-    bottom = km["ci_low"].min()
-    if not np.isfinite(bottom):
-        bottom = km["survival"].min() if len(km) else 0.0
-    ax.set_ylim(max(0.0, float(bottom) - 0.05), 1.01)
-    ax.set_xlabel("Days since index date")
-    ax.set_ylabel("Proportion without a proven re-offence")
-    ax.set_title(title)
-    ax.legend(loc="lower left")
-    risk = at_risk_at(km, ticks)
-    tab.set_xlim(0, tmax)
-    tab.set_ylim(-0.5, len(groups) - 0.5)
-    tab.axis("off")
-    tab.set_title("Numbers at risk (weighted)", fontsize=9, loc="left")
-    for i, (g, _) in enumerate(groups):
-        row = len(groups) - 1 - i
-        tab.text(
-            -0.04, row, labels.get(g, str(g)), ha="right", va="center", fontsize=8,
-            transform=tab.get_yaxis_transform(),
-        )  # fmt: skip
-        for r in risk[risk["group"].astype(str) == str(g)].itertuples():
-            tab.text(r.time, row, f"{r.at_risk:,.0f}", ha="center", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.subplots_adjust(left=0.2)
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    published = km_for_publication(km, threshold=suppression_threshold, ticks=ticks, step=step)
+    plot_published_km(published, path, title, labels)
