@@ -89,6 +89,19 @@ def test_seven_people_who_all_reoffend_show_one_drop_of_seven():
     assert _attack(curve, at_risk, 7) == []
 
 
+def test_too_few_reoffences_in_the_tail_merge_back_instead_of_cutting_the_curve():
+    # 100 people: 5 re-offend on each of days 10, 50, 100, 150, 200, 250, 3 on day 320,
+    # 67 reach day 365. The 3 late re-offences cannot be an interval of their own: they
+    # are merged with the day-250 ones, so the curve still reaches day 365 (at 67/100).
+    days = [d for d in (10, 50, 100, 150, 200, 250) for _ in range(5)] + [320] * 3
+    df = pd.DataFrame({"t": days + [365] * 67, "e": [1] * 33 + [0] * 67})
+    curve, at_risk = km_for_publication(kaplan_meier(df, "t", "e"), threshold=K, ticks=TICKS)
+    assert curve["time"].iloc[-1] == 365 and curve["survival"].iloc[-1] == pytest.approx(0.67)
+    assert list(at_risk["label"]) == ["100", "90", "80", NOT_SHOWN, "67"]
+    assert 245 <= curve["time"].iloc[-2] <= 250  # the last interval holds days 250 and 320
+    _check_against_rows(df, curve, at_risk, K)
+
+
 def _check_against_rows(df, curve, at_risk, k):
     """The rule, checked from the raw rows (not from the KM table)."""
     bounds = curve["time"].tolist()

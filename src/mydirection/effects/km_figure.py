@@ -23,9 +23,11 @@ one row per person; times are grouped into half-open intervals ``[a, b)``):
    (every ``step`` time units): an interval is closed at the first grid time at which it
    may be released; a remainder that cannot be closed before the next released tick is
    merged into the interval before it (the whole tick interval is releasable).
-4. The curve is cut at the last released boundary: where an interval cannot be closed
-   (too few events or censorings left, or fewer than ``k`` people would remain at risk),
-   nothing after it is shown.
+4. If the last interval cannot be closed (too few re-offences or censorings left in the
+   tail), the intervals before it are merged into it, latest first, until it can: the curve
+   reaches the latest grid time that some merge makes releasable. Where none does (fewer
+   than ``k`` people would remain at risk), the curve is cut at the last released boundary
+   and nothing after it is shown.
 5. Numbers at risk are printed at the ticks: the exact count at a released boundary; "<k"
    where fewer than ``k`` (but some) people are at risk; "0" where none; and "–" at a tick
    inside a merged interval (its exact count would reveal a small number by difference).
@@ -104,6 +106,13 @@ def _boundaries(counts: _Counts, ticks, grid, k: int) -> list[float]:
             inner.pop()  # merge an unclosable remainder into the interval before it
         chosen.extend([*inner, b])
     chosen.extend(_greedy(counts, chosen[-1], [g for g in grid if g > chosen[-1]], k))
+    # too few re-offences (or censorings) in the tail: rather than stop early, merge the
+    # last intervals (latest first) into one that reaches the latest possible grid time
+    for end in sorted((g for g in grid if g > chosen[-1]), reverse=True):
+        starts = [i for i in range(len(chosen) - 1, -1, -1) if counts.releasable(chosen[i], end, k)]
+        if starts:
+            chosen = [*chosen[: starts[0] + 1], end]
+            break
     return chosen
 
 
