@@ -9,10 +9,15 @@ Both are written out in NumPy so the method is visible and testable:
   ``sum_g (sum_{i in g} w_i D_i)(...)^T`` of the dfbeta residuals ``D_i = U_i I^-1``,
   where ``U_i`` are the (Efron-adjusted) score residuals and ``g`` the clusters (each row
   its own cluster when only weights are given); there is no small-sample factor, as in
-  ``coxph(..., robust=TRUE)``.
-- :func:`kaplan_meier` gives the product-limit estimate with Greenwood's variance and the
-  log-log ("exponential Greenwood") 95 % confidence interval, R ``survfit``'s
-  ``conf.type="log-log"``. With weights, at-risk and event counts are weighted sums.
+  ``coxph(..., robust=TRUE)``. Its proportional-hazards test (scaled Schoenfeld
+  residuals) is :func:`mydirection.effects.ph_test.ph_test`.
+- :func:`kaplan_meier` gives the product-limit estimate with Greenwood's variance, or the
+  robust (infinitesimal jackknife) variance that R ``survfit`` uses by default when weights
+  are not whole numbers or clusters are given, and the log-log ("exponential Greenwood")
+  95 % confidence interval, R ``survfit``'s ``conf.type="log-log"``. With weights, at-risk
+  and event counts are weighted sums; the people counts beside them are not.
+- :func:`plot_km` draws only what :func:`mydirection.effects.km_figure.km_for_publication`
+  releases: no count of people below the suppression threshold.
 """
 
 from __future__ import annotations
@@ -91,14 +96,20 @@ def _terms(s: _Sorted, beta: np.ndarray, ties: str, full: bool = True):
     return loglik, score, info, (a, denom, frac, wb)
 
 
-def _score_residuals(s: _Sorted, beta: np.ndarray, pieces) -> np.ndarray:
-    """Per-row score residuals U_i (unweighted), in sorted order."""
+def _score_residuals(s: _Sorted, beta: np.ndarray, pieces, gt=None) -> np.ndarray:
+    """Per-row score residuals U_i (unweighted), in sorted order.
+
+    ``U_i = int (x_i - xbar(t)) dM_i(t)`` (Efron-adjusted). With ``gt`` (one value per
+    distinct event time) they are those of the time-varying covariate ``x_i g(t)`` at
+    its coefficient 0: ``int g(t) (x_i - xbar(t)) dM_i(t)`` (the proportional-hazards test).
+    """
     a, denom, frac, wb = pieces
     X = s.X
     n, p = X.shape
     G = len(s.utimes)
     g = s.kgroup
-    haz = wb / denom  # hazard increment of each Efron step
+    gt = np.ones(G) if gt is None else np.asarray(gt, float)
+    haz = wb / denom * gt[g]  # hazard increment of each Efron step (times g(t))
     A = np.bincount(g, weights=haz, minlength=G)
     B = np.column_stack([np.bincount(g, weights=haz * a[:, j], minlength=G) for j in range(p)])
     A2 = np.bincount(g, weights=(1 - frac) * haz, minlength=G)
@@ -116,12 +127,103 @@ def _score_residuals(s: _Sorted, beta: np.ndarray, pieces) -> np.ndarray:
     U = -e[:, None] * (X * CA[last][:, None] - CB[last])
     dead = s.dead
     gd = s.dgroup
-    U[dead] = (
-        X[dead]
-        - xbar_dead[gd]
-        - e[dead, None] * (X[dead] * (CA[gd] + A2[gd])[:, None] - (CB[gd] + B2[gd]))
+    U[dead] = (X[dead] - xbar_dead[gd]) * gt[gd][:, None] - e[dead, None] * (
+        X[dead] * (CA[gd] + A2[gd])[:, None] - (CB[gd] + B2[gd])
     )
     return U
+
+
+class CoxFit:
+    """What a fitted Cox model leaves behind for diagnostics (rows sorted by time).
+
+    ``s``: the sorted data (covariates centred at their weighted means); ``beta``; the
+    model-based covariance ``cov_model`` (inverse information) and ``cov`` (the one
+    reported: robust or model); ``pieces`` of the Efron terms at ``beta``; ``clusters``:
+    cluster codes in sorted order (None: each row its own).
+    """
+
+    def __init__(self, s, beta, loglik, info, pieces, it, converged, ties, clusters):
+        self.s, self.beta, self.loglik, self.info = s, beta, loglik, info
+        self.pieces, self.iterations, self.converged = pieces, it, converged
+        self.ties, self.clusters = ties, clusters
+        self.cov_model = np.linalg.inv(info)
+
+    def robust_cov(self) -> np.ndarray:
+        """Lin-Wei sandwich: sum over clusters of (sum_i w_i D_i)(...)^T, D_i = U_i I^-1."""
+        U = _score_residuals(self.s, self.beta, self.pieces)
+        D = _cluster_sum((U @ self.cov_model) * self.s.w[:, None], self.clusters)
+        return D.T @ D
+
+
+def _cluster_sum(M: np.ndarray, codes) -> np.ndarray:
+    """Rows of ``M`` summed within clusters (``codes`` None: unchanged)."""
+    if codes is None:
+        return M
+    summed = np.zeros((int(codes.max()) + 1, M.shape[1]))
+    np.add.at(summed, codes, M)
+    return summed
+
+
+def _fit(
+    data: pd.DataFrame,
+    duration: str,
+    event: str,
+    covariates: list,
+    ties: str,
+    weights: str | None,
+    cluster: str | None,
+    tol: float,
+    max_iter: int,
+) -> CoxFit:
+    """Newton-Raphson with step halving on the (weighted, Efron or Breslow) partial likelihood."""
+    if ties not in ("efron", "breslow"):
+        raise ValueError("ties must be 'efron' or 'breslow'")
+    cols = [
+        duration,
+        event,
+        *covariates,
+        *([weights] if weights else []),
+        *([cluster] if cluster else []),
+    ]
+    df = data[cols].dropna()
+    X = df[covariates].to_numpy(float)
+    time = df[duration].to_numpy(float)
+    ev = df[event].to_numpy(float) > 0
+    w = df[weights].to_numpy(float) if weights else np.ones(len(df))
+    if (w < 0).any():
+        raise ValueError("weights must be non-negative")
+    keep = w > 0
+    X, time, ev, w = X[keep], time[keep], ev[keep], w[keep]
+    if not ev.any():
+        raise ValueError("no events: the Cox model cannot be fitted")
+    X = X - np.average(X, axis=0, weights=w)  # centring: same coefficients, stabler exp()
+    s = _Sorted(X, time, ev, w)
+    clusters = None
+    if cluster:
+        labels = df[cluster].to_numpy()[keep][s.order]
+        clusters = pd.factorize(pd.Series(labels), sort=True)[0]
+    beta = np.zeros(X.shape[1])
+    loglik, score, info, pieces = _terms(s, beta, ties)
+    it = 0
+    converged = False
+    while it < max_iter:
+        it += 1
+        ll_old = loglik
+        step = np.linalg.solve(info, score)
+        new = beta + step
+        ll_new, _, _, _ = _terms(s, new, ties, full=False)
+        halvings = 0
+        while ll_new < loglik - 1e-12 and halvings < 30:
+            step /= 2
+            new = beta + step
+            ll_new, _, _, _ = _terms(s, new, ties, full=False)
+            halvings += 1
+        beta = new
+        loglik, score, info, pieces = _terms(s, beta, ties)
+        if np.max(np.abs(step)) < tol or abs(loglik - ll_old) <= 1e-13 * abs(loglik):
+            converged = np.max(np.abs(step)) < 1e-4  # a flat likelihood with moving beta: infinite
+            break
+    return CoxFit(s, beta, loglik, info, pieces, it, converged, ties, clusters)
 
 
 def cox(
@@ -145,72 +247,20 @@ def cox(
     type; a RuntimeWarning says when Newton-Raphson did not converge (an infinite
     coefficient, e.g. a covariate that separates events from non-events).
     Covariates must be numeric (encode categories as 0/1 columns first).
+    Proportional-hazards diagnostics: :func:`mydirection.effects.ph_test.ph_test`.
     """
-    if ties not in ("efron", "breslow"):
-        raise ValueError("ties must be 'efron' or 'breslow'")
     covariates = list(covariates)
-    cols = [
-        duration,
-        event,
-        *covariates,
-        *([weights] if weights else []),
-        *([cluster] if cluster else []),
-    ]
-    df = data[cols].dropna()
-    X = df[covariates].to_numpy(float)
-    time = df[duration].to_numpy(float)
-    ev = df[event].to_numpy(float) > 0
-    w = df[weights].to_numpy(float) if weights else np.ones(len(df))
-    if (w < 0).any():
-        raise ValueError("weights must be non-negative")
-    keep = w > 0
-    X, time, ev, w = X[keep], time[keep], ev[keep], w[keep]
-    if not ev.any():
-        raise ValueError("no events: the Cox model cannot be fitted")
-    X = X - np.average(X, axis=0, weights=w)  # centring: same coefficients, stabler exp()
-    s = _Sorted(X, time, ev, w)
-    beta = np.zeros(X.shape[1])
-    loglik, score, info, _ = _terms(s, beta, ties)
-    it = 0
-    converged = False
-    while it < max_iter:
-        it += 1
-        ll_old = loglik
-        step = np.linalg.solve(info, score)
-        new = beta + step
-        ll_new, _, _, _ = _terms(s, new, ties, full=False)
-        halvings = 0
-        while ll_new < loglik - 1e-12 and halvings < 30:
-            step /= 2
-            new = beta + step
-            ll_new, _, _, _ = _terms(s, new, ties, full=False)
-            halvings += 1
-        beta = new
-        loglik, score, info, pieces = _terms(s, beta, ties)
-        if np.max(np.abs(step)) < tol or abs(loglik - ll_old) <= 1e-13 * abs(loglik):
-            converged = np.max(np.abs(step)) < 1e-4  # a flat likelihood with moving beta: infinite
-            break
-    if not converged:
+    fit = _fit(data, duration, event, covariates, ties, weights, cluster, tol, max_iter)
+    if not fit.converged:
         warnings.warn(
-            f"Cox model did not converge in {it} iterations (a coefficient may be infinite: "
-            "a covariate that separates events from non-events)",
+            f"Cox model did not converge in {fit.iterations} iterations (a coefficient may be "
+            "infinite: a covariate that separates events from non-events)",
             RuntimeWarning,
             stacklevel=2,
         )
-    cov_model = np.linalg.inv(info)
+    beta = fit.beta
     use_robust = robust if robust is not None else (weights is not None or cluster is not None)
-    if use_robust:
-        U = _score_residuals(s, beta, pieces)
-        D = (U @ cov_model) * s.w[:, None]
-        if cluster:
-            labels = df[cluster].to_numpy()[keep][s.order]
-            codes, _ = pd.factorize(pd.Series(labels), sort=True)
-            summed = np.zeros((codes.max() + 1, D.shape[1]))
-            np.add.at(summed, codes, D)
-            D = summed
-        cov = D.T @ D
-    else:
-        cov = cov_model
+    cov = fit.robust_cov() if use_robust else fit.cov_model
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
@@ -227,16 +277,23 @@ def cox(
         )
     out.attrs.update(
         {
-            "n": int(len(time)),
-            "events": int(ev.sum()),
-            "loglik": loglik,
-            "iterations": it,
-            "converged": bool(converged),
+            "n": int(len(fit.s.time)),
+            "events": int(fit.s.event.sum()),
+            "loglik": fit.loglik,
+            "iterations": fit.iterations,
+            "converged": bool(fit.converged),
             "ties": ties,
             "se_type": ("robust, clustered" if cluster else "robust") if use_robust else "model",
         }
     )
     return out
+
+
+KM_VARIANCES = ("auto", "greenwood", "robust")
+
+
+def _is_integer_valued(w: np.ndarray) -> bool:
+    return bool(np.all(w == np.floor(w)))
 
 
 def kaplan_meier(
@@ -245,14 +302,39 @@ def kaplan_meier(
     event: str,
     group: str | None = None,
     weights: str | None = None,
+    cluster: str | None = None,
+    variance: str = "auto",
 ) -> pd.DataFrame:
-    """Kaplan-Meier survival with Greenwood variance and log-log 95 % CI.
+    """Kaplan-Meier survival with Greenwood or robust (infinitesimal jackknife) variance.
 
     One row per group and distinct time (event or censoring): ``group``, ``time``,
-    ``at_risk``, ``events``, ``censored``, ``survival``, ``ci_low``, ``ci_high``.
-    The log-log interval is ``S^exp(+-z * se)`` with
-    ``se = sqrt(sum d/(n(n-d))) / |log S|``; it is undefined (NaN) where S is 0 or 1.
+    ``at_risk``, ``events``, ``censored`` (weighted sums), ``n_at_risk``, ``n_events``,
+    ``n_censored`` (people: one row is one person, unweighted), ``survival``, ``std_err``
+    (standard error of the survival, not of its log), ``ci_low``, ``ci_high`` and
+    ``variance`` (``"greenwood"`` or ``"robust"``, also in ``attrs["variance"]``).
+
+    ``variance="auto"`` follows R ``survfit`` (survival >= 3) for single-state curves: the
+    robust variance when a ``cluster`` is given or any weight is not a whole number
+    (``any(w != floor(w))``; matching with a ratio, with replacement, or weighting), else
+    Greenwood, which is right for unit or frequency (whole-number) weights only.
+
+    - Greenwood: ``Var S(t) = S(t)^2 sum_{s<=t} d_s / (n_s (n_s - d_s))`` (weighted n, d).
+    - Robust: ``Var S(t) = sum_g (sum_{i in g} U_i(t))^2`` over clusters ``g`` (each row its
+      own cluster without ``cluster``), with the infinitesimal-jackknife influence
+      ``U_i(t) = w_i dS(t)/dw_i = -S(t) w_i sum_{s<=t} (dN_i(s) - Y_i(s) d_s/n_s)/(n_s - d_s)``
+      (R's ``survfitkm`` recursion; 0 once S reaches 0). It does not change when all weights
+      are multiplied by a constant, and with unit weights it equals Greenwood.
+
+    The log-log 95 % interval is ``S^exp(+-z * se)`` with ``se = (std_err / S) / |log S|``
+    (``conf.type="log-log"``); it is undefined (NaN) where S is 0 and [1, 1] where S is 1.
     """
+    if variance not in KM_VARIANCES:
+        raise ValueError(f"variance must be one of {KM_VARIANCES}")
+    w_all = data[weights].to_numpy(float) if weights else np.ones(len(data))
+    if (w_all < 0).any():
+        raise ValueError("weights must be non-negative")
+    if variance == "auto":
+        variance = "robust" if cluster is not None or not _is_integer_valued(w_all) else "greenwood"
     groups = [(None, data)] if group is None else list(data.groupby(group, sort=True))
     parts = []
     for label, d in groups:
@@ -263,11 +345,21 @@ def kaplan_meier(
         idx = np.searchsorted(times, t)
         total = np.bincount(idx, weights=w, minlength=len(times))
         events = np.bincount(idx, weights=w * e, minlength=len(times))
+        people = np.bincount(idx, minlength=len(times))
+        people_events = np.bincount(idx, weights=e.astype(float), minlength=len(times))
         at_risk = _revcum(total)
         with np.errstate(divide="ignore", invalid="ignore"):
             surv = np.cumprod(1 - events / at_risk)
-            gw = np.cumsum(np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0))
-            se_ll = np.sqrt(gw) / np.abs(np.log(surv))
+            gw_step = np.where(events > 0, events / (at_risk * (at_risk - events)), 0.0)
+            if variance == "greenwood":
+                var = surv**2 * np.cumsum(gw_step)
+            else:
+                codes = None
+                if cluster is not None:
+                    codes = pd.factorize(d[cluster], sort=True)[0]
+                var = _ij_variance(idx, e, w, at_risk, events, surv, codes)
+            std_err = np.sqrt(var)
+            se_ll = (std_err / surv) / np.abs(np.log(surv))
             ok = (surv > 0) & (surv < 1)
             lo = np.where(ok, surv ** np.exp(Z95 * se_ll), np.nan)
             hi = np.where(ok, surv ** np.exp(-Z95 * se_ll), np.nan)
@@ -281,13 +373,58 @@ def kaplan_meier(
                     "at_risk": at_risk,
                     "events": events,
                     "censored": total - events,
+                    "n_at_risk": _revcum(people).astype("int64"),
+                    "n_events": people_events.astype("int64"),
+                    "n_censored": (people - people_events).astype("int64"),
                     "survival": surv,
+                    "std_err": std_err,
                     "ci_low": lo,
                     "ci_high": hi,
+                    "variance": variance,
                 }
             )
         )
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["variance"] = variance
+    return out
+
+
+def _ij_variance(idx, dead, w, n, d, surv, codes=None) -> np.ndarray:
+    """Infinitesimal-jackknife variance of the KM at each distinct time (one group).
+
+    ``idx``: each row's time index; ``dead``: its event flag; ``w``: weights; ``n``, ``d``:
+    weighted at-risk and event sums per time; ``surv``: the KM; ``codes``: cluster codes
+    (None: every row its own cluster). With ``A_i(t) = U_i(t) / S(t)``,
+    ``A_i(t) = -w_i (dead_i [T_i <= t] / (n - d)_{T_i} - G(min(t, T_i)))`` where ``G`` is
+    the cumulative Greenwood sum ``sum d/(n (n - d))``.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        G = np.cumsum(np.where(d > 0, d / (n * (n - d)), 0.0))
+        jump = np.where(dead, 1.0 / (n - d)[idx], 0.0)
+    alive = surv > 0  # where S = 0 the influence is 0 (R's recursion), avoid inf * 0
+    T = len(n)
+    if codes is None:
+        # rows that have left by t: (jump - G(T_i))^2, fixed from T_i on; rows still at
+        # risk at t contribute G(t)^2 each
+        left = np.where(alive[idx], w**2 * (jump - G[idx]) ** 2, 0.0)
+        left_by = np.cumsum(np.bincount(idx, weights=left, minlength=T))
+        w2_after = _revcum(np.bincount(idx, weights=w**2, minlength=T))  # rows with T_i >= t
+        w2_later = np.concatenate([w2_after[1:], [0.0]])  # rows with T_i > t
+        ssq = left_by + G**2 * w2_later
+    else:
+        ncl = int(codes.max()) + 1
+        ssq = np.zeros(T)
+        for start in range(0, T, 256):  # chunks of times keep memory at (clusters x 256)
+            cols = np.arange(start, min(T, start + 256))
+            A = np.where(
+                idx[:, None] <= cols[None, :],
+                jump[:, None] - G[idx][:, None],
+                -G[cols][None, :],
+            ) * (-w[:, None])
+            summed = np.zeros((ncl, len(cols)))
+            np.add.at(summed, codes, A)
+            ssq[cols] = (summed**2).sum(0)
+    return np.where(alive, surv**2 * ssq, 0.0)
 
 
 def at_risk_at(km: pd.DataFrame, times) -> pd.DataFrame:
@@ -311,56 +448,23 @@ def median_survival(km: pd.DataFrame) -> pd.Series:
     return pd.Series(out, name="median")
 
 
-def plot_km(km: pd.DataFrame, path, title: str, labels: dict | None = None, ticks=None) -> None:
-    """Kaplan-Meier curves (steps) with 95 % CI bands and numbers at risk underneath.
+def plot_km(
+    km: pd.DataFrame,
+    path,
+    title: str,
+    labels: dict | None = None,
+    ticks=None,
+    suppression_threshold: int = 5,
+    step: float = 7.0,
+) -> None:
+    """Kaplan-Meier figure that reveals no count of people below ``suppression_threshold``.
 
-    ``labels`` maps a group value to its legend label; ``ticks`` are the times at which
-    numbers at risk are shown (default: 5 evenly spaced times from 0 to the last time).
+    Draws :func:`mydirection.effects.km_figure.km_for_publication` of ``km``: the curves at
+    the released boundaries (joined by straight lines) with their 95 % bands, and the
+    numbers at risk (people) at ``ticks`` (default: 5 evenly spaced times from 0 to the
+    last time). ``labels`` maps a group value to its legend label.
     """
-    import matplotlib
+    from mydirection.effects.km_figure import km_for_publication, plot_published_km
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = labels or {}
-    tmax = float(km["time"].max()) if len(km) else 1.0
-    ticks = list(ticks) if ticks is not None else list(np.linspace(0, tmax, 5).round())
-    groups = list(km.groupby("group", sort=True, dropna=False))
-    fig, (ax, tab) = plt.subplots(
-        2, 1, figsize=(8, 5.2 + 0.25 * len(groups)), height_ratios=[5, 0.4 + 0.3 * len(groups)]
-    )
-    colours = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
-    for i, (g, d) in enumerate(groups):
-        c = colours[i % len(colours)]
-        t = np.concatenate([[0.0], d["time"].to_numpy(float)])
-        s = np.concatenate([[1.0], d["survival"].to_numpy(float)])
-        lo = np.concatenate([[1.0], d["ci_low"].ffill().fillna(1.0).to_numpy(float)])
-        hi = np.concatenate([[1.0], d["ci_high"].ffill().fillna(1.0).to_numpy(float)])
-        ax.step(t, s, where="post", color=c, label=labels.get(g, str(g)))
-        ax.fill_between(t, lo, hi, step="post", color=c, alpha=0.2, linewidth=0)
-    ax.set_xlim(0, tmax)
-    bottom = km["ci_low"].min()
-    if not np.isfinite(bottom):
-        bottom = km["survival"].min() if len(km) else 0.0
-    ax.set_ylim(max(0.0, float(bottom) - 0.05), 1.01)
-    ax.set_xlabel("Days since index date")
-    ax.set_ylabel("Proportion without a proven re-offence")
-    ax.set_title(title)
-    ax.legend(loc="lower left")
-    risk = at_risk_at(km, ticks)
-    tab.set_xlim(0, tmax)
-    tab.set_ylim(-0.5, len(groups) - 0.5)
-    tab.axis("off")
-    tab.set_title("Numbers at risk (weighted)", fontsize=9, loc="left")
-    for i, (g, _) in enumerate(groups):
-        row = len(groups) - 1 - i
-        tab.text(
-            -0.04, row, labels.get(g, str(g)), ha="right", va="center", fontsize=8,
-            transform=tab.get_yaxis_transform(),
-        )  # fmt: skip
-        for r in risk[risk["group"].astype(str) == str(g)].itertuples():
-            tab.text(r.time, row, f"{r.at_risk:,.0f}", ha="center", va="center", fontsize=8)
-    fig.tight_layout()
-    fig.subplots_adjust(left=0.2)
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    published = km_for_publication(km, threshold=suppression_threshold, ticks=ticks, step=step)
+    plot_published_km(published, path, title, labels)
