@@ -244,3 +244,18 @@ def test_normal_close_to_exact_for_many_pairs():
         n = sens.signed_rank_upper_p(d, g, "normal")
         assert n == pytest.approx(e, abs=0.01)
     assert sens.signed_rank_upper_p(d, 1.3, "auto") == sens.signed_rank_upper_p(d, 1.3, "exact")
+
+
+def test_grouped_fft_convolution_equals_pair_by_pair():
+    from mydirection.sensitivity.signed_rank import _doubled, _sum_pmf, _sum_pmf_direct
+
+    rng = np.random.default_rng(8)
+    counts = rng.poisson(1.0, (400, 2))
+    d = (counts[:, 1] - counts[:, 0]).astype(float)
+    q, _ = sens.signed_rank_scores(d)
+    s = _doubled(q[q > 0])
+    assert len(s) > 200 and 20 * len(np.unique(s)) < len(s)  # the grouped route is taken
+    for p in (0.5, 0.6, 0.8):
+        a, b = _sum_pmf(s, p), _sum_pmf_direct(s, p)
+        assert a.shape == b.shape
+        np.testing.assert_allclose(np.cumsum(a[::-1]), np.cumsum(b[::-1]), atol=1e-12)

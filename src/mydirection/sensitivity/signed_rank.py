@@ -33,8 +33,10 @@ Bernoulli(p+)``; the lower bound uses ``p- = 1 / (1 + Gamma)``. The one-sided p-
 is ``P(T+ >= T_observed)``:
 
 - ``method="exact"``: the distribution of ``T+`` by convolution over the pairs (average
-  ranks are multiples of 1/2, so the doubled scores are integers). Cost ~ n_nonzero x
-  n_nonzero^2 operations; ``"auto"`` uses it up to :data:`EXACT_MAX_PAIRS` non-zero pairs.
+  ranks are multiples of 1/2, so the doubled scores are integers); pairs with equal scores
+  are convolved together as a scaled binomial (by FFT) when cheaper, which makes count
+  outcomes (few distinct scores) fast. ``"auto"`` uses it up to :data:`EXACT_MAX_PAIRS`
+  non-zero pairs and the normal approximation beyond.
 - ``method="normal"``: ``z = (T - p+ sum q) / sqrt(p+ (1 - p+) sum q^2)`` without continuity
   correction, as ``senWilcox`` and ``psens`` (at ``Gamma = 1`` it is the usual tie-corrected
   normal approximation of Wilcoxon's test).
@@ -58,7 +60,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import signal, stats
 
 from mydirection.sensitivity.rosenbaum import (
     BoundsSummary,
@@ -69,7 +71,7 @@ from mydirection.sensitivity.rosenbaum import (
 
 ZERO_METHODS = ("wilcox", "pratt")
 METHODS = ("exact", "normal", "auto")
-EXACT_MAX_PAIRS = 1000
+EXACT_MAX_PAIRS = 500
 
 
 def pair_differences(
@@ -138,9 +140,9 @@ def _doubled(q: np.ndarray) -> np.ndarray:
     return s
 
 
-def _sum_pmf(scores: np.ndarray, p: float) -> np.ndarray:
+def _sum_pmf_direct(scores: np.ndarray, p: float) -> np.ndarray:
     """PMF of ``sum_i scores_i B_i`` (B_i iid Bernoulli(p)) on 0..sum(scores), by
-    convolution one pair at a time."""
+    convolution one pair at a time (n x sum(scores) operations)."""
     total = int(scores.sum())
     pmf = np.zeros(total + 1)
     pmf[0] = 1.0
@@ -150,6 +152,24 @@ def _sum_pmf(scores: np.ndarray, p: float) -> np.ndarray:
         pmf[: top + 1] *= 1.0 - p
         pmf[s : s + top + 1] += shifted
         top += int(s)
+    return pmf
+
+
+def _sum_pmf(scores: np.ndarray, p: float) -> np.ndarray:
+    """The same PMF; pairs with equal scores are taken together (``s x Binomial(c, p)``,
+    FFT convolution) when that is cheaper -- count outcomes have few distinct scores. The
+    FFT route's rounding error in the tail probabilities is below 1e-12 (tested against
+    the direct route). Timings (one p-value): 100 non-zero pairs 1 ms; 300 about 0.2 s;
+    700 about 2 s."""
+    scores = scores[scores > 0]
+    values, counts = np.unique(scores, return_counts=True)
+    if len(scores) <= 200 or 20 * len(values) >= len(scores):  # measured break-even
+        return _sum_pmf_direct(scores, p)
+    pmf = np.array([1.0])
+    for s, c in zip(values, counts, strict=True):
+        kernel = np.zeros(int(s) * int(c) + 1)
+        kernel[:: int(s)] = stats.binom.pmf(np.arange(c + 1), c, p)
+        pmf = np.clip(signal.fftconvolve(pmf, kernel), 0.0, None)
     return pmf
 
 
