@@ -291,7 +291,8 @@ def test_typical_100_sentence_is_consistent(est, lo, hi, kind, sig, word, power)
             need = people_needed(e, alpha=ALPHA, power=power)
             assert need > e.n_treated
             assert f"more people would be needed: about {need:,.0f} people" in text
-            assert f"a {100 * power:.0f} % chance of detecting" in text
+            article = "an" if power == 0.8 else "a"
+            assert f"{article} {100 * power:.0f} % chance of detecting" in text
 
 
 def test_typical_100_sentence_levels_come_from_the_caller():

@@ -88,6 +88,12 @@ def _percent(x: float) -> str:
     return f"{100 * x:.10g} %"
 
 
+def _a(text: str) -> str:
+    """The indefinite article for a number read aloud ("an 80 %", "a 90 %")."""
+    lead = text.split(" ")[0].split(".")[0]
+    return "an" if lead.startswith("8") or lead in ("11", "18") else "a"
+
+
 def typical_100_sentence(
     effect: Effect,
     period: str = "a one-year period",
@@ -138,9 +144,9 @@ def typical_100_sentence(
     if math.isfinite(need):
         text += (
             f"; more people would be needed: about {need:,.0f} people in the treatment group "
-            f"(now {effect.n_treated:,}) for a {_percent(power)} chance of detecting a "
-            f"difference of this size at the {_percent(level)} level, assuming the standard "
-            "error falls with the square root of the sample size."
+            f"(now {effect.n_treated:,}) for {_a(_percent(power))} {_percent(power)} chance "
+            f"of detecting a difference of this size at the {_percent(level)} level, assuming "
+            "the standard error falls with the square root of the sample size."
         )
     else:
         text += "; the observed difference is zero, so no sample size would make it significant."
