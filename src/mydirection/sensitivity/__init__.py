@@ -1,4 +1,5 @@
-"""How far to trust the answer: power, Rosenbaum bounds, E-values, the placebo tests, the
+"""How far to trust the answer: power, Rosenbaum bounds (binary: McNemar and matched sets;
+counts on pairs: Wilcoxon's signed rank), E-values, the placebo tests, the
 specification curve (the simulation study is :mod:`mydirection.simulation`)."""
 
 from mydirection.sensitivity.evalue import evalue, evalue_ci, evalue_table, to_risk_ratio
@@ -8,12 +9,23 @@ from mydirection.sensitivity.placebo import (
     placebo_size,
 )
 from mydirection.sensitivity.rosenbaum import (
+    BoundsSummary,
     gamma_crossing,
     matched_sets,
     poisson_binomial_pmf,
     poisson_binomial_sf,
+    rosenbaum_summary,
     rosenbaum_table,
     rosenbaum_upper_p,
+)
+from mydirection.sensitivity.signed_rank import (
+    pair_differences,
+    signed_rank_gamma_crossing,
+    signed_rank_lower_p,
+    signed_rank_scores,
+    signed_rank_summary,
+    signed_rank_table,
+    signed_rank_upper_p,
 )
 from mydirection.sensitivity.spec_curve import (
     default_spec,
@@ -27,6 +39,7 @@ from mydirection.sensitivity.spec_curve import (
 )
 
 __all__ = [
+    "BoundsSummary",
     "default_spec",
     "estimate_spec",
     "evalue",
@@ -36,14 +49,22 @@ __all__ = [
     "gamma_crossing",
     "matched_sets",
     "matching_options",
+    "pair_differences",
     "placebo_assignments",
     "placebo_distribution",
     "placebo_size",
     "plot_spec_curve",
     "poisson_binomial_pmf",
     "poisson_binomial_sf",
+    "rosenbaum_summary",
     "rosenbaum_table",
     "rosenbaum_upper_p",
+    "signed_rank_gamma_crossing",
+    "signed_rank_lower_p",
+    "signed_rank_scores",
+    "signed_rank_summary",
+    "signed_rank_table",
+    "signed_rank_upper_p",
     "sort_curve",
     "spec_grid",
     "spec_name",
