@@ -258,3 +258,15 @@ def test_offence_panel_counts_offences_proven_before_the_index_date():
     assert "offences_proven_before_index" not in offence_panel(
         matched, conv.drop(columns="disposal_date")
     )
+
+
+def test_plot_event_study_shades_the_matched_leads(tmp_path):
+    from mydirection.effects.panel import plot_event_study
+
+    rng = np.random.default_rng(2)
+    panel = noise_free(PILOT_LIKE.iloc[::5].reset_index(drop=True))
+    panel["offences"] += rng.poisson(0.5, len(panel))
+    es, row = event_study(panel), did(panel).iloc[0]
+    plot_event_study(es, tmp_path / "a.png", "t", did_row=row, level=0.9, window_leads=[-4, -1])
+    plot_event_study(es, tmp_path / "b.png", "t")
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()

@@ -331,15 +331,31 @@ def event_table(out, reference, lead_b, lead_v, normalised) -> pd.DataFrame:
 
 
 def plot_event_study(
-    es: pd.DataFrame, path, title: str, did_row: pd.Series | None = None, level: float = 0.95
+    es: pd.DataFrame,
+    path,
+    title: str,
+    did_row: pd.Series | None = None,
+    level: float = 0.95,
+    window_leads=(),
 ) -> None:
-    """Leads and lags with their ``level`` CIs; dashed zero line, dotted line before 0."""
+    """Leads and lags with their ``level`` CIs; dashed zero line, dotted line before 0.
+
+    ``window_leads``: the leads balanced by the matching itself (see
+    :func:`mydirection.effects.panel_leads.lead_diagnostics`), shaded and labelled.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    if len(window_leads):
+        ax.axvspan(min(window_leads) - 0.5, max(window_leads) + 0.5, color="0.92", zorder=0)
+        ax.text(
+            (min(window_leads) + max(window_leads)) / 2, 0.98, "balanced by the matching",
+            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+            color="0.35",
+        )  # fmt: skip
     est = es[es["period"] != "reference"]
     ax.errorbar(
         est["rel_quarter"],
