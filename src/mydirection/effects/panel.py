@@ -29,8 +29,8 @@ period). Quarters of 90-92 days make some relative quarters start one calendar q
 later, which identifies the trend; no second normalisation is then imposed, so the
 estimates are exactly those of least squares on all the dummies. Which columns to drop is
 decided by a QR decomposition of the person-demeaned design; a treated term that is not
-identified (e.g. only treated people in some calendar quarter) is an error, never a silent
-normalisation. The calendar-quarter effects enter as dummies after exact within-person
+identified (e.g. a cohort x quarter cell whose calendar quarter holds treated people only)
+is an error, never a silent normalisation. The calendar-quarter effects enter as dummies after exact within-person
 demeaning, so the fit has no iterative tolerance.
 
 Standard errors are clustered by matched set (``subclass``, matching without replacement:
@@ -198,7 +198,7 @@ def design(
         raise ValueError(
             "not identified with person, calendar-quarter and event-time effects: "
             + ", ".join(bad)
-            + " (e.g. a calendar quarter or relative quarter with treated people only)"
+            + " (e.g. a calendar quarter that holds treated people only)"
         )
     keep = [n for n in names if not flags[n]]
     dropped = [q for q in event if flags[f"q{q}"]]
