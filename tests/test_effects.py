@@ -458,7 +458,7 @@ def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
 
     cfg = yaml.safe_load(Path("config/config.yaml").read_text())
     base = synthetic.load_config("config/synthetic.yaml")
-    gen = synthetic._merge(
+    gen = synthetic.merge_config(
         base,
         {
             "n_treated": 3000,

@@ -566,7 +566,7 @@ def test_merge_config_merges_nested_settings_but_replaces_shares_and_mess_kinds(
 
 def test_identical_conviction_rows_are_found_exactly():
     """The guard that keeps original convictions free of exact duplicates (brute force)."""
-    from mydirection.synthetic import _identical_rows
+    from mydirection.synthetic import identical_rows
 
     rng = np.random.default_rng(0)
     key, key2 = rng.integers(0, 20, 300), rng.integers(0, 3, 300)
@@ -574,4 +574,4 @@ def test_identical_conviction_rows_are_found_exactly():
     for pair in zip(key.tolist(), key2.tolist(), strict=True):
         expected.append(pair in seen)
         seen.add(pair)
-    assert _identical_rows(key, key2).tolist() == expected
+    assert identical_rows(key, key2).tolist() == expected
