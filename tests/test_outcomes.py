@@ -204,13 +204,17 @@ def test_reproduces_the_synthetic_generators_observed_outcomes(tmp_path):
     cohort = build_cohort(**{n: tables[n] for n in names}, settings=CohortSettings()).cohort
     out = proven_reoffending(cohort, tables["convictions"], extract_end_date="2020-06-30")
 
-    po = generate(cfg, seed).potential_outcomes
+    syn = generate(cfg, seed)
+    po = syn.potential_outcomes
     po = po.assign(person_id=pseudonymise(po["crn"].astype(object), key))
     mine = cohort[["person_id", "treated", "index_date"]].merge(out, on="person_id")
     both = mine.merge(po, on="person_id", suffixes=("", "_truth"), validate="one_to_one")
     assert len(both) == len(mine)  # every cohort member is a generated person
     treated = both[both["treated"]]
-    assert len(treated) == cfg["n_treated"] == int(po["treated"].sum())
+    # the enrolled people with an eligible index event (not the planted treated attrition)
+    analysed = syn.truth["potential_outcomes"]["event_start"]["n_treated"]
+    assert len(treated) == analysed == int((po["treated"] & po["eligible"]).sum())
+    assert analysed < cfg["n_treated"] == int(po["treated"].sum())
     assert treated["treated_truth"].all()
     assert (treated["index_date"] == treated["index_date_truth"]).all()
     np.testing.assert_array_equal(treated["reoffended"], treated["y1"])

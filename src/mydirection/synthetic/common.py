@@ -15,6 +15,7 @@ import numpy as np
 FOLLOWUP_DAYS = 365
 PROVEN_BY_DAYS = 365 + 182  # follow-up plus the six-month waiting period
 NA = np.iinfo(np.int32).min  # missing date (days since 1970-01-01)
+NEVER = np.iinfo(np.int64).max  # the day of an event that does not happen
 DAYS_PER_MONTH = 30.4375
 
 
@@ -35,6 +36,8 @@ STREAMS = (
     "staff",
     "quirks",
     "ids",
+    "offending_before_enrolment",
+    "recalls",
 )
 
 
@@ -114,6 +117,17 @@ def randint(rng, low, high, size=None):
     if size is None:
         size = np.broadcast(low, high).shape
     return (low + np.floor(rng.random(size) * span).astype(np.int64)).astype(np.int64)
+
+
+def disposal_types(rng, w, pid: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Disposal-type codes of convictions of people ``pid`` for offences of ``group``.
+
+    Custody with probability expit(-1.6 + 0.5 z + the group's custody term), otherwise a
+    non-custodial disposal drawn from :data:`NON_CUSTODY`.
+    """
+    custody = rng.random(len(pid)) < expit(-1.6 + 0.5 * w.z[pid] + w.group_custody[group])
+    other = w.non_custody[choice(rng, NON_CUSTODY.values(), len(pid))]
+    return np.where(custody, w.custody, other).astype(np.int16)
 
 
 def ogrs_logit(o, age, male, n_sanctions, age_first, group_term):

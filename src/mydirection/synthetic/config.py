@@ -31,6 +31,9 @@ MESS_KINDS = (
 )
 
 
+#: Kinds of planted treated attrition (``treated_attrition`` settings; counts in truth.json).
+ATTRITION_KINDS = ("order_before_window", "rosh_high", "under_18", "incomplete_followup")
+
 #: The extracts each data-level quirk belongs to.
 QUIRK_EXTRACT = {
     "impossible_dates": "supervision",
@@ -83,16 +86,26 @@ def default_config() -> dict:
     return _defaults(_schema())
 
 
-def resolve_config(cfg: dict | None) -> dict:
-    """Fill defaults into a (partial) generator config and validate it; ValueError if invalid."""
+@cache
+def _validator():
+    """The schema's validator, built (and the schema checked) once per process."""
     import jsonschema
 
+    schema = _schema()
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def resolve_config(cfg: dict | None) -> dict:
+    """Fill defaults into a (partial) generator config and validate it; ValueError if invalid."""
+    from jsonschema.exceptions import best_match
+
     full = merge_config(default_config(), cfg or {})
-    try:
-        jsonschema.validate(full, _schema())
-    except jsonschema.ValidationError as err:
+    err = best_match(_validator().iter_errors(full))  # as jsonschema.validate reports
+    if err is not None:
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise ValueError(f"synthetic config, setting {where}: {err.message}") from None
+        raise ValueError(f"synthetic config, setting {where}: {err.message}")
     unknown = [o for o in full["pilot_offices"] if o not in full["offices"]]
     if unknown:
         raise ValueError(
@@ -104,6 +117,11 @@ def resolve_config(cfg: dict | None) -> dict:
         raise ValueError(
             f"synthetic config, setting ethnicity: {', '.join(bad)} are not ethnicity codes "
             f"({', '.join(codes('people', 'ethnicity'))})"
+        )
+    if sum(full["treated_attrition"].values()) >= full["n_treated"]:
+        raise ValueError(
+            "synthetic config, setting treated_attrition: the counts must add up to fewer "
+            f"than n_treated ({full['n_treated']}); lower them or raise n_treated"
         )
     if sum(full["ineligible"].values()) >= 0.9:
         raise ValueError("synthetic config, setting ineligible: shares must add up to < 0.9")

@@ -1,6 +1,6 @@
-"""The planted mess, step 8 of the model.
+"""The planted mess, step 9 of the model.
 
-8. **Mess** (the agreement with the cleaning stage, listed under "Quirks" in
+9. **Mess** (the agreement with the cleaning stage, listed under "Quirks" in
    ``docs/data-contract.md``; amounts in config ``mess``): data-level
    quirks first (impossible event dates on non-index events, which get no contacts;
    disposal/offence swaps on pre-2016 convictions; contacts moved after their event's

@@ -1,6 +1,6 @@
-"""The records, step 7 of the model (after :mod:`~mydirection.synthetic.world`).
+"""The records, step 8 of the model (after :mod:`~mydirection.synthetic.world`).
 
-7. **Records.** Convictions (history, index offences, re-offences, breaches) with
+8. **Records.** Convictions (history, index offences, re-offences, breaches) with
    disposal types and severity; assessments (0-2 per person, some only after the index
    date; OGRS3 from the convictions proven by then); contacts from each event's start
    (treated people's through their enrolment, more often and better attended with higher
@@ -19,9 +19,9 @@ from mydirection.contract import codes
 from mydirection.synthetic.common import (
     DAYS_PER_MONTH,
     NA,
-    NON_CUSTODY,
     World,
     choice,
+    disposal_types,
     expit,
     ogrs_logit,
     randint,
@@ -66,27 +66,29 @@ _PURPOSE = {
 
 
 def add_convictions(w: World, rng) -> None:
-    """All recorded convictions (history, events, re-offences, breaches) with their codes."""
-    n_hist_rows = len(w.h_pid)
+    """All recorded convictions (history, events, re-offences, breaches) with their codes.
+
+    Disposal types and severity of re-offences and breaches were drawn with each offence
+    (:mod:`~mydirection.synthetic.offending`); those of the history are drawn here, and an
+    event's own conviction has the disposal that imposed the event.
+    """
+    n_before = len(w.h_pid) + w.n_ev
     w.c_pid = np.concatenate([w.h_pid, w.events["pid"], w.re_pid, w.b_pid]).astype(np.int32)
     w.c_off = np.concatenate([w.h_off, w.e_off, w.re_off, w.b_off]).astype(np.int32)
     w.c_disp = np.concatenate([w.h_disp, w.e_disp, w.re_disp, w.b_disp]).astype(np.int32)
     w.c_group = np.concatenate(
         [w.h_group, w.events["group"], w.re_group, np.full(len(w.b_pid), w.breach, np.int16)]
     ).astype(np.int16)
+    h_dtype = disposal_types(rng, w, w.h_pid, w.h_group)
+    w.c_dtype = np.concatenate([h_dtype, w.ev_disp_type, w.re_dtype, w.b_dtype]).astype(np.int16)
+    sev = rowwise_choice(rng, w.group_sev, w.c_group[:n_before])
+    w.c_sev = np.concatenate([sev, w.re_sev, w.b_sev]).astype(np.int16)
     for name in ("h_pid", "h_off", "h_disp", "h_group", "re_pid", "re_off", "re_disp"):
         delattr(w, name)
-    for name in ("re_group", "b_pid", "b_off", "b_disp", "e_off", "e_disp"):
+    for name in ("re_group", "re_dtype", "re_sev", "b_pid", "b_off", "b_disp", "b_dtype"):
         delattr(w, name)
-    n_c = len(w.c_pid)
-    disp_codes = codes("convictions", "disposal_type")
-    custody = rng.random(n_c) < expit(-1.6 + 0.5 * w.z[w.c_pid] + w.group_custody[w.c_group])
-    other = np.array([disp_codes.index(k) for k in NON_CUSTODY], dtype=np.int16)[
-        choice(rng, NON_CUSTODY.values(), n_c)
-    ]
-    w.c_dtype = np.where(custody, disp_codes.index("custody"), other).astype(np.int16)
-    w.c_dtype[n_hist_rows : n_hist_rows + w.n_ev] = w.ev_disp_type
-    w.c_sev = rowwise_choice(rng, w.group_sev, w.c_group)
+    for name in ("b_sev", "e_off", "e_disp"):
+        delattr(w, name)
     # two convictions identical in every column would be one exact duplicate row for the
     # cleaning stage (which drops them) and spoil the planted duplicate count: keep one
     keep = ~identical_rows(
@@ -157,7 +159,8 @@ def add_pilot_records(w: World, rng) -> None:
     tp, m = w.tp, len(w.tp)
     f = w.fidelity[tp]
     enrol = w.enrol_day[tp]
-    ev_end = w.events["end"][tp]
+    # (an index event recalled before the enrolment, only with enrolment_prevention.recall off)
+    ev_end = np.maximum(w.events["end"][tp], enrol)
     other_cm = w.office[tp].astype(np.int64) * w.k_cm + rng.integers(0, w.k_cm, m)
     w.t_cm = np.where(rng.random(m) < 0.95, w.ev_cm[tp], other_cm)
     withdrew = rng.random(m) < 0.35 * (1.0 - f)

@@ -1,11 +1,17 @@
-"""The generative model, steps 1-6 (all vectorised with NumPy).
+"""The generative model: people, events, histories, selection, fidelity (vectorised NumPy).
+
+Steps 1-3, 5 and 6 of the model; the offending steps 4 and 7 are in
+:mod:`~mydirection.synthetic.offending`, the records (8) in
+:mod:`~mydirection.synthetic.records`, the mess (9) in :mod:`~mydirection.synthetic.mess`.
 
 1. **People and events.** Demographics; a latent offending propensity ``z``, engagement
    ``e`` (drives contact attendance, correlated -0.3 with ``z``) and a hidden trait ``u``.
    Each person has an index supervision event at an office (shares in config) starting
    in the pilot year; some also have an earlier event that started before it (a
    non-index event); a configurable few are ineligible (RoSH high/very_high, aged 16-17
-   at the start, or only an event that started before the pilot year).
+   at the start, or only an event that started before the pilot year). A licence may end
+   early with a recall to custody (``recall``; rate grows with ``z``). Each person has a
+   planned enrolment date: index event start + a delay of 0-``max_enrolment_delay_days``.
 2. **Criminal histories.** Age at first offence and a Poisson number of proven offences
    over the criminal career (rate grows with ``z``), plus one conviction per event (its
    index offence; disposal = event start for orders, earlier custody for licences).
@@ -13,22 +19,22 @@
 3. **OGRS3.** An OGRS3-like logistic score from sex, age, the Copas rate (sanctions per
    career length) and offence group, recomputed at each assessment from the recorded
    history up to that date (see ``ogrs3`` in the generator schema).
-4. **Selection.** Among eligible people at pilot offices whose enrolment (event start +
-   0-60 days) falls in the pilot year, the ``n_treated`` with the highest score plus
-   Gumbel noise are enrolled: lower OGRS3, fewer previous offences, more engagement and,
-   when ``hidden_confounding.strength`` > 0, a lower hidden trait make enrolment likelier.
-5. **Fidelity.** Treated person i gets f_i = clip(start + case-manager quality + noise -
+5. **Selection** (after step 4, the offending before the planned enrolment date). Each
+   person gets a score: lower OGRS3, fewer previous offences, more engagement and, when
+   ``hidden_confounding.strength`` > 0, a lower hidden trait make enrolment likelier,
+   plus Gumbel noise. Enrolment goes down the score order within a pool of people at the
+   pilot offices; a person whose planned enrolment is prevented (step 4) is passed over
+   (``prevented``) and stays in the comparator pool. First the planted
+   ``treated_attrition`` (each kind from its own pool: an only order that started before
+   the pilot year, RoSH high, under 18 at the start, or an eligible order with the
+   planned enrolment after the pilot year and too late for complete follow-up), then the
+   rest of the ``n_treated`` from the eligible people whose planned enrolment falls in
+   the pilot year. The treated are enrolled on their planned date.
+6. **Fidelity.** Treated person i gets f_i = clip(start + case-manager quality + noise -
    decay * (enrolment month - 1), 0, 1); every pilot record's completeness rises with f.
-6. **Re-offending, both potential outcomes.** A Poisson offence process from the index
-   date with a constant hazard from the true risk (OGRS3 at the index date + noise +
-   hidden trait). Under treatment the hazard is multiplied by the hazard ratio from the
-   enrolment date on (``true_effect``). The same unit exponentials and conviction lags
-   drive Y(0) and Y(1) (coupled randomness), so the sample ATT is exact. Treated people
-   realise Y(1), everyone else Y(0). Breach offences (never counted) come on top.
 
-:func:`build` runs every step of the model (these, then the records of
-:mod:`~mydirection.synthetic.records` and the data-level quirks of
-:mod:`~mydirection.synthetic.mess`) on one :class:`~mydirection.synthetic.common.World`.
+:func:`build` runs every step of the model on one
+:class:`~mydirection.synthetic.common.World`.
 """
 
 from __future__ import annotations
@@ -38,22 +44,23 @@ import math
 import numpy as np
 
 from mydirection.contract import codes
-from mydirection.synthetic import mess, records
+from mydirection.synthetic import mess, offending, records
 from mydirection.synthetic.common import (
     DAYS_PER_MONTH,
-    FOLLOWUP_DAYS,
     NA,
+    NEVER,
+    NON_CUSTODY,
     OFFENCE,
     PROVEN_BY_DAYS,
     SENTENCE,
     World,
     choice,
     day,
-    expit,
     ogrs_logit,
     randint,
     stream_rng,
 )
+from mydirection.synthetic.config import ATTRITION_KINDS
 
 _GRADE = {"pso": 0.45, "po": 0.45, "senior_po": 0.10}
 
@@ -63,12 +70,14 @@ def build(cfg: dict, seed: int) -> World:
     w = _setup(cfg)
     _staff(w, cfg, stream_rng(seed, "staff"))
     _people(w, cfg, stream_rng(seed, "people"))
-    _events(w, cfg, stream_rng(seed, "events"))
+    _events(w, cfg, stream_rng(seed, "events"), stream_rng(seed, "recalls"))
     _histories(w, cfg, stream_rng(seed, "history"))
+    offending.before_enrolment(w, cfg, stream_rng(seed, "offending_before_enrolment"))
+    offending.breaches(w, cfg, stream_rng(seed, "breaches"))
+    offending.preventing_events(w, cfg)
     _select(w, cfg, stream_rng(seed, "selection"))
     _fidelity(w, cfg, stream_rng(seed, "fidelity"))
-    _reoffending(w, cfg, stream_rng(seed, "reoffending"))
-    _breaches(w, cfg, stream_rng(seed, "breaches"))
+    offending.after_enrolment(w, cfg, stream_rng(seed, "reoffending"))
     records.add_convictions(w, stream_rng(seed, "convictions"))
     records.add_assessments(w, cfg, stream_rng(seed, "assessments"))
     records.add_pilot_records(w, stream_rng(seed, "pilot"))
@@ -88,6 +97,9 @@ def _setup(cfg: dict) -> World:
     w.group_custody = np.array([OFFENCE[g][2] for g in groups])
     w.group_sev = np.array([OFFENCE[g][3] for g in groups])
     w.breach = groups.index("breach")
+    disp_codes = codes("convictions", "disposal_type")
+    w.custody = disp_codes.index("custody")
+    w.non_custody = np.array([disp_codes.index(k) for k in NON_CUSTODY], dtype=np.int16)
     w.reoffence_share = w.group_share.copy()
     w.reoffence_share[w.breach] = 0.0  # re-offences drawn here are never breaches
     w.caseload_start = day(cfg["caseload_start"])
@@ -156,8 +168,11 @@ def _people(w: World, cfg: dict, rng) -> None:
     w.delay = randint(rng, 0, cfg["max_enrolment_delay_days"], n)
 
 
-def _events(w: World, cfg: dict, rng) -> None:
-    """Supervision events: one index event per person, plus earlier non-index events."""
+def _events(w: World, cfg: dict, rng, recalls) -> None:
+    """Supervision events: one index event per person, plus earlier non-index events.
+
+    A licence may end early with a recall to custody (``recall``; drawn from ``recalls``).
+    """
     n = w.n
     sent_types = list(SENTENCE)
     lo_m = np.array([SENTENCE[s][1][0] for s in sent_types])
@@ -194,8 +209,18 @@ def _events(w: World, cfg: dict, rng) -> None:
         "cm": np.concatenate([w.ev_cm, early_cm]),
         "is_index": np.concatenate([np.ones(n, bool), np.zeros(n_early, bool)]),
     }
-    w.events["end"] = w.events["start"] + np.concatenate([length, e_len])
-    w.n_ev = len(w.events["pid"])
+    ev = w.events
+    ev["end"] = ev["start"] + np.concatenate([length, e_len])
+    w.n_ev = len(ev["pid"])
+    wait = recalls.exponential(size=w.n_ev)  # unit exponentials
+    rate = cfg["recall"]["per_year"] * np.exp(0.5 * w.z[ev["pid"]] - 0.125) / 365.0
+    with np.errstate(divide="ignore"):
+        offset = np.ceil(wait / rate)  # days from the start (inf: never)
+    recalled = (ev["st"] == sent_types.index("licence")) & (offset < ev["end"] - ev["start"])
+    ev["recall"] = np.where(
+        recalled, ev["start"] + np.where(recalled, offset, 0).astype(np.int64), NEVER
+    )
+    ev["end"] = np.where(recalled, ev["recall"], ev["end"])
     w.first_event = w.anchor.copy()
     w.first_event[early_pid] = early_start
 
@@ -268,20 +293,17 @@ def _histories(w: World, cfg: dict, rng) -> None:
 
 
 def _select(w: World, cfg: dict, rng) -> None:
-    """Enrol n_treated eligible people at pilot offices, weighted towards lower risk."""
+    """Enrol n_treated people at pilot offices, weighted towards lower risk (step 5).
+
+    Each group of enrolled people (the planted ``treated_attrition`` kinds, then the
+    eligible rest) is chosen from its own pool by the same score; a person whose planned
+    enrolment is prevented is passed over for the next in score order (``prevented``).
+    """
     s = cfg["selection"]
 
     def zs(x):
         return (x - x.mean()) / (x.std() or 1.0)
 
-    w.enrol_day = w.anchor + w.delay
-    candidate = (w.inelig == 0) & w.pilot_office[w.office] & (w.enrol_day <= w.pilot_end)
-    n_cand = int(candidate.sum())
-    if n_cand < w.n_treat * 1.2:
-        raise ValueError(
-            f"synthetic config: only {n_cand} eligible people at the pilot offices for "
-            f"n_treated={w.n_treat}; raise n_comparator_pool or lower n_treated"
-        )
     score = (
         s["ogrs3"] * zs(w.y_index)
         + s["previous_offences"] * zs(np.log1p(w.n_hist))
@@ -289,11 +311,48 @@ def _select(w: World, cfg: dict, rng) -> None:
         - cfg["hidden_confounding"]["strength"] * w.hidden
         + rng.gumbel(size=w.n)
     )
-    score = np.where(candidate, score, -np.inf)
-    chosen = np.argsort(-score, kind="stable")[: w.n_treat]
+    w.enrol_day = planned = w.anchor + w.delay  # the planned enrolment date
+    at_pilot = w.pilot_office[w.office]
+    in_year = (planned >= w.pilot_start) & (planned <= w.pilot_end)
+    late = (planned > w.pilot_end) & (planned + PROVEN_BY_DAYS > w.extract_end)
+    pools = {
+        "order_before_window": at_pilot & (w.inelig == 3) & in_year,
+        "rosh_high": at_pilot & (w.inelig == 1) & in_year,
+        "under_18": at_pilot & (w.inelig == 2) & in_year,
+        "incomplete_followup": at_pilot & (w.inelig == 0) & late & (planned <= w.extract_end),
+    }
+    blocked = w.blocked
     w.treated = np.zeros(w.n, bool)
-    w.treated[chosen] = True
+    w.prevented = np.zeros(w.n, bool)
+    w.attrition = np.zeros(w.n, np.int8)  # 0 none, else 1 + index in ATTRITION_KINDS
+    w.attrition_planted = {}
+    for code, kind in enumerate(ATTRITION_KINDS, start=1):
+        chosen = _enrol(w, score, pools[kind], blocked, cfg["treated_attrition"][kind])
+        w.attrition[chosen] = code
+        w.attrition_planted[kind] = len(chosen)
+    n_main = w.n_treat - sum(w.attrition_planted.values())
+    main = at_pilot & (w.inelig == 0) & in_year
+    n_cand = int((main & ~blocked).sum())
+    if n_cand < n_main * 1.2:
+        raise ValueError(
+            f"synthetic config: only {n_cand} eligible people at the pilot offices for "
+            f"n_treated={w.n_treat}; raise n_comparator_pool or lower n_treated"
+        )
+    _enrol(w, score, main, blocked, n_main)
     w.tp = np.flatnonzero(w.treated)
+
+
+def _enrol(w: World, score, pool, blocked, k: int) -> np.ndarray:
+    """Enrol the ``k`` people of ``pool`` with the highest score whose enrolment is not
+    prevented (``blocked``); those passed over on the way are marked ``prevented``."""
+    order = np.flatnonzero(pool)
+    order = order[np.argsort(-score[order], kind="stable")]
+    free = ~blocked[order]
+    reached = np.cumsum(free) - free < k  # fewer than k enrolled before this person
+    w.prevented[order[reached & ~free]] = True
+    chosen = order[reached & free]
+    w.treated[chosen] = True
+    return chosen
 
 
 def _fidelity(w: World, cfg: dict, rng) -> None:
@@ -311,74 +370,3 @@ def _fidelity(w: World, cfg: dict, rng) -> None:
     )
     w.fidelity = np.where(w.treated, fidelity, np.nan)
     w.mean_f = float(np.nanmean(w.fidelity))
-
-
-def _reoffending(w: World, cfg: dict, rng) -> None:
-    """Offences after the index date under both potential outcomes (coupled randomness).
-
-    A Poisson process with constant daily hazard ``lam`` (so that P(offence within a year)
-    is the true 1-year risk). The k-th offence happens when the cumulative hazard reaches
-    the sum of k unit exponentials; under treatment the hazard is multiplied by the hazard
-    ratio from the enrolment date on. The same exponentials and conviction lags drive both
-    potential outcomes. Treated people realise Y(1), everyone else Y(0).
-    """
-    r, te, n = cfg["reoffending"], cfg["true_effect"], w.n
-    true_logit = (
-        w.y_index
-        + cfg["ogrs3"]["one_year_offset"]
-        + rng.normal(0.0, r["risk_noise_sd"], n)
-        - r["engagement_effect"] * w.engagement
-        + cfg["hidden_confounding"]["strength"] * w.hidden
-    )
-    lam = -np.log1p(-expit(true_logit)) / 365.0
-    hr = np.full(n, float(te["hazard_ratio"]))
-    if te["depends_on_fidelity"]:
-        scaled = np.exp(np.log(te["hazard_ratio"]) * w.fidelity / w.mean_f)
-        hr = np.where(w.treated, scaled, hr)
-    w.hr = hr
-    d_treat = np.where(w.treated, w.delay, 0).astype(float)  # the effect starts at enrolment
-    horizon = w.extract_end - w.anchor
-    y0, y1 = np.zeros(n, bool), np.zeros(n, bool)
-    cum = np.zeros(n)
-    active = np.arange(n)
-    pid, off, disp, group = [], [], [], []
-    while len(active):
-        m = len(active)
-        cum[active] += rng.exponential(size=m)
-        c, lam_a = cum[active], lam[active]
-        t0 = c / lam_a
-        split = lam_a * d_treat[active]
-        t1 = np.where(c < split, t0, d_treat[active] + (c - split) / (lam_a * hr[active]))
-        lag = np.where(
-            rng.random(m) < r["long_lag_share"],
-            randint(rng, 150, 450, m),
-            1 + rng.gamma(2.0, 35.0, m).astype(np.int64),
-        )
-        day0 = np.maximum(np.ceil(t0), 1)
-        day1 = np.maximum(np.ceil(t1), 1)
-        y0[active] |= (day0 <= FOLLOWUP_DAYS) & (day0 + lag <= PROVEN_BY_DAYS)
-        y1[active] |= (day1 <= FOLLOWUP_DAYS) & (day1 + lag <= PROVEN_BY_DAYS)
-        t_real = np.where(w.treated[active], t1, t0)
-        day_real = np.where(w.treated[active], day1, day0).astype(np.int64)
-        g = choice(rng, w.reoffence_share, m)
-        rec = (t_real <= horizon[active]) & (w.anchor[active] + day_real + lag <= w.extract_end)
-        pid.append(active[rec])
-        off.append(w.anchor[active[rec]] + day_real[rec])
-        disp.append(w.anchor[active[rec]] + day_real[rec] + lag[rec])
-        group.append(g[rec])
-        active = active[(t_real < horizon[active]) | (np.minimum(t0, t1) <= FOLLOWUP_DAYS)]
-    w.y0, w.y1 = y0, y1
-    w.re_pid, w.re_off = np.concatenate(pid), np.concatenate(off)
-    w.re_disp, w.re_group = np.concatenate(disp), np.concatenate(group)
-
-
-def _breaches(w: World, cfg: dict, rng) -> None:
-    """Breach offences while the index event runs (recorded, never a proven re-offence)."""
-    stop = np.minimum(w.events["end"][: w.n], w.extract_end)
-    rate = cfg["reoffending"]["breaches_per_year"] * np.exp(-0.5 * w.engagement) / 365.0
-    n_b = rng.poisson(rate * np.maximum(stop - w.anchor, 0))
-    bp = np.repeat(np.arange(w.n), n_b)
-    off = w.anchor[bp] + randint(rng, 1, np.maximum(stop[bp] - w.anchor[bp], 1))
-    disp = off + randint(rng, 14, 120, len(bp))
-    keep = disp <= w.extract_end
-    w.b_pid, w.b_off, w.b_disp = bp[keep], off[keep], disp[keep]

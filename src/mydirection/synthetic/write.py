@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,10 +30,12 @@ from mydirection.synthetic.world import build
 class Synthetic(NamedTuple):
     """What :func:`generate` returns.
 
-    ``extracts``: the ten raw extracts (text columns as the CSV holds them, mess included);
+    ``extracts``: the raw extracts by name, each the text its CSV file holds, mess
+    included (:func:`text_frame`: string columns, blanks empty, rows numbered from 1);
     ``truth``: the planted truth (as in truth.json); ``mess``: planted mess counts (as in
-    mess.json); ``potential_outcomes``: one row per person with both potential outcomes
-    (for tests and the simulation study only; never written under ``results/``).
+    mess.json); ``potential_outcomes``: one row per person with the potential outcomes
+    of both index dates (:func:`~mydirection.synthetic.truth.potential_outcomes_frame`;
+    for tests and the simulation study only; never written under ``results/``).
     """
 
     extracts: dict[str, pd.DataFrame]
@@ -244,10 +247,15 @@ def extract_tables(w: World, rng) -> dict:
 
 
 def _replace(arr: pa.Array, rows: np.ndarray, chosen: np.ndarray, text_of) -> pa.Array:
-    """Replace the values of ``arr`` (holding ``rows``) at the rows in ``chosen``."""
-    hit = np.isin(rows, chosen)
-    if not hit.any():
+    """Replace the values of ``arr`` (holding ``rows``, ascending) at the rows in ``chosen``."""
+    if not len(rows) or not len(chosen):
         return arr
+    pos = np.searchsorted(rows, chosen)
+    pos = pos[(pos < len(rows)) & (rows[np.minimum(pos, len(rows) - 1)] == chosen)]
+    if not len(pos):
+        return arr
+    hit = np.zeros(len(rows), bool)
+    hit[pos] = True
     return pc.replace_with_mask(arr, pa.array(hit), pa.array([text_of(r) for r in rows[hit]]))
 
 
@@ -314,21 +322,47 @@ def _write(world: dict, name: str, cfg: dict, seed: int, path: Path, chunk: int)
     return plan["counts"]
 
 
-def generate(cfg: dict | None, seed: int) -> Synthetic:
-    """Generate the ten raw extracts, the planted truth and the mess counts.
+def text_frame(table: pa.Table) -> pd.DataFrame:
+    """A rendered extract as the text of its CSV file, as the cleaning stage reads it.
+
+    Every column is an Arrow-backed string (numbers formatted as the CSV writer formats
+    them), blanks are empty strings, and the index numbers the data rows from 1 (the
+    frame equals ``mydirection.validate.read_extract(<the written file>).data``).
+    """
+    columns = {}
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if not pa.types.is_string(col.type):
+            col = pc.cast(col, pa.string())
+        columns[name] = pc.fill_null(col, "")
+    frame = pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)
+    frame.index = pd.RangeIndex(1, len(frame) + 1, name="row")
+    return frame
+
+
+def generate(cfg: dict | None, seed: int, *, extracts: Iterable[str] | None = None) -> Synthetic:
+    """Generate the raw extracts in memory, the planted truth and the mess counts.
 
     ``cfg`` is a (partial) generator config (defaults from the generator schema);
-    ``seed`` the master seed. Returns :class:`Synthetic` (unpacks as ``extracts, truth,
-    mess, potential_outcomes``). Extract columns are text exactly as written to CSV
-    (Arrow-backed strings; blanks are missing), counts and scores numeric.
+    ``seed`` the master seed; ``extracts`` the names of the extracts to render (default
+    all ten; the others are not rendered, which saves time, and the ones rendered do not
+    change). Returns :class:`Synthetic` (unpacks as ``extracts, truth, mess,
+    potential_outcomes``): each extract is the text its CSV file holds (:func:`text_frame`);
+    ``mess`` counts the mess of all ten. No file is written.
     """
     cfg = resolve_config(cfg)
+    wanted = EXTRACTS if extracts is None else tuple(extracts)
+    unknown = sorted(set(wanted) - set(EXTRACTS))
+    if unknown:
+        raise ValueError(f"unknown extract(s) {unknown}; known: {', '.join(EXTRACTS)}")
     world = assemble(cfg, seed)
-    extracts, mess = {}, {}
+    frames, mess = {}, {}
     for name in EXTRACTS:
-        table, mess[name] = _render(world, name, cfg, seed)
-        extracts[name] = table.to_pandas(types_mapper=pd.ArrowDtype)
-    return Synthetic(extracts, world["truth"], mess, world["po"])
+        if name in wanted:
+            table, mess[name] = _render(world, name, cfg, seed)
+            frames[name] = text_frame(table)
+        else:
+            mess[name] = plan_mess(world, name, cfg, seed)["counts"]
+    return Synthetic(frames, world["truth"], mess, world["po"])
 
 
 def write_extracts(
