@@ -66,7 +66,7 @@ _GRADE = {"pso": 0.45, "po": 0.45, "senior_po": 0.10}
 
 
 def build(cfg: dict, seed: int) -> World:
-    """The clean world, with the data-level quirks planted (steps 1-8 of the model)."""
+    """The clean world, with the data-level quirks planted (steps 1-9 of the model)."""
     w = _setup(cfg)
     _staff(w, cfg, stream_rng(seed, "staff"))
     _people(w, cfg, stream_rng(seed, "people"))
