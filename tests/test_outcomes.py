@@ -425,8 +425,8 @@ def test_matches_brute_force(raw, f, w):
 def generated(tmp_path_factory):
     from mydirection.clean import clean_extracts, load_key, pseudonymise
     from mydirection.cohort import build_cohort
-    from mydirection.settings import CohortSettings
     from mydirection.contract import EXTRACTS
+    from mydirection.settings import CohortSettings
     from mydirection.synthetic import generate, write_extracts
 
     tmp = tmp_path_factory.mktemp("extracts")
@@ -438,9 +438,10 @@ def generated(tmp_path_factory):
     cohort = build_cohort(
         **{n: tables[n] for n in names}, settings=CohortSettings.default(index_date="event_start")
     ).cohort
-    po = generate(cfg, seed).potential_outcomes
+    syn = generate(cfg, seed)
+    po = syn.potential_outcomes
     po = po.assign(person_id=pseudonymise(po["crn"].astype(object), key))
-    return cfg, cohort, tables["convictions"], po
+    return cfg, cohort, tables["convictions"], po, syn
 
 
 def test_reproduces_the_synthetic_generators_observed_outcomes(generated):
@@ -453,7 +454,7 @@ def test_reproduces_the_synthetic_generators_observed_outcomes(generated):
     (days 0..365, proven by 547). With the defaults (days 0..364, proven by 546) the
     outcomes differ from its truth only by offences on day 365 or proven on day 547.
     """
-    cfg, cohort, convictions, po = generated
+    cfg, cohort, convictions, po, syn = generated
     k = classify_convictions(cohort, convictions, 365, 182)
     assert not ((k["offence_day"] == 0) & k["proven"]).any()  # none on the index date
     out = proven_reoffending(
@@ -463,7 +464,10 @@ def test_reproduces_the_synthetic_generators_observed_outcomes(generated):
     both = mine.merge(po, on="person_id", suffixes=("", "_truth"), validate="one_to_one")
     assert len(both) == len(mine)  # every cohort member is a generated person
     treated = both[both["treated"]]
-    assert len(treated) == cfg["n_treated"] == int(po["treated"].sum())
+    # the enrolled people with an eligible index event (not the planted treated attrition)
+    analysed = syn.truth["potential_outcomes"]["event_start"]["n_treated"]
+    assert len(treated) == analysed == int((po["treated"] & po["eligible"]).sum())
+    assert analysed < cfg["n_treated"] == int(po["treated"].sum())
     assert treated["treated_truth"].all()
     assert (treated["index_date"] == treated["index_date_truth"]).all()
     np.testing.assert_array_equal(treated["reoffended"], treated["y1"])
@@ -478,7 +482,7 @@ def test_placebo_is_not_the_index_offence_on_generated_extracts(generated):
     """On generated extracts the mirror window (days -365..-1) is dominated by the index
     offence; the placebo window is not: no conviction it counts is on the index
     appearance, and its rate is well below the mirror window's."""
-    _, cohort, convictions, _ = generated
+    _, cohort, convictions, _, _ = generated
     out = proven_reoffending(cohort, convictions, extract_end_date="2020-06-30")
     k = classify_convictions(cohort, convictions, 365, 182)
     assert not (k["placebo_offence"] & k["index_appearance"]).any()

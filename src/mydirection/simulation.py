@@ -117,11 +117,11 @@ def replicate_seed(master_seed: int, rep: int) -> int:
 def generator_config(base: dict, overrides: dict, scenario: str, hidden_strength: float) -> dict:
     """The generator config of one replicate: the pipeline's synthetic config, the
     simulation's overrides (size, planted effect) and the scenario's hidden confounding."""
-    from mydirection.synthetic import _merge
+    from mydirection.synthetic import merge_config
 
-    cfg = _merge(base or {}, overrides or {})
+    cfg = merge_config(base or {}, overrides or {})
     strength = float(hidden_strength) if scenario == "hidden" else 0.0
-    return _merge(cfg, {"hidden_confounding": {"strength": strength}})
+    return merge_config(cfg, {"hidden_confounding": {"strength": strength}})
 
 
 #: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
