@@ -76,9 +76,9 @@ def cox_1e6():
         "rows": len(df),
         "events": int(df["event"].sum()),
         "weighted_clustered_s": _timed(
-            lambda: cox(df, "days_to_first", "event", ["t"], weights="weights", cluster="subclass")
+            lambda: cox(df, "days_to_first", "event", ["t"], weights="weights", cluster="subclass", alpha=0.05)
         ),
-        "three_covariates_s": _timed(lambda: cox(df, "days_to_first", "event", ["t", "age", "x"])),
+        "three_covariates_s": _timed(lambda: cox(df, "days_to_first", "event", ["t", "age", "x"], alpha=0.05)),
     }  # fmt: skip
 
 
@@ -89,7 +89,9 @@ def km_1e6():
     return {
         "rows": len(df),
         "weighted_by_group_s": _timed(
-            lambda: kaplan_meier(df, "days_to_first", "event", group="treated", weights="weights")
+            lambda: kaplan_meier(
+                df, "days_to_first", "event", group="treated", weights="weights", alpha=0.05
+            )
         ),
     }
 
@@ -124,8 +126,8 @@ def event_study_50k():
     panel = offence_panel(matched, conv)
     out["panel_rows"] = len(panel)
     out["build_s"] = round(time.perf_counter() - start, 2)
-    out["did_s"] = _timed(lambda: did(panel))
-    out["event_study_s"] = _timed(lambda: event_study(panel))
+    out["did_s"] = _timed(lambda: did(panel, level=0.95))
+    out["event_study_s"] = _timed(lambda: event_study(panel, level=0.95))
     return out
 
 

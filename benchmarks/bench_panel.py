@@ -62,11 +62,11 @@ def _case(n: int):
     panel = offence_panel(matched, conv)
     out = {"people": n, "panel_rows": len(panel)}
     out["build_s"] = round(time.perf_counter() - start, 3)
-    out["did_s"] = _timed(lambda: did(panel, cluster="subclass"))
-    out["event_study_s"] = _timed(lambda: event_study(panel, cluster="subclass"))
-    out["did_by_cohort_s"] = _timed(lambda: did_by_cohort(panel, cluster="subclass"))
+    out["did_s"] = _timed(lambda: did(panel, cluster="subclass", level=0.95))
+    out["event_study_s"] = _timed(lambda: event_study(panel, cluster="subclass", level=0.95))
+    out["did_by_cohort_s"] = _timed(lambda: did_by_cohort(panel, cluster="subclass", level=0.95))
     out["event_study_by_cohort_s"] = _timed(
-        lambda: event_study_by_cohort(panel, cluster="subclass")
+        lambda: event_study_by_cohort(panel, cluster="subclass", level=0.95)
     )
     return out
 

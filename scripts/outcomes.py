@@ -10,7 +10,14 @@ def main(job):
     cohort = job.read("cohort", columns=REQUIRED["cohort"])
     convictions = job.read("convictions", "clean.convictions", columns=REQUIRED["convictions"])
     out = job.call(
-        proven_reoffending, cohort, convictions, s.followup_days, s.waiting_days, s.extract_end_date
+        proven_reoffending,
+        cohort,
+        convictions,
+        s.followup_days,
+        s.waiting_days,
+        s.extract_end_date,
+        placebo_start_days=s.placebo_start_days,
+        placebo_end_days=s.placebo_end_days,
     )
     job.write("outcomes", out)
     job.report(outcome_numbers(out, s.followup_days, s.waiting_days))

@@ -389,120 +389,6 @@ def test_merge_outcomes_checks_and_incomplete_followup():
         merge_outcomes(df, pd.concat([out, out.iloc[:1]]))
 
 
-def test_scripts_write_every_output(tmp_path):
-    """The four entry scripts on hand-made matched data, outcomes and convictions."""
-    import json
-    import runpy
-    from pathlib import Path
-    from types import SimpleNamespace
-
-    import yaml
-
-    class Named(list):
-        def __init__(self, d):
-            super().__init__(d.values())
-            self.__dict__.update(d)
-
-    rng = np.random.default_rng(8)
-    df = _matched(n_sets=200, seed=8)
-    df["person_id"] = [f"p{i:04d}" for i in range(len(df))]
-    df["index_date"] = pd.Timestamp("2018-01-01") + pd.to_timedelta(
-        rng.integers(0, 365, len(df)), unit="D"
-    )
-    df["sentence_type"] = rng.choice(["community_order", "licence"], len(df))
-    df["ogrs3_2yr"] = rng.uniform(0, 100, len(df))
-    out = _outcomes_for(df)
-    out["days_to_first"] = np.where(out["event"] == 1, rng.integers(1, 366, len(df)), 365)
-    conv = pd.DataFrame(
-        {
-            "person_id": rng.choice(df["person_id"], 900),
-            "offence_date": pd.Timestamp("2017-01-01")
-            + pd.to_timedelta(rng.integers(0, 900, 900), unit="D"),
-            "offence_group": rng.choice(["theft", "breach"], 900),
-        }
-    )
-    paths = {n: tmp_path / f"{n}.parquet" for n in ("matched", "outcomes", "convictions")}
-    df.drop(columns=["reoffended", "n_reoffences", "days"]).to_parquet(paths["matched"])
-    out.to_parquet(paths["outcomes"])
-    conv.to_parquet(paths["convictions"])
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())["effects"]
-    o = tmp_path / "out"
-    mo = {"matched": str(paths["matched"]), "outcomes": str(paths["outcomes"])}
-    jobs = {
-        "effects": (mo, ["headline.parquet", "effects.json"], {"covariates": [], "replace": False, "followup_days": 365}),
-        "survival": (mo, ["km.parquet", "cox.parquet", "km.png", "survival.json"], {"min_reoffenders": 30, "ties": "efron", "km_at_risk_days": cfg["km_at_risk_days"], "replace": False}),
-        "event_study": ({"matched": str(paths["matched"]), "convictions": str(paths["convictions"])}, ["event_study.parquet", "did.parquet", "event_study.png", "event_study.json"], {"panel": cfg["panel"], "replace": False}),
-        "subgroups": (mo, ["subgroups.parquet", "subgroups_forest.png", "subgroups.json"], {"subgroups": cfg["subgroups"], "min_treated": 30, "min_comparison": 30, "ogrs3_band": cfg["ogrs3_band"], "replace": False}),
-    }  # fmt: skip
-    names = {
-        "effects": ["headline", "numbers"],
-        "survival": ["km", "cox", "figure", "numbers"],
-        "event_study": ["event_study", "did", "figure", "numbers"],
-        "subgroups": ["table", "figure", "numbers"],
-    }
-    for rule, (inputs, outputs, params) in jobs.items():
-        output = {k: str(o / f) for k, f in zip(names[rule], outputs, strict=True)}
-        sm = SimpleNamespace(
-            input=Named(inputs),
-            output=Named(output),
-            params=SimpleNamespace(**params),
-            log=[str(tmp_path / f"{rule}.log")],
-            rule=rule,
-        )
-        runpy.run_path(f"scripts/{rule}.py", init_globals={"snakemake": sm}, run_name="__main__")
-        for path in output.values():
-            assert Path(path).stat().st_size > 0, path
-    nums = json.loads((o / "effects.json").read_text())["numbers"]
-    for key in [
-        "reoffending.rate_treated", "reoffending.rate_comparison", "reoffending.rate_difference",
-        "reoffending.rate_difference_ci_low", "reoffending.rate_difference_ci_high",
-        "reoffending.rate_difference_p", "reoffending.risk_ratio", "reoffending.frequency_difference",
-        "reoffending.n_treated", "reoffending.n_comparison", "reoffending.n_reoffenders_treated",
-        "reoffending.typical_100_sentence",
-    ]:  # fmt: skip
-        assert key in nums
-    assert nums["reoffending.rate_difference"]["kind"] == "pp"
-    assert nums["reoffending.n_treated"]["value"] == 200
-    surv = json.loads((o / "survival.json").read_text())["numbers"]
-    assert surv["survival.headline_ok"]["value"] in ("yes", "no")
-    panel = json.loads((o / "event_study.json").read_text())["numbers"]
-    assert "panel.did" in panel and "panel.did_ci_low" in panel
-    headline = pd.read_parquet(o / "headline.parquet")
-    assert list(headline["measure"]) == ["rate", "frequency", "time_to_first"]
-
-
-def test_effects_script_bad_covariate_is_one_clear_error(tmp_path):
-    import runpy
-    from types import SimpleNamespace
-
-    df = _matched(n_sets=20)
-    df["person_id"] = [f"p{i:03d}" for i in range(len(df))]
-    df["index_date"] = pd.Timestamp("2018-03-01")
-    df.drop(columns=["reoffended", "n_reoffences"]).to_parquet(tmp_path / "m.parquet")
-    _outcomes_for(df).to_parquet(tmp_path / "o.parquet")
-
-    class Named(list):
-        def __init__(self, d):
-            super().__init__(d.values())
-            self.__dict__.update(d)
-
-    log = tmp_path / "effects.log"
-    sm = SimpleNamespace(
-        input=Named({"matched": str(tmp_path / "m.parquet"), "outcomes": str(tmp_path / "o.parquet")}),
-        output=Named({"headline": str(tmp_path / "h.parquet"), "numbers": str(tmp_path / "n.json")}),
-        params=SimpleNamespace(covariates=["shoe_size"], replace=False, followup_days=365),
-        log=[str(log)],
-        rule="effects",
-    )  # fmt: skip
-    with pytest.raises(SystemExit) as exit_:
-        runpy.run_path("scripts/effects.py", init_globals={"snakemake": sm}, run_name="__main__")
-    assert exit_.value.code == 1
-    text = log.read_text()
-    assert "config effects.covariates: shoe_size is not a column" in text
-    assert "Traceback" not in text
-    assert not (tmp_path / "h.parquet").exists()
-
-
 # --------------------------------------------------------------------------- acceptance
 
 COVARIATES = [
@@ -514,43 +400,24 @@ COVARIATES = [
 ]  # fmt: skip
 
 
-def _synthetic_att(hazard_ratio: float, seed: int = 20180101):
-    """The library chain on synthetic extracts: generate, clean, cohort, outcomes, match
-    (1:1 nearest neighbour on the logit propensity score, caliper 0.2), ATT."""
-    import tempfile
+def _synthetic_att(hazard_ratio: float):
+    """One replicate of the simulation study at 3,000 participants: generate, clean, cohort,
+    outcomes and the headline's own path (mydirection.simulation.run_replicate)."""
+    import dataclasses
 
-    from mydirection import synthetic
-    from mydirection.clean import clean_extracts
-    from mydirection.cohort import CohortSettings, build_cohort
-    from mydirection.effects import merge_outcomes
-    from mydirection.matching import match
-    from mydirection.outcomes import proven_reoffending
-    from mydirection.settings import load_config
-    from mydirection.simulation import _write_csvs
+    from mydirection import simulation, synthetic
+    from mydirection.settings import SimulationSettings, load_config
 
     cfg = load_config("config/config.yaml")
     base = synthetic.load_config("config/synthetic.yaml")
-    gen = synthetic.merge_config(
-        base,
-        {
-            "n_treated": 3000,
-            "n_comparator_pool": 30000,
-            "true_effect": {"hazard_ratio": hazard_ratio},
-        },
-    )
-    syn = synthetic.generate(gen, seed)
-    end = cfg["extract_end_date"]
-    with tempfile.TemporaryDirectory() as tmp:
-        tables, _ = clean_extracts(_write_csvs(syn.extracts, tmp), end, b"test-key")
-    f, w = cfg["outcomes"]["followup_days"], cfg["outcomes"]["waiting_days"]
-    settings = CohortSettings.from_config({**cfg, "seed": seed})  # the default design
-    names = ("people", "supervision", "assessments", "convictions", "enrolments")
-    cohort = build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort
-    outcomes = proven_reoffending(cohort, tables["convictions"], f, w, end)
-    m = match(cohort, "treated", COVARIATES, distance="logit_ps", caliper=0.2)
-    m.data = merge_outcomes(m.data.reset_index(drop=True), outcomes)
-    # the truth of the index-date design in use (the generator plants both)
-    return att(m, "reoffended", kind="binary", alpha=ALPHA), syn.truth, settings.index_date
+    gen = {
+        "n_treated": 3000,
+        "n_comparator_pool": 30000,
+        "true_effect": {"hazard_ratio": hazard_ratio},
+    }
+    settings = dataclasses.replace(SimulationSettings.from_config(cfg), generator=gen)
+    rows = simulation.run_replicate(0, "measured", cfg, base, settings)
+    return rows.set_index("method").loc["headline"]
 
 
 @pytest.mark.slow
@@ -559,20 +426,19 @@ def test_acceptance_planted_effect_is_covered():
     # selection but not re-offending, so the design is identified from the recorded
     # covariates), (estimate - sample ATT) / SE over seeds 1-6 was 0.22, -0.44, -0.94, 1.11,
     # 1.48, -0.70 at hazard ratio 0.6 and all six null runs were non-significant.
-    e, truth, design = _synthetic_att(0.6)
-    sample_att = truth[f"sample_att_{design}"]
-    assert sample_att < -0.05  # the planted effect is large enough to detect
-    assert e.n_treated >= 2900
-    assert e.ci_low <= sample_att <= e.ci_high
-    assert e.p_value < 0.05
+    e = _synthetic_att(0.6)
+    assert e["truth"] < -0.05  # the planted effect is large enough to detect
+    assert e["n_treated"] >= 2700
+    assert e["ci_low"] <= e["truth"] <= e["ci_high"]
+    assert e["p_value"] < 0.05
 
 
 @pytest.mark.slow
 def test_acceptance_no_effect_is_not_significant():
-    e, truth, design = _synthetic_att(1.0)
-    assert truth[f"sample_att_{design}"] == 0.0
-    assert e.ci_low <= 0.0 <= e.ci_high
-    assert not e.significant
+    e = _synthetic_att(1.0)
+    assert e["truth"] == 0.0
+    assert e["ci_low"] <= 0.0 <= e["ci_high"]
+    assert e["p_value"] >= 0.05
 
 
 # ------------------------------------------------------------- test level from the caller
@@ -625,15 +491,15 @@ def _replacement_sample(seed=2, n_t=70, n_c=60):
             n_c, size=k, replace=False, p=np.linspace(2, 1, n_c) / np.linspace(2, 1, n_c).sum()
         )
         links += [(f"t{i:03d}", f"c{j:03d}", i + 1) for j in pool]
-    pairs = pd.DataFrame(links, columns=["treated_id", "control_id", "subclass"])
-    k = pairs.groupby("subclass")["control_id"].transform("size")
-    cw = (1 / k).groupby(pairs["control_id"]).sum()
+    pairs = pd.DataFrame(links, columns=["treated_id", "comparator_id", "subclass"])
+    k = pairs.groupby("subclass")["comparator_id"].transform("size")
+    cw = (1 / k).groupby(pairs["comparator_id"]).sum()
     cw = cw * len(cw) / cw.sum()  # rescaled to the number of matched comparators
     ids = [f"t{i:03d}" for i in range(n_t)] + list(cw.index)
     n = len(ids)
     x = rng.normal(size=n)
     treated = np.r_[np.ones(n_t, bool), np.zeros(n - n_t, bool)]
-    first_set = pairs.groupby("control_id")["subclass"].min()
+    first_set = pairs.groupby("comparator_id")["subclass"].min()
     data = pd.DataFrame(
         {
             "person_id": ids,
@@ -657,14 +523,14 @@ def _get_matches(data, pairs):
     rows = []
     for s, g in pairs.groupby("subclass", sort=True):
         rows.append((s, g["treated_id"].iloc[0], 1.0))
-        rows += [(s, c, 1.0 / k[s]) for c in g["control_id"]]
+        rows += [(s, c, 1.0 / k[s]) for c in g["comparator_id"]]
     gm = pd.DataFrame(rows, columns=["subclass", "person_id", "gm_weight"])
     return gm.merge(data.drop(columns=["subclass", "weights"]), on="person_id", how="left")
 
 
 def test_twoway_se_matches_statsmodels_on_get_matches_layout():
     data, pairs = _replacement_sample()
-    assert pairs["control_id"].duplicated().any()  # comparators are reused
+    assert pairs["comparator_id"].duplicated().any()  # comparators are reused
     e = att(matched_sample(data, replace=True, pairs=pairs), "reoffended", alpha=ALPHA)
     assert e.se_type == "twoway"
     gm = _get_matches(data, pairs)
@@ -747,7 +613,7 @@ def test_twoway_is_pair_clustering_without_replacement():
     pairs = pd.DataFrame(
         {
             "treated_id": c["subclass"].map(t).to_numpy(),
-            "control_id": c["person_id"].to_numpy(),
+            "comparator_id": c["person_id"].to_numpy(),
             "subclass": c["subclass"].to_numpy(),
         }  # fmt: skip
     )
@@ -777,7 +643,7 @@ def test_se_choices_that_cannot_work_are_errors():
     with pytest.raises(ValueError, match="se must be"):
         att(matched_sample(data), "reoffended", alpha=ALPHA, se="HC1")
     # links of another match: treated ids pointing at comparators, or sets missing people
-    swapped = pairs.rename(columns={"treated_id": "control_id", "control_id": "treated_id"})
+    swapped = pairs.rename(columns={"treated_id": "comparator_id", "comparator_id": "treated_id"})
     with pytest.raises(ValueError, match="other group"):
         att(matched_sample(data, replace=True, pairs=swapped), "reoffended", alpha=ALPHA)
     partial = pairs[pairs["subclass"] > 10]
@@ -800,7 +666,7 @@ def test_twoway_from_a_match_result_and_from_pairs_parquet_agree():
     pairs = pd.DataFrame(
         {
             "treated_id": ids.loc[m.pairs["treated"]].to_numpy(),
-            "control_id": ids.loc[m.pairs["control"]].to_numpy(),
+            "comparator_id": ids.loc[m.pairs["control"]].to_numpy(),
             "subclass": m.pairs["subclass"].to_numpy(),
         }  # fmt: skip
     )
@@ -824,7 +690,7 @@ def test_subgroups_with_replacement_assign_comparators_by_partner():
     pairs = pd.DataFrame(
         {
             "treated_id": ["t1", "t1", "t2", "t2", "t3", "t3"],
-            "control_id": ["c1", "c2", "c3", "c4", "c1", "c4"],
+            "comparator_id": ["c1", "c2", "c3", "c4", "c1", "c4"],
             "subclass": [1, 1, 2, 2, 3, 3],
         }
     )

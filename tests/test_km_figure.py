@@ -60,7 +60,7 @@ def _raw_tables(km):
 def test_seven_people_reveal_nothing_below_the_threshold():
     # 7 people: re-offences on days 10, 40, 70, 100, 200, 300; one reaches day 365
     df = pd.DataFrame({"t": [10, 40, 70, 100, 200, 300, 365], "e": [1, 1, 1, 1, 1, 1, 0]})
-    km = kaplan_meier(df, "t", "e")
+    km = kaplan_meier(df, "t", "e", alpha=0.05)
     curve, at_risk = km_for_publication(km, threshold=K, ticks=TICKS)
     # the raw table would reveal single re-offences (the test can fail)
     assert _attack(*_raw_tables(km), 7)
@@ -75,7 +75,7 @@ def test_seven_people_reveal_nothing_below_the_threshold():
         [10, 12, 14, 16, 18, 20],
         [13, 20, 30, 100, 101, 102],
     ):
-        other = kaplan_meier(df.assign(t=[*moved, 365]), "t", "e")
+        other = kaplan_meier(df.assign(t=[*moved, 365]), "t", "e", alpha=0.05)
         c2, r2 = km_for_publication(other, threshold=K, ticks=TICKS)
         pd.testing.assert_frame_equal(c2, curve)
         pd.testing.assert_frame_equal(r2, at_risk)
@@ -83,7 +83,9 @@ def test_seven_people_reveal_nothing_below_the_threshold():
 
 def test_seven_people_who_all_reoffend_show_one_drop_of_seven():
     df = pd.DataFrame({"t": [10, 40, 70, 100, 200, 300, 340], "e": [1] * 7})
-    curve, at_risk = km_for_publication(kaplan_meier(df, "t", "e"), threshold=K, ticks=TICKS)
+    curve, at_risk = km_for_publication(
+        kaplan_meier(df, "t", "e", alpha=0.05), threshold=K, ticks=TICKS
+    )
     assert curve["survival"].iloc[-1] == 0.0 and curve["at_risk"].iloc[-1] == 0
     assert set(curve["survival"]) == {0.0, 1.0}  # the drop is all seven at once
     assert _attack(curve, at_risk, 7) == []
@@ -95,7 +97,9 @@ def test_too_few_reoffences_in_the_tail_merge_back_instead_of_cutting_the_curve(
     # are merged with the day-250 ones, so the curve still reaches day 365 (at 67/100).
     days = [d for d in (10, 50, 100, 150, 200, 250) for _ in range(5)] + [320] * 3
     df = pd.DataFrame({"t": days + [365] * 67, "e": [1] * 33 + [0] * 67})
-    curve, at_risk = km_for_publication(kaplan_meier(df, "t", "e"), threshold=K, ticks=TICKS)
+    curve, at_risk = km_for_publication(
+        kaplan_meier(df, "t", "e", alpha=0.05), threshold=K, ticks=TICKS
+    )
     assert curve["time"].iloc[-1] == 365 and curve["survival"].iloc[-1] == pytest.approx(0.67)
     assert list(at_risk["label"]) == ["100", "90", "80", NOT_SHOWN, "67"]
     assert 245 <= curve["time"].iloc[-2] <= 250  # the last interval holds days 250 and 320
@@ -132,7 +136,7 @@ def _check_against_rows(df, curve, at_risk, k):
 )
 def test_every_released_interval_holds_zero_or_at_least_k_people(rows, k, step):
     df = pd.DataFrame(rows, columns=["t", "e", "w"]).assign(e=lambda d: d["e"].astype(int))
-    km = kaplan_meier(df, "t", "e", weights="w")
+    km = kaplan_meier(df, "t", "e", weights="w", alpha=0.05)
     curve, at_risk = km_for_publication(km, threshold=k, ticks=TICKS, step=step)
     _check_against_rows(df, curve, at_risk, k)
     assert _attack(curve, at_risk, len(df), k) == [] or not (df["w"] == 1).all()
@@ -148,7 +152,7 @@ def test_released_points_are_the_weighted_km_just_before_each_boundary():
         {"t": np.where(e, np.ceil(t), 365), "e": e.astype(int), "g": g,
          "w": np.where(g, 1.0, rng.choice([0.5, 1.0, 2.0], n))}
     )  # fmt: skip
-    km = kaplan_meier(df, "t", "e", group="g", weights="w")
+    km = kaplan_meier(df, "t", "e", group="g", weights="w", alpha=0.05)
     curve, at_risk = km_for_publication(km, threshold=K, ticks=TICKS)
     for (label, d), (_, raw) in zip(curve.groupby("group"), df.groupby("g"), strict=True):
         k = km[km["group"] == label]
@@ -164,7 +168,7 @@ def test_released_points_are_the_weighted_km_just_before_each_boundary():
 
 
 def test_needs_the_people_counts_and_a_positive_threshold():
-    km = kaplan_meier(pd.DataFrame({"t": [1, 2], "e": [1, 0]}), "t", "e")
+    km = kaplan_meier(pd.DataFrame({"t": [1, 2], "e": [1, 0]}), "t", "e", alpha=0.05)
     with pytest.raises(ValueError, match="n_events"):
         km_for_publication(km.drop(columns=["n_events"]))
     with pytest.raises(ValueError, match="threshold"):
@@ -175,5 +179,5 @@ def test_plot_km_draws_the_published_curve(tmp_path):
     df = pd.DataFrame({"t": [10, 40, 70, 100, 200, 300, 365] * 2, "e": [1, 1, 1, 1, 1, 1, 0] * 2})
     df["g"] = [False] * 7 + [True] * 7
     path = tmp_path / "km.png"
-    plot_km(kaplan_meier(df, "t", "e", group="g"), path, "t", ticks=TICKS)
+    plot_km(kaplan_meier(df, "t", "e", group="g", alpha=0.05), path, "t", ticks=TICKS)
     assert path.stat().st_size > 0

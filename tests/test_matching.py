@@ -482,7 +482,14 @@ def hand_made_cohort(n=400, seed=11) -> pd.DataFrame:
         {
             "person_id": [f"{i:016x}" for i in rng.permutation(n) * 7919 + 12345],
             "treated": treated,
+            "event_id": [f"e{i:05d}" for i in range(n)],
             "index_date": pd.Timestamp("2018-06-01"),
+            "event_start": pd.Timestamp("2018-05-20"),
+            "event_end": pd.NaT,
+            "enrolment_date": pd.Series(pd.Timestamp("2018-06-01"), index=range(n)).where(treated),
+            "enrolment_delay_days": 12.0,
+            "office": "hull_central",
+            "case_manager_id": "cm1",
             "age": age.round(1),
             "sex": rng.choice(["male", "female"], n, p=[0.8, 0.2]),
             "ethnicity": rng.choice(
@@ -511,63 +518,30 @@ def hand_made_cohort(n=400, seed=11) -> pd.DataFrame:
     return df
 
 
-def _config_matching():
-    import yaml
-
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["matching"]
+MATCH_OUTPUTS = ("propensity", "matched", "pairs", "counts", "design_steps", "balance")
 
 
-def _fake(rule, inputs, outputs, params, log):
-    from types import SimpleNamespace
+def run_matching_scripts(tmp, cohort, **matching):
+    """Run scripts/match.py like the rule does (``matching``: config overrides)."""
+    from helpers import run_script
 
-    from snakemake.iocontainers import Namedlist
+    from mydirection.settings import load_config
 
-    return SimpleNamespace(
-        rule=rule,
-        input=Namedlist(fromdict={k: str(v) for k, v in inputs.items()}),
-        output=Namedlist(fromdict={k: str(v) for k, v in outputs.items()}),
-        params=Namedlist(fromdict=params),
-        log=Namedlist(fromdict={"log": str(log)}),
-    )
-
-
-def run_matching_scripts(tmp, cohort, **overrides):
-    """Run scripts/propensity.py, match.py and balance.py like the rules do."""
-    import runpy
-
-    cfg = {**_config_matching(), **overrides}
+    config = load_config(ROOT / "config" / "config.yaml", {"matching": matching, "seed": 5})
     (tmp / "cohort").mkdir(parents=True, exist_ok=True)
     cohort_path = tmp / "cohort" / "cohort.parquet"
     cohort.to_parquet(cohort_path, index=False)
     m = tmp / "matching"
-    out = {
-        "propensity": {"propensity": m / "propensity.parquet",
-                       "numbers": tmp / "numbers" / "propensity.json"},
-        "match": {"matched": m / "matched.parquet", "pairs": m / "pairs.parquet",
-                  "counts": m / "counts.parquet", "numbers": tmp / "numbers" / "match.json"},
-        "balance": {"balance": m / "balance.parquet", "verdict": m / "verdict.json",
-                    "love_plot": tmp / "figures" / "love_plot.png",
-                    "ps_overlap": tmp / "figures" / "ps_overlap.png",
-                    "ecdf_worst": tmp / "figures" / "ecdf_worst.png",
-                    "numbers": tmp / "numbers" / "balance.json"},
-    }  # fmt: skip
-    base = {"covariates": cfg["covariates"], "categorical": cfg["categorical"]}
-    params = {
-        "propensity": base,
-        "match": {**base, **{k: cfg[k] for k in ("distance", "ratio", "replace", "caliper",
-                                                 "order", "exact", "discard")}, "seed": 5},
-        "balance": {**base, "smd_threshold": cfg["smd_threshold"],
-                    "var_ratio_bounds": cfg["var_ratio_bounds"]},
-    }  # fmt: skip
-    inputs = {
-        "propensity": {"cohort": cohort_path},
-        "match": {"cohort": cohort_path, "propensity": out["propensity"]["propensity"]},
-        "balance": {"cohort": cohort_path, "propensity": out["propensity"]["propensity"],
-                    "matched": out["match"]["matched"]},
-    }  # fmt: skip
-    for rule in ("propensity", "match", "balance"):
-        sm = _fake(rule, inputs[rule], out[rule], params[rule], tmp / "logs" / f"{rule}.log")
-        runpy.run_path(str(ROOT / "scripts" / f"{rule}.py"), init_globals={"snakemake": sm})
+    out = {k: m / f"{k}.parquet" for k in MATCH_OUTPUTS}
+    out.update(
+        design=m / "design.json",
+        fig_love_plot=tmp / "figures" / "love_plot.png",
+        fig_ps_overlap=tmp / "figures" / "ps_overlap.png",
+        fig_ecdf_worst=tmp / "figures" / "ecdf_worst.png",
+        numbers=tmp / "numbers" / "match.json",
+    )
+    run_script("match.py", "match", {"cohort": cohort_path}, out, config=config,
+               log=tmp / "logs" / "match.log")  # fmt: skip
     return out
 
 
@@ -575,38 +549,35 @@ def test_pipeline_scripts_on_a_hand_made_cohort(tmp_path):
     import json
 
     cohort = hand_made_cohort()
-    out = run_matching_scripts(tmp_path, cohort)
-    prop = pd.read_parquet(out["propensity"]["propensity"])
+    out = run_matching_scripts(tmp_path, cohort, revisions=[])
+    prop = pd.read_parquet(out["propensity"])
     assert list(prop.columns) == ["person_id", "treated", "ps", "logit_ps"]
     assert len(prop) == len(cohort)
-    matched = pd.read_parquet(out["match"]["matched"])
+    matched = pd.read_parquet(out["matched"])
     assert {"distance", "weights", "subclass", *cohort.columns} <= set(matched.columns)
-    pairs = pd.read_parquet(out["match"]["pairs"])
-    assert list(pairs.columns)[:3] == ["treated_id", "control_id", "round"]
+    pairs = pd.read_parquet(out["pairs"])
+    assert list(pairs.columns)[:3] == ["treated_id", "comparator_id", "round"]
     assert set(pairs["treated_id"]) <= set(cohort.loc[cohort["treated"], "person_id"])
-    assert set(pairs["control_id"]) <= set(cohort.loc[~cohort["treated"], "person_id"])
+    assert set(pairs["comparator_id"]) <= set(cohort.loc[~cohort["treated"], "person_id"])
     # exact on sentence type
     st_of = cohort.set_index("person_id")["sentence_type"]
     assert (
-        st_of.loc[pairs["treated_id"]].to_numpy() == st_of.loc[pairs["control_id"]].to_numpy()
+        st_of.loc[pairs["treated_id"]].to_numpy() == st_of.loc[pairs["comparator_id"]].to_numpy()
     ).all()
-    counts = pd.read_parquet(out["match"]["counts"])
+    counts = pd.read_parquet(out["counts"])
     assert list(counts.columns) == ["group", "all", "matched", "unmatched", "discarded"]
-    bal = pd.read_parquet(out["balance"]["balance"])
+    assert list(counts["group"]) == ["treated", "comparator"]
+    bal = pd.read_parquet(out["balance"])
     assert "ethnicity_white" in set(bal["covariate"])
-    verdict = json.loads(out["balance"]["verdict"].read_text())
-    numbers = {}
-    for rule in ("propensity", "match", "balance"):
-        numbers.update(json.loads(out[rule]["numbers"].read_text())["numbers"])
-    assert numbers["matching.balance_ok"]["value"] == verdict["verdict"]
+    numbers = json.loads(out["numbers"].read_text())["numbers"]
     assert numbers["matching.n_treated_matched"]["value"] == len(pairs)
-    assert numbers["matching.worst_covariate"]["value"] in set(bal["covariate"])
     assert numbers["matching.max_abs_smd_after"]["value"] == pytest.approx(
         bal["smd_after"].abs().max()
     )
     assert numbers["matching.max_abs_smd_before"]["value"] > 0.1  # confounded by design
-    for key in ("love_plot", "ps_overlap", "ecdf_worst"):
-        assert out["balance"][key].read_bytes()[:4] == b"\x89PNG"
+    assert all(e["label"] for e in numbers.values())
+    for key in ("fig_love_plot", "fig_ps_overlap", "fig_ecdf_worst"):
+        assert out[key].read_bytes()[:4] == b"\x89PNG"
     log = (tmp_path / "logs" / "match.log").read_text()
     assert not any(pid in log for pid in cohort["person_id"])  # counts only, no identifiers
 
@@ -615,10 +586,9 @@ def test_pipeline_scripts_are_deterministic(tmp_path):
     cohort = hand_made_cohort(n=200, seed=3)
     a = run_matching_scripts(tmp_path / "a", cohort, order="random")
     b = run_matching_scripts(tmp_path / "b", cohort, order="random")
-    for rule in ("propensity", "match", "balance"):
-        for key, path in a[rule].items():
-            if key != "numbers":  # numbers carry their input paths
-                assert path.read_bytes() == b[rule][key].read_bytes(), key
+    for key, path in a.items():
+        if key != "numbers":  # numbers carry their input paths
+            assert path.read_bytes() == b[key].read_bytes(), key
 
 
 def test_pipeline_script_bad_input_is_one_clear_message(tmp_path):
@@ -626,8 +596,10 @@ def test_pipeline_script_bad_input_is_one_clear_message(tmp_path):
     with pytest.raises(SystemExit) as exc:
         run_matching_scripts(tmp_path, cohort)
     assert exc.value.code == 1
-    log = (tmp_path / "logs" / "propensity.log").read_text()
-    assert "cohort.parquet, column copas_rate: not found" in log
+    log = (tmp_path / "logs" / "match.log").read_text()
+    assert (
+        "cohort.parquet (table cohort, written by rule cohort): column copas_rate: missing" in log
+    )
     assert "Traceback" not in log
     assert not (tmp_path / "matching" / "propensity.parquet").exists()
 

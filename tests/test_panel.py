@@ -85,20 +85,20 @@ def _simulated(effect, n=1500, seed=0, lead_effect=0.0):
 
 def test_did_recovers_planted_effect():
     panel = _simulated(-0.12)
-    res = did(panel).iloc[0]
+    res = did(panel, level=0.95).iloc[0]
     # within 3.5 SE of the truth (a calibrated SE fails this with probability 0.0005;
     # over 40 other seeds the estimates averaged -0.1206 with sd 0.0122 against mean SE
     # 0.0126, 95 % coverage 0.95)
     assert abs(res["estimate"] + 0.12) < 3.5 * res["se"]
     assert res["p_value"] < 0.001
     assert res["n_people"] == 1500 and res["n_clusters"] == 1500
-    by_set = did(panel, cluster="subclass").iloc[0]
+    by_set = did(panel, cluster="subclass", level=0.95).iloc[0]
     assert by_set["estimate"] == pytest.approx(res["estimate"], abs=1e-10)
     assert by_set["n_clusters"] == 750
 
 
 def test_event_study_lags_recover_effect_and_leads_are_zero():
-    es = event_study(_simulated(-0.12, seed=1))
+    es = event_study(_simulated(-0.12, seed=1), level=0.95)
     assert list(es["rel_quarter"]) == list(range(-8, 4))
     ref = es[es["period"] == "reference"]
     assert ref["rel_quarter"].item() == -1 and ref["estimate"].item() == 0.0
@@ -111,30 +111,30 @@ def test_event_study_lags_recover_effect_and_leads_are_zero():
 
 
 def test_event_study_detects_a_planted_lead():
-    es = event_study(_simulated(0.0, seed=2, lead_effect=0.2)).set_index("rel_quarter")
+    es = event_study(_simulated(0.0, seed=2, lead_effect=0.2), level=0.95).set_index("rel_quarter")
     assert es.loc[-3, "ci_low"] > 0.1
     assert es.loc[-3, "p_value"] < 0.001
     assert es.attrs["leads_joint_p"] < 0.001
 
 
 def test_no_effect_gives_null_did():
-    res = did(_simulated(0.0, seed=3)).iloc[0]
+    res = did(_simulated(0.0, seed=3), level=0.95).iloc[0]
     assert res["ci_low"] < 0 < res["ci_high"]
 
 
 def test_bad_reference_and_cluster_raise():
     panel = _simulated(0.0, n=40)
     with pytest.raises(ValueError, match="reference"):
-        event_study(panel, reference=9)
+        event_study(panel, reference=9, level=0.95)
     with pytest.raises(ValueError, match="cluster"):
-        did(panel, cluster="office")
+        did(panel, cluster="office", level=0.95)
 
 
 @pytest.mark.parametrize("people", [STAGGERED, PILOT_LIKE], ids=["staggered", "pilot_like"])
 def test_did_recovers_a_known_effect_on_noise_free_panels(people):
     # Without the common event-time profile the estimate was -161 % (staggered) and
     # +3.3 % (pilot-like) off the truth on these panels.
-    res = did(noise_free(people, effect=-0.1)).iloc[0]
+    res = did(noise_free(people, effect=-0.1), level=0.95).iloc[0]
     assert res["estimate"] == pytest.approx(-0.1, rel=0.01)
 
 
@@ -148,7 +148,9 @@ def test_did_equals_least_squares_on_alldummies(people):
     )
     t_post = (panel["treated"] & (panel["rel_quarter"] >= 0)).to_numpy(float)
     ref = all_dummies_ols(panel, {"treated_x_post": t_post})
-    assert did(panel).iloc[0]["estimate"] == pytest.approx(ref["treated_x_post"], abs=1e-8)
+    assert did(panel, level=0.95).iloc[0]["estimate"] == pytest.approx(
+        ref["treated_x_post"], abs=1e-8
+    )
 
 
 @pytest.mark.parametrize("cluster", ["person", "subclass"])
@@ -175,7 +177,7 @@ def test_did_standard_error_is_the_cr1_cluster_sandwich(cluster):
     n, G = len(panel), groups.max() + 1
     K = 1 + (panel["calendar_quarter"].nunique() - 1) + (12 - 1)
     se = res.bse[0] * np.sqrt(G / (G - 1) * (n - 1) / (n - K))
-    out = did(panel, cluster=cluster).iloc[0]
+    out = did(panel, cluster=cluster, level=0.95).iloc[0]
     assert out["estimate"] == pytest.approx(res.params[0], abs=1e-10)
     assert out["se"] == pytest.approx(se, rel=1e-8)
     assert out["n_clusters"] == G
@@ -188,7 +190,7 @@ def test_event_study_equals_least_squares_on_alldummies():
     t, k = panel["treated"].to_numpy(float), panel["rel_quarter"].to_numpy()
     terms = {f"treated_q{q}": t * (k == q) for q in range(-8, 4) if q != -1}
     ref = all_dummies_ols(panel, terms)
-    es = event_study(panel).set_index("term")
+    es = event_study(panel, level=0.95).set_index("term")
     for term, value in ref.items():
         assert es.loc[term, "estimate"] == pytest.approx(value, abs=1e-8)
 
@@ -197,22 +199,22 @@ def test_event_time_trend_is_normalised_only_when_not_identified():
     exact = noise_free(MID_QUARTER)
     cal = pd.PeriodIndex(exact["calendar_quarter"], freq="Q").asi8 - exact["rel_quarter"]
     assert (cal.groupby(exact["person_id"]).nunique() == 1).all()  # the identity holds
-    d = did(exact).iloc[0]
+    d = did(exact, level=0.95).iloc[0]
     assert d["event_time_normalised"] == "-1,-8"  # the first quarter too
     assert d["estimate"] == pytest.approx(-0.1, abs=1e-10)
-    es = event_study(exact)
+    es = event_study(exact, level=0.95)
     assert es.attrs["event_time_normalised"] == "-1,-8"
     assert np.allclose(es["estimate"], np.where(es["rel_quarter"] >= 0, -0.1, 0.0), atol=1e-10)
     # Slipping quarters (90-92 days) identify the trend: only the reference is normalised.
-    assert did(noise_free(PILOT_LIKE)).iloc[0]["event_time_normalised"] == "-1"
+    assert did(noise_free(PILOT_LIKE), level=0.95).iloc[0]["event_time_normalised"] == "-1"
 
 
 def test_unidentified_designs_raise():
     panel = noise_free(MID_QUARTER)
     with pytest.raises(ValueError, match="treated and comparison"):
-        did(panel.assign(treated=True))
+        did(panel.assign(treated=True), level=0.95)
     with pytest.raises(ValueError, match="before and after"):
-        did(panel[panel["rel_quarter"] >= 0])
+        did(panel[panel["rel_quarter"] >= 0], level=0.95)
 
 
 def test_resolve_cluster():
@@ -266,7 +268,7 @@ def test_plot_event_study_shades_the_matched_leads(tmp_path):
     rng = np.random.default_rng(2)
     panel = noise_free(PILOT_LIKE.iloc[::5].reset_index(drop=True))
     panel["offences"] += rng.poisson(0.5, len(panel))
-    es, row = event_study(panel), did(panel).iloc[0]
+    es, row = event_study(panel, level=0.95), did(panel, level=0.95).iloc[0]
     plot_event_study(es, tmp_path / "a.png", "t", did_row=row, level=0.9, window_leads=[-4, -1])
-    plot_event_study(es, tmp_path / "b.png", "t")
+    plot_event_study(es, tmp_path / "b.png", "t", level=0.95)
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()

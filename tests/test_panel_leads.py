@@ -48,16 +48,16 @@ def test_leads_inside_the_matching_window_are_balanced_by_construction():
     pool, matched = _matched_on_recent_offending()
     assert matched["person_id"].nunique() == 20 + 20
     # Unmatched, the groups differ in level but their trends are parallel: no bias.
-    assert did(pool).iloc[0]["estimate"] == pytest.approx(0.0, abs=1e-10)
-    assert np.allclose(event_study(pool)["estimate"], 0.0, atol=1e-10)
+    assert did(pool, level=0.95).iloc[0]["estimate"] == pytest.approx(0.0, abs=1e-10)
+    assert np.allclose(event_study(pool, level=0.95)["estimate"], 0.0, atol=1e-10)
     # Matched on recent offending: the leads inside the window are zero by construction ...
-    es = event_study(matched).set_index("rel_quarter")["estimate"]
+    es = event_study(matched, level=0.95).set_index("rel_quarter")["estimate"]
     assert np.allclose(es.loc[[-4, -3, -2]], 0.0, atol=1e-10)
     # ... while the comparators regress to their lower usual level after the index date:
     # a spurious "effect" of +0.5 in every lag (DiD +0.25) with no effect at all. Only the
     # leads outside the window (quarters -8..-5) show the difference.
     assert np.allclose(es.loc[[0, 1, 2, 3]], 0.5, atol=1e-10)
-    assert did(matched).iloc[0]["estimate"] == pytest.approx(0.25, abs=1e-10)
+    assert did(matched, level=0.95).iloc[0]["estimate"] == pytest.approx(0.25, abs=1e-10)
     assert np.allclose(es.loc[[-8, -7, -6, -5]], 0.5, atol=1e-10)
     diag = lead_diagnostics(matched, covariates=["age", "offences_last_12m"])
     assert diag.attrs["window_leads"] == [-4, -3, -2, -1]

@@ -86,7 +86,7 @@ def fake_stage_numbers() -> dict[str, dict]:
             ["results/cohort/cohort.parquet"],
             {
                 "matching.n_treated_matched": number(398, "count", "people"),
-                "matching.n_control_matched": number(1194, "count", "people"),
+                "matching.n_comparators_matched": number(1194, "count", "people"),
                 "matching.max_abs_smd_after": number(0.0623, "estimate", decimals=3),
                 "matching.balance_ok": number("achieved", "text"),
             },
@@ -142,7 +142,7 @@ def fake_stage_numbers() -> dict[str, dict]:
             ["results/matching/pairs.parquet"],
             {
                 "sensitivity.gamma_crossing": number(1.35, "gamma"),
-                "sensitivity.gamma_status": number("significant until the crossing Gamma", "text"),
+                "sensitivity.bounds_text": number("significant until the crossing Gamma", "text"),
                 "sensitivity.evalue_rr": number(1.41, "ratio"),
                 "sensitivity.spec_share_significant": number(
                     0.1, "proportion", label="Share of specifications with a 95% CI excluding zero"
@@ -154,8 +154,8 @@ def fake_stage_numbers() -> dict[str, dict]:
         "simulation": (
             ["config/synthetic.yaml"],
             {
-                "simulation.coverage": number(0.946, "proportion"),
-                "simulation.bias": number(0.0021, "pp"),
+                "simulation.measured.headline.coverage": number(0.946, "proportion"),
+                "simulation.measured.headline.bias": number(0.0021, "pp"),
             },
             {"simulation.n_replicates": 200},
             {},

@@ -248,7 +248,7 @@ def test_matched_sets_from_pairs():
     pairs = pd.DataFrame(
         {
             "treated_id": ["t1", "t1", "t2", "t2", "t3"],
-            "control_id": ["c1", "c2", "c3", "c1", "c4"],
+            "comparator_id": ["c1", "c2", "c3", "c1", "c4"],
             "round": [1, 2, 1, 2, 1],
         }
     )
@@ -324,18 +324,28 @@ GRID = {
 }
 
 
+def _headline(**changes):
+    from mydirection.settings import AnalysisSpec
+
+    return AnalysisSpec.default(**{"revisions": (), **changes})
+
+
 def test_spec_grid_is_full_cross_product_with_unique_names():
-    specs = sens.spec_grid(GRID)
-    assert len(specs) == 3 * 3 * 2 * 2 * 2 * 2 + 2
+    headline = _headline()
+    specs = sens.grid_choices(GRID, headline)
+    assert len(specs) == 3 * 3 * 2 * 2 * 2 * 2 + 2  # the headline is one of them
     assert len(set(specs)) == len(specs)
-    assert all(name == sens.spec_name(s) for name, s in specs.items())
-    assert "logit_ps-cal0.2-r1-norep-exnone-fu365" in specs
-    assert specs["ps-calnone-r3-rep-exsentence-fu182"]["exact"] == ["sentence_type"]
+    assert all(name == sens.spec_name(s, GRID["exact"]) for name, s in specs.items())
+    assert "logit_ps-cal0.2-r1-norep-exsentence-fu365" in specs
+    assert specs["ps-calnone-r3-rep-exsentence-fu182"]["exact"] == ("sentence_type",)
     assert specs["ipw-fu365"]["method"] == "ipw"
     # names are safe as file names and wildcards
     assert all(set(n) <= set("abcdefghijklmnopqrstuvwxyz0123456789-_.") for n in specs)
-    assert list(sens.spec_grid(GRID)) == list(specs)  # stable order
-    assert len(sens.spec_grid({**GRID, "ipw": False})) == len(specs) - 2
+    assert list(sens.grid_choices(GRID, headline)) == list(specs) == sorted(specs)
+    assert len(sens.grid_choices({**GRID, "ipw": False}, headline)) == len(specs) - 2
+    # a headline outside the grid is added to it
+    odd = _headline(caliper=0.05)
+    assert len(sens.grid_choices(GRID, odd)) == len(specs) + 1
 
 
 # ----------------------------------------------------------------------------------- placebo
@@ -377,14 +387,27 @@ def test_placebo_distribution_centres_on_zero():
 
 
 def planted(n=1500, effect=-0.10, seed=3):
-    """Confounded data with a known effect on the risk of the outcome among the treated."""
+    """Confounded data with a known effect on the risk of the outcome among the treated:
+    a cohort (covariates) and its outcomes."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=n)
-    sex = rng.choice(["m", "f"], size=n)
-    t = rng.random(n) < 1 / (1 + np.exp(-(-1.2 + 0.8 * x)))
+    sex = rng.choice(["female", "male"], n)
+    t = rng.random(n) < 1 / (1 + np.exp(-(-1.0 + 0.8 * x)))
     p0 = np.clip(0.35 + 0.12 * x, 0.02, 0.98)
-    y = rng.random(n) < np.where(t, p0 + effect, p0)
-    return pd.DataFrame({"treated": t, "x": x, "sex": sex, "reoffended": y.astype(int)})
+    y = (rng.random(n) < np.where(t, p0 + effect, p0)).astype(int)
+    ids = [f"p{i:05d}" for i in range(n)]
+    cohort = pd.DataFrame({"person_id": ids, "treated": t, "x": x, "sex": sex})
+    outcomes = pd.DataFrame(
+        {
+            "person_id": ids,
+            "reoffended": y,
+            "n_reoffences": y,
+            "days_to_first": np.where(y, 100, 365),
+            "event": y,
+            "followup_complete": True,
+        }  # fmt: skip
+    )
+    return cohort, outcomes
 
 
 @pytest.mark.parametrize(
@@ -395,25 +418,26 @@ def planted(n=1500, effect=-0.10, seed=3):
         "ipw-fu365",
     ],
 )
-def test_estimate_spec_recovers_planted_effect(name):
+def test_a_specification_recovers_a_planted_effect(name):
     grid = {**GRID, "exact": {"none": [], "sex": ["sex"]}, "followup_days": [365]}
-    spec = sens.spec_grid(grid)[name]
-    data = planted()
-    row = sens.estimate_spec(data, spec, ["x", "sex"], categorical=["sex"])
+    headline = _headline(covariates=("x", "sex"), categorical=("sex",), exact=())
+    choice = sens.grid_choices(grid, headline)[name]
+    cohort, outcomes = planted()
+    row = sens.run_spec(cohort, outcomes, headline, choice, name)
     assert row["spec"] == name and row["error"] == ""
     assert row["ci_low"] < -0.10 < row["ci_high"]
     # the naive difference is biased by confounding (x raises both treatment and outcome)
-    naive = (
-        data.loc[data.treated, "reoffended"].mean() - data.loc[~data.treated, "reoffended"].mean()
-    )
+    y, t = outcomes["reoffended"], cohort["treated"]
+    naive = y[t].mean() - y[~t].mean()
     assert abs(row["estimate"] + 0.10) < abs(naive + 0.10)
 
 
-def test_estimate_spec_failure_is_a_row():
-    data = planted(n=60)
-    data["treated"] = False
-    spec = sens.spec_grid(GRID)["ps-cal0.1-r1-norep-exnone-fu365"]
-    row = sens.estimate_spec(data, spec, ["x"])
+def test_a_specification_that_cannot_be_estimated_is_a_row():
+    cohort, outcomes = planted(n=60)
+    cohort["treated"] = False
+    headline = _headline(covariates=("x",), categorical=(), exact=())
+    choice = sens.grid_choices(GRID, headline)["ps-cal0.1-r1-norep-exnone-fu365"]
+    row = sens.run_spec(cohort, outcomes, headline, choice, "x")
     assert math.isnan(row["estimate"]) and row["error"]
 
 
@@ -432,27 +456,20 @@ def dry_run(*args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_dry_run_one_job_per_specification(tmp_path):
-    grid = {
-        "distance": ["ps", "mahalanobis"],
-        "caliper": [None, 0.2],
-        "ratio": [1],
-        "replace": [False],
-        "exact": {"none": []},
-        "ipw": True,
-        "followup_days": [182, 365],
-    }
+def test_dry_run_batches_the_curve(tmp_path):
     cfg = tmp_path / "small.yaml"
-    cfg.write_text(yaml.safe_dump({"sensitivity": {"spec_curve": grid}}))
+    cfg.write_text(yaml.safe_dump({"sensitivity": {"spec_curve_batches": 3}}))
     out = dry_run("results/sensitivity/spec_curve.parquet", "--configfile", str(cfg))
-    # --configfile merges mappings recursively: the shipped `exact` entries stay
-    shipped = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    grid["exact"] = {**shipped["sensitivity"]["spec_curve"]["exact"], **grid["exact"]}
-    expected = sens.spec_grid(grid)
-    jobs = re.findall(r"wildcards: spec=(\S+)", out)
-    assert sorted(jobs) == sorted(expected)
-    assert re.search(rf"^spec\s+{len(expected)}$", out, re.M)
+    assert re.search(r"^spec_batch\s+3$", out, re.M)
     assert re.search(r"^spec_curve\s+1$", out, re.M)
+    assert sorted(re.findall(r"wildcards: batch=(\d+)", out)) == ["0", "1", "2"]
+
+
+def test_batches_partition_the_specifications():
+    names = [f"s{i}" for i in range(10)]
+    batch = sens.spec_curve.batch_of(names, 3)
+    assert sorted(batch) == names and set(batch.values()) == {0, 1, 2}
+    assert [n for n in names if batch[n] == 0] == ["s0", "s3", "s6", "s9"]
 
 
 def test_sort_curve_and_figure(tmp_path):
@@ -463,7 +480,7 @@ def test_sort_curve_and_figure(tmp_path):
             "ci_low": [-0.03, -0.05, np.nan, -0.02],
             "ci_high": [0.07, 0.03, np.nan, -0.001],
             "balance_ok": [True, False, False, True],
-            "is_default": [False, True, False, False],
+            "is_headline": [False, True, False, False],
             "distance": ["ps", "logit_ps", "mahalanobis", "ipw"],
             "caliper": ["none", "0.2", "0.2", "none"],
             "ratio": [1, 3, 1, 0],
@@ -478,6 +495,6 @@ def test_sort_curve_and_figure(tmp_path):
     assert s["rank"].tolist() == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(sens.sort_curve(s), s)
     a, b = tmp_path / "a.png", tmp_path / "b.png"
-    sens.plot_spec_curve(s, a)
-    sens.plot_spec_curve(curve, b)
+    sens.plot_spec_curve(s, a, 0.95)
+    sens.plot_spec_curve(curve, b, 0.95)
     assert a.read_bytes() == b.read_bytes()

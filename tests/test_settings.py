@@ -78,7 +78,7 @@ def test_a_specification_is_a_replace_of_the_headline_spec():
     spec = S.AnalysisSpec.from_config(S.load_config(ROOT / "config" / "config.yaml"))
     other = dataclasses.replace(spec, caliper=0.1, followup_days=182)
     assert other.match == dataclasses.replace(spec.match, caliper=0.1)
-    assert other.outcome.followup_days == 182
+    assert other.followup_days == 182
     assert S.MatchSpec.from_dict(spec.match.as_dict()) == spec.match
 
 

@@ -186,7 +186,7 @@ def test_rosenbaum_2002_table_4_3_lead_example():
 
 
 def test_pair_differences_coding_and_pairs_only():
-    pairs = pd.DataFrame({"treated_id": ["t1", "t2", "t3"], "control_id": ["c1", "c2", "c1"]})
+    pairs = pd.DataFrame({"treated_id": ["t1", "t2", "t3"], "comparator_id": ["c1", "c2", "c1"]})
     outcomes = pd.DataFrame(
         {"person_id": ["t1", "t2", "t3", "c1", "c2"], "n_reoffences": [0, 2, 1, 3, 2]}
     )
@@ -195,7 +195,7 @@ def test_pair_differences_coding_and_pairs_only():
     greater = sens.pair_differences(pairs, outcomes, alternative="greater")
     assert greater["d"].tolist() == [-3.0, 0.0, -2.0]
     assert "person_id" not in less.columns
-    ratio2 = pd.concat([pairs, pd.DataFrame({"treated_id": ["t1"], "control_id": ["c2"]})])
+    ratio2 = pd.concat([pairs, pd.DataFrame({"treated_id": ["t1"], "comparator_id": ["c2"]})])
     with pytest.raises(ValueError, match="1:1 pairs"):
         sens.pair_differences(ratio2, outcomes, alternative="less")
     with pytest.raises(TypeError):

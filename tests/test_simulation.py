@@ -1,4 +1,5 @@
-"""Simulation study: summary arithmetic by hand; a tiny in-process replicate run."""
+"""Simulation study: summary arithmetic by hand; a tiny in-process study through the headline's
+own path; batches that do not change the results."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def three_reps() -> pd.DataFrame:
         {
             "rep": [0, 1, 2, 0, 1, 2],
             "scenario": ["measured"] * 6,
-            "method": ["matched"] * 3 + ["naive"] * 3,
+            "method": ["headline"] * 3 + ["naive"] * 3,
             "truth": [-0.05] * 6,
             "estimate": [-0.07, -0.02, -0.06, 0.01, 0.03, -0.01],
             "se": [0.02, 0.02, 0.04, 0.01, 0.01, 0.01],
@@ -32,13 +33,14 @@ def three_reps() -> pd.DataFrame:
             "p_value": [0.0005, 0.32, 0.13, 0.32, 0.003, 0.32],
             "n_treated": 100,
             "n_control": 100,
+            "error": "",
         }
     )
 
 
 def test_summary_by_hand():
-    s = sim.summarise(three_reps()).set_index("method")
-    m = s.loc["matched"]
+    s = sim.summarise(three_reps(), alpha=0.05).set_index("method")
+    m = s.loc["headline"]
     # errors: -0.02, +0.03, -0.01
     assert m["n_reps"] == 3 and m["n_failed"] == 0
     assert m["bias"] == pytest.approx(0.0 / 3)
@@ -61,7 +63,7 @@ def test_summary_by_hand():
 def test_failed_replicates_counted_not_used():
     reps = three_reps()
     reps.loc[1, ["estimate", "se", "ci_low", "ci_high", "p_value"]] = np.nan
-    m = sim.summarise(reps).set_index("method").loc["matched"]
+    m = sim.summarise(reps, alpha=0.05).set_index("method").loc["headline"]
     assert (m["n_reps"], m["n_failed"]) == (2, 1)
     assert m["bias"] == pytest.approx((-0.02 - 0.01) / 2)
     assert m["coverage_mcse"] == pytest.approx(0.0)
@@ -69,7 +71,7 @@ def test_failed_replicates_counted_not_used():
 
 def test_missing_columns_named():
     with pytest.raises(ValueError, match="se"):
-        sim.summarise(three_reps().drop(columns="se"))
+        sim.summarise(three_reps().drop(columns="se"), alpha=0.05)
 
 
 @settings(max_examples=30, deadline=None)
@@ -80,7 +82,7 @@ def test_rmse_decomposes_into_bias_and_variance(errors):
         {
             "rep": range(len(e)),
             "scenario": "measured",
-            "method": "matched",
+            "method": "headline",
             "truth": 0.0,
             "estimate": e,
             "se": 0.1,
@@ -89,9 +91,10 @@ def test_rmse_decomposes_into_bias_and_variance(errors):
             "p_value": 0.5,
             "n_treated": 1,
             "n_control": 1,
+            "error": "",
         }
     )
-    s = sim.summarise(reps).iloc[0]
+    s = sim.summarise(reps, alpha=0.05).iloc[0]
     r = len(e)
     # RMSE^2 = bias^2 + (R-1)/R * empirical variance
     assert s["rmse"] ** 2 == pytest.approx(
@@ -101,20 +104,23 @@ def test_rmse_decomposes_into_bias_and_variance(errors):
 
 
 # ------------------------------------------------------------------ tiny in-process study
-
-COVARIATES = [
-    "age",
-    "sex",
-    "sentence_type",
-    "ogrs3_2yr",
-    "ogrs3_missing",
-    "n_previous_offences",
-    "offences_last_12m",
-]
-MATCHING = {"covariates": COVARIATES, "distance": "logit_ps", "caliper": 0.2, "ratio": 1}
-COHORT = {}
-OUTCOMES = {"followup_days": 365, "waiting_days": 182}
+ROOT = Path(__file__).resolve().parents[1]
 TINY = {"n_treated": 40, "n_comparator_pool": 400, "true_effect": {"hazard_ratio": 0.7}}
+
+
+def _config(**simulation):
+    from mydirection.settings import load_config
+
+    return load_config(
+        ROOT / "config" / "config.yaml",
+        {"simulation": {"generator": TINY, "replicates": 3, **simulation}, "seed": 7},
+    )
+
+
+def _settings(config):
+    from mydirection.settings import SimulationSettings
+
+    return SimulationSettings.from_config(config)
 
 
 def test_replicate_seeds_distinct_and_stable():
@@ -125,51 +131,48 @@ def test_replicate_seeds_distinct_and_stable():
 
 def test_generator_config_scenarios():
     base = {"n_treated": 150, "hidden_confounding": {"strength": 0.3}, "mess": {"x": 1}}
-    m = sim.generator_config(base, TINY, "measured", 1.0)
-    h = sim.generator_config(base, TINY, "hidden", 1.0)
-    assert m["hidden_confounding"]["strength"] == 0.0
-    assert h["hidden_confounding"]["strength"] == 1.0
+    s = _settings(_config())
+    m = sim.generator_config(base, s, "measured")
+    h = sim.generator_config(base, s, "hidden")
+    z = sim.generator_config(base, s, "no_effect")
+    assert m["hidden_confounding"]["strength"] == 0.3  # the base's own setting is kept
+    assert h["hidden_confounding"]["strength"] == s.hidden_confounding_strength
     assert m["n_treated"] == 40 and m["true_effect"]["hazard_ratio"] == 0.7
+    assert z["true_effect"]["hazard_ratio"] == 1.0
     assert m["mess"] == {"x": 1}
+    with pytest.raises(ValueError, match="unknown scenario"):
+        sim.generator_config(base, s, "other")
 
 
 @pytest.fixture(scope="module")
 def tiny_study():
-    rows = [
-        sim.run_replicate(
-            rep,
-            "measured",
-            generator=sim.generator_config({}, TINY, "measured", 1.0),
-            seed=sim.replicate_seed(7, rep),
-            cohort=COHORT,
-            outcomes=OUTCOMES,
-            matching=MATCHING,
-            extract_end_date="2020-06-30",
-        )
-        for rep in range(3)
-    ]
-    return pd.concat(rows, ignore_index=True)
+    config = _config()
+    return sim.run_batch(range(3), config, {}, _settings(config))
 
 
 def test_tiny_study_rows_and_truth(tiny_study):
     reps = tiny_study
     assert list(reps.columns) == sim.REPLICATE_COLUMNS
-    assert len(reps) == 6 and set(reps["method"]) == {"matched", "naive"}
+    assert len(reps) == 3 * len(sim.SCENARIOS) * len(sim.METHODS)
+    assert set(reps["method"]) == set(sim.METHODS) and set(reps["scenario"]) == set(sim.SCENARIOS)
     ok = reps.dropna(subset=["estimate"])
-    assert len(ok) == 6
+    assert len(ok) == len(reps), reps.loc[reps["estimate"].isna(), "error"].tolist()
     # the truth is a sample ATT of 0/1 outcomes: within [-1, 0] for a protective hazard ratio
-    # given coupled potential outcomes (treatment can only remove offences)
+    # given coupled potential outcomes (treatment can only remove offences), and zero in the
+    # no-effect scenario
     assert ((reps["truth"] <= 0) & (reps["truth"] >= -1)).all()
+    assert (reps.loc[reps["scenario"] == "no_effect", "truth"] == 0).all()
     assert (ok["ci_low"] <= ok["estimate"]).all() and (ok["estimate"] <= ok["ci_high"]).all()
-    # the naive comparison uses every cohort member
-    naive = reps[reps["method"] == "naive"]
-    assert (naive["n_control"] > reps.loc[reps["method"] == "matched", "n_control"].max()).all()
+    # the naive comparison uses every cohort member (as many as IPW, more than matching)
+    naive = reps[reps["method"] == "naive"].set_index(["scenario", "rep"])["n_control"]
+    head = reps[reps["method"] == "headline"].set_index(["scenario", "rep"])["n_control"]
+    assert (naive >= head).all()
 
 
 def test_tiny_study_summary_by_hand(tiny_study):
-    s = sim.summarise(tiny_study).set_index(["scenario", "method"])
-    for method in ("matched", "naive"):
-        g = tiny_study[tiny_study["method"] == method]
+    s = sim.summarise(tiny_study, alpha=0.05).set_index(["scenario", "method"])
+    for method in sim.METHODS:
+        g = tiny_study[(tiny_study["method"] == method) & (tiny_study["scenario"] == "measured")]
         e = g["estimate"].to_numpy() - g["truth"].to_numpy()
         row = s.loc[("measured", method)]
         assert row["n_reps"] == 3
@@ -182,34 +185,36 @@ def test_tiny_study_summary_by_hand(tiny_study):
         assert row["rejection_rate"] == pytest.approx(sum(p < 0.05 for p in g["p_value"]) / 3)
 
 
-def test_replicate_is_deterministic(tiny_study):
-    again = sim.run_replicate(
-        1,
-        "measured",
-        generator=sim.generator_config({}, TINY, "measured", 1.0),
-        seed=sim.replicate_seed(7, 1),
-        cohort=COHORT,
-        outcomes=OUTCOMES,
-        matching=MATCHING,
-        extract_end_date="2020-06-30",
+def test_batches_do_not_change_the_rows(tiny_study):
+    """Per-replicate seeds: one batch of every replicate and one job per replicate give the
+    same table, byte for byte (the gathered table is what the summary reads)."""
+    import io
+
+    config = _config()
+    one_each = sim.sort_rows(
+        pd.concat([sim.run_batch([r], config, {}, _settings(config)) for r in range(3)])
     )
-    pd.testing.assert_frame_equal(
-        again.reset_index(drop=True),
-        tiny_study[tiny_study["rep"] == 1].reset_index(drop=True),
-    )
+
+    def parquet(frame):
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+
+    assert parquet(one_each) == parquet(sim.sort_rows(tiny_study))
+    assert sim.batch_reps(10, 3, 1) == [1, 4, 7]
+    assert sorted(r for b in range(3) for r in sim.batch_reps(10, 3, b)) == list(range(10))
 
 
 def test_simulation_figure_deterministic(tiny_study, tmp_path):
-    s = sim.summarise(tiny_study)
+    config = _config()
+    s = sim.summarise(tiny_study, alpha=0.05)
     a, b = tmp_path / "a.png", tmp_path / "b.png"
-    sim.plot_simulation(tiny_study, s, a)
-    sim.plot_simulation(tiny_study, s, b)
+    sim.plot_simulation(tiny_study, s, a, _settings(config))
+    sim.plot_simulation(tiny_study, s, b, _settings(config))
     assert a.read_bytes() == b.read_bytes() and a.stat().st_size > 10_000
 
 
 # ------------------------------------------------------------------------------- dry runs
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def dry_run(*args: str) -> str:
@@ -228,17 +233,22 @@ def four_replicates(tmp_path):
     return str(cfg)
 
 
-def test_dry_run_one_job_per_replicate(four_replicates):
-    out = dry_run("simulation", "--configfile", four_replicates)
-    jobs = re.findall(r"wildcards: scenario=(\w+), rep=(\d+)", out)
-    assert sorted(jobs) == sorted((s, str(r)) for s in sim.SCENARIOS for r in range(4))
-    assert re.search(r"^simulation_replicate\s+8$", out, re.M)
+def test_dry_run_batches_the_study(four_replicates):
+    """Two batch jobs (the setting), each running its replicates in one process."""
+    out = dry_run(
+        "simulation",
+        "--configfile",
+        four_replicates,
+        "--config",
+        "simulation={replicates: 4, batches: 2}",
+    )
+    assert re.search(r"^simulation_batch\s+2$", out, re.M)
     assert re.search(r"^simulation\s+1$", out, re.M)
 
 
 def test_dry_run_with_slurm_profile(four_replicates):
-    """The workflow profile parses and the SLURM executor plans the same jobs, one SLURM
-    job per replicate (a dry run submits nothing)."""
+    """The workflow profile parses and the SLURM executor plans the batch jobs (the profile
+    sets a larger batch count, so a cluster still fans out; a dry run submits nothing)."""
     out = dry_run(
         "simulation",
         "--workflow-profile",
@@ -249,5 +259,5 @@ def test_dry_run_with_slurm_profile(four_replicates):
         four_replicates,
     )
     assert "Using workflow specific profile profiles/slurm" in out
-    assert re.search(r"^simulation_replicate\s+8$", out, re.M)
+    assert re.search(r"^simulation_batch\s+4$", out, re.M)
     assert "Group job" not in out

@@ -36,7 +36,7 @@ def rossi():
 
 
 def test_cox_reproduces_published_r_efron(rossi):
-    out = cox(rossi, "week", "arrest", ROSSI)
+    out = cox(rossi, "week", "arrest", ROSSI, alpha=0.05)
     assert list(out.index) == ROSSI
     np.testing.assert_allclose(out["coef"], R_COEF, atol=6e-5)
     np.testing.assert_allclose(out["se"], R_SE, atol=6e-5)
@@ -46,7 +46,7 @@ def test_cox_reproduces_published_r_efron(rossi):
 
 @pytest.mark.parametrize("ties", ["efron", "breslow"])
 def test_cox_agrees_with_statsmodels_phreg(rossi, ties):
-    out = cox(rossi, "week", "arrest", ROSSI, ties=ties)
+    out = cox(rossi, "week", "arrest", ROSSI, ties=ties, alpha=0.05)
     fit = PHReg(rossi["week"], rossi[ROSSI], status=rossi["arrest"], ties=ties).fit()
     np.testing.assert_allclose(out["coef"], fit.params, atol=1e-8)
     np.testing.assert_allclose(out["se"], fit.bse, atol=1e-8)
@@ -69,7 +69,7 @@ def test_cox_robust_matches_lifelines_without_ties(rossi, case):
         kw["cluster"], lkw["cluster_col"] = "cl", "cl"
     if case == "robust":
         kw["robust"] = True
-    out = cox(df, "week", "arrest", ROSSI, **kw)
+    out = cox(df, "week", "arrest", ROSSI, **kw, alpha=0.05)
     cols = ["week", "arrest", *ROSSI, *lkw.values()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -125,9 +125,9 @@ def test_cox_frequency_weights_equal_duplicated_rows(rossi):
     df = rossi.iloc[:200].copy()
     df["w"] = np.arange(len(df)) % 3 + 1
     cov = ["fin", "age", "prio"]
-    weighted = cox(df, "week", "arrest", cov, ties="breslow", weights="w", robust=False)
+    weighted = cox(df, "week", "arrest", cov, ties="breslow", weights="w", robust=False, alpha=0.05)
     dup = df.loc[df.index.repeat(df["w"])]
-    plain = cox(dup, "week", "arrest", cov, ties="breslow")
+    plain = cox(dup, "week", "arrest", cov, ties="breslow", alpha=0.05)
     np.testing.assert_allclose(weighted["coef"], plain["coef"], atol=1e-8)
     np.testing.assert_allclose(weighted["se"], plain["se"], atol=1e-8)
 
@@ -135,21 +135,21 @@ def test_cox_frequency_weights_equal_duplicated_rows(rossi):
 def test_cox_warns_when_a_coefficient_is_infinite(rossi):
     df = rossi.assign(sep=rossi["arrest"].astype(float))  # separates events perfectly
     with pytest.warns(RuntimeWarning, match="did not converge"):
-        out = cox(df, "week", "arrest", ["sep", "age"])
+        out = cox(df, "week", "arrest", ["sep", "age"], alpha=0.05)
     assert not out.attrs["converged"]
-    assert cox(rossi, "week", "arrest", ROSSI).attrs["converged"]
+    assert cox(rossi, "week", "arrest", ROSSI, alpha=0.05).attrs["converged"]
 
 
 def test_cox_without_events_raises():
     df = pd.DataFrame({"t": [1.0, 2.0], "e": [0, 0], "x": [0.0, 1.0]})
     with pytest.raises(ValueError, match="no events"):
-        cox(df, "t", "e", ["x"])
+        cox(df, "t", "e", ["x"], alpha=0.05)
 
 
 def test_kaplan_meier_hand_worked_example():
     # times 3, 4+, 5, 5, 6+, 8, 9+ (+ = censored); n = 7
     df = pd.DataFrame({"t": [3, 4, 5, 5, 6, 8, 9], "e": [1, 0, 1, 1, 0, 1, 0]})
-    km = kaplan_meier(df, "t", "e")
+    km = kaplan_meier(df, "t", "e", alpha=0.05)
     ev = km[km["events"] > 0].set_index("time")
     # S(3) = 6/7; S(5) = 6/7 * 3/5 = 18/35; S(8) = 18/35 * 1/2 = 9/35
     assert ev.loc[3, "survival"] == pytest.approx(6 / 7)
@@ -168,7 +168,7 @@ def test_kaplan_meier_hand_worked_example():
 
 
 def test_kaplan_meier_agrees_with_lifelines_by_group(rossi):
-    km = kaplan_meier(rossi, "week", "arrest", group="fin")
+    km = kaplan_meier(rossi, "week", "arrest", group="fin", alpha=0.05)
     for g, d in rossi.groupby("fin"):
         ref = lifelines.KaplanMeierFitter().fit(d["week"], d["arrest"])
         mine = km[km["group"] == g].set_index("time")
@@ -181,8 +181,8 @@ def test_kaplan_meier_agrees_with_lifelines_by_group(rossi):
 
 def test_weighted_kaplan_meier_equals_duplicated_rows(rossi):
     df = rossi.iloc[:100].assign(w=np.arange(100) % 2 + 1)
-    weighted = kaplan_meier(df, "week", "arrest", weights="w")
-    dup = kaplan_meier(df.loc[df.index.repeat(df["w"])], "week", "arrest")
+    weighted = kaplan_meier(df, "week", "arrest", weights="w", alpha=0.05)
+    dup = kaplan_meier(df.loc[df.index.repeat(df["w"])], "week", "arrest", alpha=0.05)
     np.testing.assert_allclose(weighted["survival"], dup["survival"], atol=1e-12)
     np.testing.assert_allclose(weighted["at_risk"], dup["at_risk"], atol=1e-12)
 
@@ -193,9 +193,9 @@ def _ij_brute_force(d, h=1e-6):
     d = d.reset_index(drop=True)
 
     def surv(w):
-        return kaplan_meier(d.assign(w=w), "week", "arrest", weights="w", variance="greenwood")[
-            "survival"
-        ].to_numpy()
+        return kaplan_meier(
+            d.assign(w=w), "week", "arrest", weights="w", variance="greenwood", alpha=0.05
+        )["survival"].to_numpy()
 
     w = d["w"].to_numpy(float)
     U = np.empty((len(d), len(surv(w))))
@@ -214,7 +214,13 @@ def test_robust_km_variance_equals_brute_force_infinitesimal_jackknife(rossi, cl
         w=rng.uniform(0.2, 2.5, 160), cl=rng.integers(0, 50, 160)
     )  # heavily tied weeks, non-integer weights, clusters that span times
     km = kaplan_meier(
-        df, "week", "arrest", group="fin", weights="w", cluster="cl" if clustered else None
+        df,
+        "week",
+        "arrest",
+        group="fin",
+        weights="w",
+        cluster="cl" if clustered else None,
+        alpha=0.05,
     )
     assert km.attrs["variance"] == "robust" and set(km["variance"]) == {"robust"}
     for g, d in df.groupby("fin"):
@@ -232,27 +238,36 @@ def test_km_variance_rule_follows_r_survfit(rossi):
     # R survfit (single state): robust when there is a cluster or a non-integer weight
     df = rossi.assign(one=1.0, two=2.0, half=np.where(rossi["fin"] == 1, 1.0, 0.5))
     df["cl"] = np.arange(len(df)) // 2
-    assert kaplan_meier(df, "week", "arrest").attrs["variance"] == "greenwood"
-    assert kaplan_meier(df, "week", "arrest", weights="two").attrs["variance"] == "greenwood"
-    assert kaplan_meier(df, "week", "arrest", weights="half").attrs["variance"] == "robust"
-    assert kaplan_meier(df, "week", "arrest", cluster="cl").attrs["variance"] == "robust"
-    forced = kaplan_meier(df, "week", "arrest", weights="half", variance="greenwood")
+    assert kaplan_meier(df, "week", "arrest", alpha=0.05).attrs["variance"] == "greenwood"
+    assert (
+        kaplan_meier(df, "week", "arrest", weights="two", alpha=0.05).attrs["variance"]
+        == "greenwood"
+    )
+    assert (
+        kaplan_meier(df, "week", "arrest", weights="half", alpha=0.05).attrs["variance"] == "robust"
+    )
+    assert (
+        kaplan_meier(df, "week", "arrest", cluster="cl", alpha=0.05).attrs["variance"] == "robust"
+    )
+    forced = kaplan_meier(df, "week", "arrest", weights="half", variance="greenwood", alpha=0.05)
     assert forced.attrs["variance"] == "greenwood"
     with pytest.raises(ValueError, match="variance"):
-        kaplan_meier(df, "week", "arrest", variance="bootstrap")
+        kaplan_meier(df, "week", "arrest", variance="bootstrap", alpha=0.05)
 
 
 def test_robust_km_equals_greenwood_with_unit_weights_and_ignores_weight_scale(rossi):
     # R's tests/survfit1.R: with unit weights and one row per person the IJ variance is
     # Greenwood's; multiplying every weight by 3 leaves the IJ variance unchanged, while
     # Greenwood (frequency weights) shrinks it by 3.
-    ij = kaplan_meier(rossi, "week", "arrest", group="fin", variance="robust")
-    gw = kaplan_meier(rossi, "week", "arrest", group="fin", variance="greenwood")
+    ij = kaplan_meier(rossi, "week", "arrest", group="fin", variance="robust", alpha=0.05)
+    gw = kaplan_meier(rossi, "week", "arrest", group="fin", variance="greenwood", alpha=0.05)
     np.testing.assert_allclose(ij["std_err"], gw["std_err"], rtol=1e-10)
     np.testing.assert_allclose(ij["ci_low"], gw["ci_low"], rtol=1e-10)
     three = rossi.assign(w=3.0)
-    ij3 = kaplan_meier(three, "week", "arrest", group="fin", weights="w", variance="robust")
-    gw3 = kaplan_meier(three, "week", "arrest", group="fin", weights="w")
+    ij3 = kaplan_meier(
+        three, "week", "arrest", group="fin", weights="w", variance="robust", alpha=0.05
+    )
+    gw3 = kaplan_meier(three, "week", "arrest", group="fin", weights="w", alpha=0.05)
     np.testing.assert_allclose(ij3["std_err"], ij["std_err"], rtol=1e-10)
     np.testing.assert_allclose(gw3["std_err"] ** 2 * 3, gw["std_err"] ** 2, rtol=1e-10)
 
@@ -260,7 +275,7 @@ def test_robust_km_equals_greenwood_with_unit_weights_and_ignores_weight_scale(r
 def test_robust_km_log_log_interval_and_a_curve_that_reaches_zero():
     # everyone dies: at S = 0 the IJ variance is 0 (R) and the interval undefined
     df = pd.DataFrame({"t": [1, 2, 2, 3, 4], "e": [1, 1, 0, 1, 1], "w": [0.5, 1.5, 1, 2, 1]})
-    km = kaplan_meier(df, "t", "e", weights="w").set_index("time")
+    km = kaplan_meier(df, "t", "e", weights="w", alpha=0.05).set_index("time")
     assert km.attrs["variance"] == "robust"
     assert km.loc[4, "survival"] == 0 and km.loc[4, "std_err"] == 0
     assert np.isnan(km.loc[4, "ci_low"]) and np.isnan(km.loc[4, "ci_high"])

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mydirection.effects import att as att_module
-from mydirection.effects.att import Effect, MatchedSample
+from mydirection.effects import jdl
+from mydirection.effects.att import Effect, MatchedSample, att, matched_sample, time_to_first
 from mydirection.errors import UserError
 from mydirection.matching import BalanceVerdict, MatchResult, ipw, match, n_outside_support
+from mydirection.reporting import labels
 from mydirection.reporting.numbers import Numbers
 from mydirection.settings import AnalysisSpec, MatchSpec
 
@@ -161,6 +162,44 @@ class Design:
             }
         )
 
+    def figures(self, cohort: pd.DataFrame) -> dict:
+        """name -> (draw(path), caption): the Love plot, the propensity-score overlap and the
+        eCDF of the least balanced covariate. Captions name registry numbers as ``{key}``."""
+        from mydirection.matching import plots
+        from mydirection.matching.design import expand_covariates
+
+        treated = cohort["treated"].astype(bool).to_numpy()
+        ps = self.result.propensity["ps"].to_numpy(float)
+        weights = (
+            pd.Series(self.result.data["weights"]).reindex(cohort.index).fillna(0.0).to_numpy()
+        )
+        worst = self.verdict.worst_covariate
+        row = self.balance.set_index("covariate").loc[worst]
+        values = expand_covariates(cohort, self.spec.covariates, self.spec.categorical)[worst]
+        threshold = self.spec.smd_threshold
+        return {
+            "love_plot": (
+                lambda path: plots.love_plot(self.balance, path, threshold),
+                "Absolute standardised mean differences of each covariate level before (open "
+                "circles) and after matching (filled), against the balance threshold of "
+                "{config.matching.smd_threshold} (dashed line). The denominator is the "
+                "participants' standard deviation before matching, the same before and after.",
+            ),
+            "ps_overlap": (
+                lambda path: plots.ps_overlap_plot(ps, treated, weights, path),
+                "Propensity-score distributions of participants and comparators before matching "
+                "and after it (comparators weighted by their matching weights).",
+            ),
+            "ecdf_worst": (
+                lambda path: plots.ecdf_plot(
+                    values.to_numpy(float), treated, weights, path, row["variable"], row["level"]
+                ),
+                "Empirical cumulative distribution of the least balanced covariate after "
+                "matching ({matching.worst_covariate}), participants against comparators, "
+                "before and after matching.",
+            ),
+        }
+
     def numbers(self) -> Numbers:
         """Group sizes, the balance verdict and every design step (registry ``matching.*``)."""
         n = Numbers()
@@ -206,7 +245,13 @@ class Design:
             decimals=3,
             signed=False,
         )
-        n.add("matching.worst_covariate", v.worst_covariate, "text", "Least balanced covariate")
+        row = self.balance.set_index("covariate").loc[v.worst_covariate]
+        n.add(
+            "matching.worst_covariate",
+            labels.covariate(row["variable"], row["level"]),
+            "text",
+            "Least balanced covariate after matching",
+        )
         n.add(
             "matching.n_covariates_imbalanced",
             len(set(v.smd_failures) | set(v.var_ratio_failures)),
@@ -339,9 +384,7 @@ def analysis_sample(
     if missing or missing_o:
         what = f"matched column {missing[0]}" if missing else f"outcomes column {missing_o[0]}"
         raise UserError(f"analysis sample: {what} is missing; rerun the stage that writes it")
-    keep = ["person_id", *OUTCOME_COLUMNS]
-    if "followup_complete" in outcomes.columns:
-        keep.append("followup_complete")
+    keep = ["person_id", *[c for c in outcomes.columns if c != "person_id"]]
     base = matched[matched["weights"] > 0].drop(
         columns=[c for c in keep[1:] if c in matched.columns]
     )
@@ -404,15 +447,48 @@ class Headline:
     def n_incomplete(self) -> int:
         return int(self.sample.attrs.get("n_incomplete", 0))
 
+    def effects(self) -> dict[str, Effect]:
+        out = {"rate": self.rate, "frequency": self.frequency}
+        if self.time_to_first is not None:
+            out["time_to_first"] = self.time_to_first
+        return out
 
-def _sample_object(sample: pd.DataFrame, spec: AnalysisSpec) -> MatchedSample:
+    def table(self) -> pd.DataFrame:
+        """The JDL headline table (one row per measure)."""
+        return jdl.headline_table(self.effects())
+
+    def numbers(self, power: float) -> Numbers:
+        return jdl.headline_numbers(
+            self.rate,
+            self.frequency,
+            self.time_to_first,
+            self.sample,
+            power=power,
+            followup_days=self.spec.followup_days,
+        )
+
+
+def se_type(spec: AnalysisSpec) -> str:
+    """The ATT's standard errors for a design: cluster-robust by matched set without
+    replacement; ``effects.se_with_replacement`` with replacement; HC0/HC3 for IPW."""
+    if spec.method == "ipw":
+        return "HC3" if spec.se_with_replacement == "hc3" else "HC0"
+    if not spec.replace:
+        return "cluster"
+    return {"twoway": "twoway", "hc3": "HC3", "hc0": "HC0"}[spec.se_with_replacement]
+
+
+def sample_object(sample: pd.DataFrame, spec: AnalysisSpec, pairs) -> MatchedSample:
+    """The analysis sample wrapped for the ATT functions (replacement and the pairs)."""
     replace = bool(spec.replace or spec.method == "ipw")
-    return att_module.matched_sample(sample, "treated", replace=replace)
+    pairs = pairs if pairs is not None and len(pairs) else None
+    return matched_sample(sample, "treated", replace=replace, pairs=pairs)
 
 
-def estimate(sample: pd.DataFrame, spec: AnalysisSpec) -> Headline:
-    """The rate, frequency and time-to-first-re-offence effects on the analysis sample."""
-    m = _sample_object(sample, spec)
+def estimate(sample: pd.DataFrame, spec: AnalysisSpec, pairs=None) -> Headline:
+    """The rate, frequency and time-to-first-re-offence effects on the analysis sample, at
+    the plan's level (``spec.alpha``) with the design's standard errors (:func:`se_type`)."""
+    m = sample_object(sample, spec, pairs)
     covariates = list(spec.effect_covariates)
     absent = [c for c in covariates if c not in sample.columns]
     if absent:
@@ -420,10 +496,11 @@ def estimate(sample: pd.DataFrame, spec: AnalysisSpec) -> Headline:
             f"config setting effects.covariates: {absent[0]} is not a cohort column; use "
             "cohort columns (docs/stages.md)"
         )
-    rate = att_module.att(m, "reoffended", kind="binary", covariates=covariates)
-    freq = att_module.att(m, "n_reoffences", kind="count", covariates=covariates)
+    options = {"covariates": covariates, "alpha": spec.alpha, "se": se_type(spec)}
+    rate = att(m, "reoffended", kind="binary", **options)
+    freq = att(m, "n_reoffences", kind="count", **options)
     try:
-        ttf = att_module.time_to_first(m)
+        ttf = time_to_first(m, alpha=spec.alpha, se=options["se"])
     except ValueError:  # a group without re-offenders
         ttf = None
     return Headline(spec=spec, sample=sample, rate=rate, frequency=freq, time_to_first=ttf)
@@ -435,8 +512,9 @@ def headline(
     """Design -> analysis sample -> estimate: the one path every consumer runs."""
     d = design(cohort.reset_index(drop=True), spec.match, propensity)
     chosen = spec.with_design(d.spec)
-    sample = analysis_sample(d.result.data, outcomes, d.pairs)
-    out = estimate(sample, chosen)
+    pairs = d.pairs
+    sample = analysis_sample(d.result.data, outcomes, pairs)
+    out = estimate(sample, chosen, pairs)
     out.design = d
     return out
 
@@ -453,3 +531,13 @@ __all__ = [
     "pair_ids",
     "revise",
 ]
+
+
+def rule_inputs(job) -> tuple[AnalysisSpec, pd.DataFrame, pd.DataFrame]:
+    """What every rule after matching starts from, read through a rule's job: the chosen
+    specification (the analysis plan with the design the ``match`` rule chose), the
+    analysis sample (:func:`analysis_sample`) and the pairs of the match."""
+    spec = job.settings(AnalysisSpec).with_design(MatchSpec.from_dict(job.read_json("design")))
+    pairs = job.read("pairs")
+    sample = analysis_sample(job.read("matched"), job.read("outcomes"), pairs)
+    return spec, sample, pairs

@@ -101,11 +101,27 @@ class Job:
 
         return tables.read(self.input[name], table or name, **options)
 
+    def read_path(self, path, table: str, **options):
+        """One file of a list input (e.g. the batches of a study), read through its spec."""
+        from mydirection import tables
+
+        return tables.read(path, table, **options)
+
     def write(self, name: str, frame, table: str | None = None) -> None:
         """Output ``name`` written (Parquet, checked against its table spec)."""
         from mydirection import tables
 
         tables.write(frame, self.output[name], table or name)
+
+    def read_json(self, name: str):
+        """Input ``name`` parsed as JSON (a small result such as the chosen design)."""
+        try:
+            return json.loads(Path(self.input[name]).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise UserError(
+                f"{self.input[name]}: not readable JSON ({type(err).__name__}); rerun the rule "
+                "that writes it"
+            ) from None
 
     def write_json(self, name: str, data) -> None:
         path = Path(self.output[name])

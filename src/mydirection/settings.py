@@ -245,6 +245,16 @@ class OutcomeSettings(Settings):
     followup_days: int = setting("outcomes.followup_days", int)
     waiting_days: int = setting("outcomes.waiting_days", int)
     extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    placebo_start_days: int = setting("outcomes.placebo_window_start_days", int)
+    placebo_end_days: int = setting("outcomes.placebo_window_end_days", int)
+
+    def check(self) -> None:
+        if self.placebo_end_days > self.placebo_start_days:
+            raise ConfigError(
+                "config setting outcomes.placebo_window_end_days is after (larger than) "
+                "outcomes.placebo_window_start_days; the window runs from start_days to "
+                "end_days before the index date"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -334,14 +344,6 @@ class AnalysisSpec(MatchSpec):
         names = [f.name for f in fields(MatchSpec)]
         return MatchSpec(**{n: getattr(self, n) for n in names})
 
-    @property
-    def outcome(self) -> OutcomeSettings:
-        return OutcomeSettings(
-            followup_days=self.followup_days,
-            waiting_days=self.waiting_days,
-            extract_end_date=self.extract_end_date,
-        )
-
     def with_design(self, design: MatchSpec) -> AnalysisSpec:
         """This specification with the design of ``design`` (e.g. after the revisions)."""
         return dataclasses.replace(
@@ -349,7 +351,117 @@ class AnalysisSpec(MatchSpec):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class SurvivalSettings(Settings):
+    """Time to first proven re-offence: Kaplan-Meier, Cox and its proportional-hazards test."""
+
+    min_reoffenders: int = setting("effects.min_reoffenders_for_survival", int)
+    ties: str = setting("effects.cox_ties")
+    at_risk_days: tuple[float, ...] = setting("effects.km_at_risk_days", tuple)
+    alpha: float = setting("analysis.alpha", float)
+    threshold: int = setting("report.suppression_threshold", int)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubgroupSettings(Settings):
+    """Effects within subgroups (exploratory)."""
+
+    variables: tuple[str, ...] = setting("effects.subgroups", tuple)
+    min_treated: int = setting("effects.min_subgroup_treated", int)
+    min_comparison: int = setting("effects.min_subgroup_comparison", int)
+    ogrs3_band: Mapping = setting("effects.ogrs3_band", dict)
+    alpha: float = setting("analysis.alpha", float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PanelSettings(Settings):
+    """The person x quarter panel around the index date (event study and DiD)."""
+
+    quarters_before: int = setting("effects.panel.quarters_before", int)
+    quarters_after: int = setting("effects.panel.quarters_after", int)
+    reference_quarter: int = setting("effects.panel.reference_quarter", int)
+    cluster: str = setting("effects.panel.cluster")
+    alpha: float = setting("analysis.alpha", float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PowerSettings(Settings):
+    """Minimum detectable effects and the sample size for the plan's target effect."""
+
+    alpha: float = setting("analysis.alpha", float)
+    power: float = setting("analysis.power", float)
+    target_effect_pp: float = setting("power.target_effect_pp", float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoundsSettings(Settings):
+    """Rosenbaum bounds and E-values (sensitivity to hidden bias)."""
+
+    alpha: float = setting("analysis.alpha", float)
+    gamma_grid: tuple[float, ...] = setting("sensitivity.gamma_grid", tuple)
+    gamma_max: float = setting("sensitivity.gamma_max", float)
+    rare_outcome_threshold: float = setting("sensitivity.rare_outcome_threshold", float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlaceboSettings(Settings):
+    """The placebo treatment among comparators and the placebo outcome's window."""
+
+    repetitions: int = setting("sensitivity.placebo_repetitions", int)
+    seed: int = setting("seed", int)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecCurveSettings(Settings):
+    """The specification curve's grid of defensible choices."""
+
+    grid: Mapping = setting("sensitivity.spec_curve", dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationSettings(Settings):
+    """The simulation study against known truth."""
+
+    replicates: int = setting("simulation.replicates", int)
+    generator: Mapping = setting("simulation.generator", dict)
+    hidden_confounding_strength: float = setting("simulation.hidden_confounding_strength", float)
+    coverage_bounds: tuple[float, float] = setting("simulation.coverage_bounds", tuple)
+    alpha: float = setting("analysis.alpha", float)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Batches(Settings):
+    """How many batch jobs the specification curve and the simulation study are split into
+    (the DAG only: no result depends on it)."""
+
+    spec_curve: int | None = setting("sensitivity.spec_curve_batches")
+    simulation: int | None = setting("simulation.batches")
+
+    @staticmethod
+    def _count(setting, n_items: int) -> int:
+        import os
+
+        return max(1, min(n_items, setting or os.cpu_count() or 1))
+
+    def for_specs(self, n_specs: int) -> int:
+        """Batch jobs of the curve: the setting, else one per core of this machine."""
+        return self._count(self.spec_curve, n_specs)
+
+    def for_replicates(self, n_replicates: int) -> int:
+        """Batch jobs of the study: the setting, else one per core of this machine."""
+        return self._count(self.simulation, n_replicates)
+
+
 __all__ = [
+    "Batches",
+    "BoundsSettings",
+    "PanelSettings",
+    "PlaceboSettings",
+    "PowerSettings",
+    "SimulationSettings",
+    "SpecCurveSettings",
+    "SubgroupSettings",
+    "SurvivalSettings",
     "SCHEMA_PATH",
     "AnalysisSpec",
     "CohortSettings",

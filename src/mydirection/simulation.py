@@ -1,19 +1,30 @@
-"""Simulation study: the whole pipeline against known truth.
+"""Simulation study: the whole pipeline against known truth, through the headline's own path.
 
-Each replicate generates synthetic extracts with a planted programme effect, then runs the
-same library chain the pipeline runs (clean -> cohort -> outcomes -> matching -> ATT) in
-process, and records the estimate, its standard error, 95 % CI and p-value for
+Each replicate generates synthetic extracts with a planted effect, cleans them, builds the
+cohort and the outcomes with the stages' own functions and the analysis plan's settings, and
+runs :func:`mydirection.pipeline.headline` -- the function the headline rules, the
+specification curve and the placebo run -- so the study validates the path the report's
+numbers take (a test checks that a replicate on the default extracts reproduces the
+headline estimate, standard error and interval exactly). Methods:
 
-- ``matched``: the default matching specification (the pipeline's headline estimate);
-- ``naive``: the unmatched difference in re-offending rates, treated vs all comparators;
+- ``headline``: the analysis plan as it is (index date at enrolment with a matched
+  pseudo-enrolment date and the enrolment barriers; the design with its revisions);
+- ``event_start``: the same, but indexed at the start of the order (immortal time);
+- ``naive``: the unmatched difference, all participants against all comparators.
 
-in two scenarios: ``measured`` (selection into the programme on measured covariates only)
-and ``hidden`` (the generator's ``hidden_confounding`` switched on: selection also on
-something the extracts do not record, which matching cannot fix).
+Scenarios (each a change to the simulation's generator settings): ``measured`` (the planted
+effect, selection on recorded covariates only), ``hidden`` (selection also on a trait the
+extracts do not record, which matching cannot fix) and ``no_effect`` (a true effect of zero
+while re-offending, custody or recall before enrolment still stops an enrolment: the
+immortal-time test -- ``event_start`` is biased in favour of the pilot, ``headline`` is not).
 
-:func:`summarise` turns the replicate rows into bias, RMSE, coverage of the 95 % CI and the
-rejection rate per (scenario, method), with Monte Carlo standard errors (Morris, White &
-Crowther 2019, Stat Med 38:2074, table 6).
+The truth of a method is the sample ATT over the participants it analyses, from the
+generator's coupled potential outcomes over the same follow-up window (from enrolment for
+``headline`` and ``naive``, from the start of the order for ``event_start``).
+
+:func:`summarise` gives bias, RMSE, coverage and the rejection rate per (scenario, method)
+with Monte Carlo standard errors (Morris, White & Crowther 2019, Stat Med 38:2074, table 6).
+Replicates run in batch jobs; a replicate's rows depend only on its number.
 """
 
 from __future__ import annotations
@@ -23,45 +34,173 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = [
-    "REPLICATE_COLUMNS",
-    "SCENARIOS",
-    "generator_config",
-    "plot_simulation",
-    "replicate_seed",
-    "run_replicate",
-    "summarise",
-]
-
-#: One row per (replicate, scenario, method) - the replicate job's output.
+#: One row per (replicate, scenario, method).
 REPLICATE_COLUMNS = [
-    "rep",
-    "scenario",
-    "method",
-    "truth",
-    "estimate",
-    "se",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "n_treated",
-    "n_control",
-]
+    "rep", "scenario", "method", "truth", "estimate", "se", "ci_low", "ci_high", "p_value",
+    "n_treated", "n_control", "error",
+]  # fmt: skip
+SCENARIOS = ("measured", "hidden", "no_effect")
+METHODS = ("headline", "event_start", "naive")
+#: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
+CHAIN_EXTRACTS = ("people", "supervision", "assessments", "convictions", "enrolments")
+#: Fixed pseudonymisation key of simulated extracts (synthetic data; not a secret).
+SIMULATION_KEY = b"mydirection-simulation-study-key"
 
 
-def summarise(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
-    """Performance of each (scenario, method) over replicates.
+def replicate_seed(master_seed: int, rep: int) -> int:
+    """Generator seed of replicate ``rep``: independent streams from one master seed
+    (``numpy.random.SeedSequence([master_seed, rep])``). Every scenario shares it (common
+    random numbers), so their differences are the scenario alone."""
+    return int(np.random.SeedSequence([int(master_seed), int(rep)]).generate_state(1)[0])
 
-    ``reps`` has :data:`REPLICATE_COLUMNS`; ``truth`` is the true effect the estimate
-    targets in that replicate. Rows with a missing estimate (a replicate where the method
-    failed, e.g. no match) are counted in ``n_failed`` and left out of the measures.
 
-    Columns: ``n_reps``, ``n_failed``, ``truth`` (mean), ``mean_estimate``, ``bias`` (mean of
-    estimate - truth), ``bias_mcse`` (``sd(estimate - truth) / sqrt(R)``), ``empirical_se``
-    (SD of the estimates), ``model_se`` (root mean squared reported SE), ``rmse``
-    (``sqrt(mean((estimate - truth)^2))``), ``coverage`` (share of CIs containing the truth),
-    ``coverage_mcse`` (``sqrt(c (1 - c) / R)``), ``rejection_rate`` (share with
-    ``p_value < alpha``).
+def generator_config(base: dict, settings, scenario: str) -> dict:
+    """The generator config of one scenario: the pipeline's synthetic config, the
+    simulation's overrides (size, planted effect) and the scenario's change."""
+    from mydirection.synthetic import merge_config
+
+    cfg = merge_config(base or {}, dict(settings.generator))
+    if scenario == "hidden":
+        cfg = merge_config(
+            cfg, {"hidden_confounding": {"strength": settings.hidden_confounding_strength}}
+        )
+    elif scenario == "no_effect":
+        cfg = merge_config(cfg, {"true_effect": {"hazard_ratio": 1.0}})
+    elif scenario != "measured":
+        raise ValueError(f"unknown scenario {scenario!r}; use one of {SCENARIOS}")
+    return cfg
+
+
+def _clean(extracts: dict, extract_end_date: str) -> dict:
+    """The cleaned tables of in-memory extracts (the clean stage's function). Extracts the
+    cohort does not read are cut to their first row (they feed only the fidelity stage)."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from mydirection.clean import clean_extracts
+
+    with tempfile.TemporaryDirectory(prefix="mydirection-sim-") as tmp:
+        paths = {}
+        for name, df in extracts.items():
+            paths[name] = f"{tmp}/{name}.csv"
+            rows = df if name in CHAIN_EXTRACTS else df.iloc[:1]
+            pacsv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), paths[name])
+        tables, _ = clean_extracts(paths, extract_end_date, SIMULATION_KEY)
+    return tables
+
+
+def _row(method: str, e, truth: float) -> dict:
+    fields = ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_control")
+    return {"method": method, "truth": truth, **{k: getattr(e, k) for k in fields}, "error": ""}
+
+
+def analyse_tables(tables: dict, config: dict, effect_of=None) -> list[dict]:
+    """The methods of the module docstring on cleaned tables, with the analysis plan
+    ``config``. ``effect_of(person_ids, window)`` gives the truth (the mean of y1 - y0 over
+    those people for the window ``"enrolment"`` or ``"event_start"``); None gives NaN."""
+    import dataclasses
+
+    from mydirection import pipeline
+    from mydirection.cohort import build_cohort
+    from mydirection.effects.att import att, matched_sample
+    from mydirection.outcomes import proven_reoffending
+    from mydirection.settings import AnalysisSpec, CohortSettings, OutcomeSettings
+
+    spec = AnalysisSpec.from_config(config)
+    o = OutcomeSettings.from_config(config)
+    cohort_settings = CohortSettings.from_config(config)
+    rows = []
+    for method, design in (
+        ("headline", cohort_settings.index_date),
+        ("event_start", "event_start"),
+    ):
+        s = dataclasses.replace(cohort_settings, index_date=design)
+        try:
+            cohort = build_cohort(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=s).cohort
+            out = proven_reoffending(
+                cohort, tables["convictions"], o.followup_days, o.waiting_days,
+                o.extract_end_date, placebo_start_days=o.placebo_start_days,
+                placebo_end_days=o.placebo_end_days,
+            )  # fmt: skip
+            h = pipeline.headline(cohort, out, spec)
+        except ValueError as err:
+            rows.append({"method": method, "truth": math.nan, "error": str(err)})
+            continue
+        kept = h.sample.loc[h.sample["treated"].astype(bool), "person_id"]
+        truth = effect_of(kept, design) if effect_of else math.nan
+        rows.append(_row(method, h.rate, truth))
+        if method == "headline":  # the naive comparison on the headline's own cohort
+            naive = cohort.merge(out, on="person_id").assign(weights=1.0, subclass=pd.NA)
+            e = att(matched_sample(naive, replace=True), "reoffended", "binary",
+                    alpha=spec.alpha, se="HC0")  # fmt: skip
+            treated = naive.loc[naive["treated"].astype(bool), "person_id"]
+            rows.append(_row("naive", e, effect_of(treated, design) if effect_of else math.nan))
+    return rows
+
+
+def run_replicate(
+    rep: int, scenario: str, config: dict, synthetic_base: dict, settings
+) -> pd.DataFrame:
+    """One replicate of one scenario (``settings``: :class:`SimulationSettings`)."""
+    from mydirection import synthetic
+    from mydirection.clean import pseudonymise
+
+    seed = replicate_seed(config["seed"], rep)
+    syn = synthetic.generate(generator_config(synthetic_base, settings, scenario), seed)
+    tables = _clean(syn.extracts, config["extract_end_date"])
+    po = syn.potential_outcomes
+    ids = pseudonymise(po["crn"].astype(str), SIMULATION_KEY).to_numpy()
+    effects = {
+        "event_start": pd.Series(
+            (po["y1"].astype(float) - po["y0"].astype(float)).to_numpy(), index=ids
+        ),
+        "enrolment": pd.Series(
+            (po["y1_enrolment"].astype(float) - po["y0_enrolment"].astype(float)).to_numpy(),
+            index=ids,
+        ),
+    }
+
+    def effect_of(person_ids, window) -> float:
+        return float(effects[window].reindex(pd.Index(person_ids)).mean())
+
+    frame = pd.DataFrame(analyse_tables(tables, config, effect_of))
+    frame.insert(0, "scenario", scenario)
+    frame.insert(0, "rep", int(rep))
+    return frame.reindex(columns=REPLICATE_COLUMNS)
+
+
+def batch_reps(replicates: int, n_batches: int, batch: int) -> list[int]:
+    """The replicates of one batch (round-robin)."""
+    return [r for r in range(replicates) if r % n_batches == batch]
+
+
+def run_batch(reps, config: dict, synthetic_base: dict, settings) -> pd.DataFrame:
+    """Every scenario of the replicates ``reps``, one process; rows sorted."""
+    frames = [
+        run_replicate(r, s, config, synthetic_base, settings) for r in reps for s in SCENARIOS
+    ]
+    out = (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REPLICATE_COLUMNS)
+    )
+    return sort_rows(out)
+
+
+def sort_rows(reps: pd.DataFrame) -> pd.DataFrame:
+    out = reps.sort_values(["scenario", "method", "rep"], kind="stable").reset_index(drop=True)
+    out["error"] = out["error"].fillna("").astype(str)
+    return out.astype({"rep": "int64", "n_treated": "float64", "n_control": "float64"})
+
+
+def summarise(reps: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Performance of each (scenario, method) over replicates (Morris et al. 2019).
+
+    Rows with a missing estimate (the method failed) are counted in ``n_failed`` and left
+    out. Columns: ``n_reps``, ``n_failed``, ``truth`` (mean), ``mean_estimate``, ``bias``,
+    ``bias_mcse`` (``sd(estimate - truth) / sqrt(R)``), ``empirical_se``, ``model_se``,
+    ``rmse``, ``coverage`` (share of intervals containing the truth), ``coverage_mcse``
+    (``sqrt(c (1 - c) / R)``), ``rejection_rate`` (share with ``p_value < alpha``).
     """
     missing = sorted(set(REPLICATE_COLUMNS) - set(reps.columns))
     if missing:
@@ -71,11 +210,9 @@ def summarise(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         ok = g.dropna(subset=["estimate", "se", "ci_low", "ci_high", "p_value", "truth"])
         r = len(ok)
         err = (ok["estimate"] - ok["truth"]).to_numpy(dtype=float)
-        cover = ((ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])).to_numpy(
-            dtype=float
-        )
-        reject = (ok["p_value"] < alpha).to_numpy(dtype=float)
+        cover = ((ok["ci_low"] <= ok["truth"]) & (ok["truth"] <= ok["ci_high"])).to_numpy(float)
         coverage = float(cover.mean()) if r else math.nan
+        se = ok["se"].to_numpy(dtype=float)
         rows.append(
             {
                 "scenario": scenario,
@@ -87,226 +224,123 @@ def summarise(reps: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
                 "bias": float(err.mean()) if r else math.nan,
                 "bias_mcse": float(err.std(ddof=1) / math.sqrt(r)) if r > 1 else math.nan,
                 "empirical_se": float(ok["estimate"].std(ddof=1)) if r > 1 else math.nan,
-                "model_se": float(np.sqrt(np.mean(ok["se"].to_numpy(dtype=float) ** 2)))
-                if r
-                else math.nan,
+                "model_se": float(np.sqrt(np.mean(se**2))) if r else math.nan,
                 "rmse": float(np.sqrt(np.mean(err**2))) if r else math.nan,
                 "coverage": coverage,
                 "coverage_mcse": math.sqrt(coverage * (1 - coverage) / r) if r else math.nan,
-                "rejection_rate": float(reject.mean()) if r else math.nan,
+                "rejection_rate": float((ok["p_value"] < alpha).mean()) if r else math.nan,
             }
         )
     return pd.DataFrame(rows)
 
 
-#: Scenarios of the study and the generator's hidden-confounding strength in each
-#: (``hidden`` takes its strength from the simulation config).
-SCENARIOS = ("measured", "hidden")
-
-#: Fixed pseudonymisation key of simulated extracts (synthetic data; not a secret).
-SIMULATION_KEY = b"mydirection-simulation-study-key"
-
-
-def replicate_seed(master_seed: int, rep: int) -> int:
-    """Generator seed of replicate ``rep``: independent streams from one master seed
-    (``numpy.random.SeedSequence([master_seed, rep])``). Both scenarios share it (common
-    random numbers), so their difference is the hidden confounding alone."""
-    return int(np.random.SeedSequence([int(master_seed), int(rep)]).generate_state(1)[0])
+TEXT = {
+    "headline": "the analysis plan's design",
+    "event_start": "indexed at the start of the order",
+    "naive": "naive unmatched comparison",
+    "measured": "selection on recorded covariates",
+    "hidden": "with hidden confounding",
+    "no_effect": "no true effect, enrolment stopped by early re-offending",
+}
 
 
-def generator_config(base: dict, overrides: dict, scenario: str, hidden_strength: float) -> dict:
-    """The generator config of one replicate: the pipeline's synthetic config, the
-    simulation's overrides (size, planted effect) and the scenario's hidden confounding."""
-    from mydirection.synthetic import merge_config
+def simulation_numbers(summary: pd.DataFrame, settings):
+    """``simulation.<scenario>.<method>.*`` and whether the headline meets the bar."""
+    from mydirection.reporting.numbers import Numbers
 
-    cfg = merge_config(base or {}, overrides or {})
-    strength = float(hidden_strength) if scenario == "hidden" else 0.0
-    return merge_config(cfg, {"hidden_confounding": {"strength": strength}})
-
-
-#: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
-CHAIN_EXTRACTS = ("people", "supervision", "assessments", "convictions", "enrolments")
-
-
-def _write_csvs(extracts: dict, out_dir) -> dict:
-    """Write the extracts as the generator's CSVs; extracts outside :data:`CHAIN_EXTRACTS`
-    are cut to their first row (cleaning them in full would only cost time: they feed the
-    fidelity stage, which the simulation does not run; the cleaning stage refuses an
-    extract without data rows)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    paths = {}
-    for name, df in extracts.items():
-        path = f"{out_dir}/{name}.csv"
-        rows = df if name in CHAIN_EXTRACTS else df.iloc[:1]
-        pacsv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), path)
-        paths[name] = path
-    return paths
-
-
-def _effect_row(e, truth: float, method: str) -> dict:
-    return {
-        "method": method,
-        "truth": truth,
-        "estimate": e.estimate,
-        "se": e.se,
-        "ci_low": e.ci_low,
-        "ci_high": e.ci_high,
-        "p_value": e.p_value,
-        "n_treated": e.n_treated,
-        "n_control": e.n_control,
-    }
-
-
-def run_replicate(
-    rep: int,
-    scenario: str,
-    *,
-    generator: dict,
-    seed: int,
-    cohort: dict,
-    outcomes: dict,
-    matching: dict,
-    extract_end_date: str,
-) -> pd.DataFrame:
-    """One replicate, in process: generate -> clean -> cohort -> outcomes -> match -> ATT.
-
-    ``generator``: the full generator config of this replicate (:func:`generator_config`);
-    ``seed``: its seed (:func:`replicate_seed`); ``cohort``, ``outcomes``, ``matching``: the
-    pipeline's config sections. Returns rows (:data:`REPLICATE_COLUMNS`) for
-
-    - ``matched``: the headline specification (``matching`` config); the truth is the
-      sample ATT of the treated people kept in the matched sample, from the generator's
-      coupled potential outcomes (mean of ``y1 - y0``);
-    - ``naive``: the unweighted difference, all treated vs all comparators in the cohort;
-      the truth is the sample ATT over all treated in the cohort.
-    """
-    import tempfile
-
-    from mydirection import effects, synthetic
-    from mydirection import sensitivity as sens
-    from mydirection.clean import clean_extracts, pseudonymise
-    from mydirection.cohort import build_cohort
-    from mydirection.outcomes import proven_reoffending
-    from mydirection.settings import CohortSettings
-
-    syn = synthetic.generate(generator, seed)
-    with tempfile.TemporaryDirectory(prefix="mydirection-sim-") as tmp:
-        paths = _write_csvs(syn.extracts, tmp)
-        tables, _ = clean_extracts(paths, extract_end_date, SIMULATION_KEY)
-    from mydirection.settings import with_defaults
-
-    settings = CohortSettings.from_config(
-        with_defaults(
-            {
-                "cohort": cohort,
-                "outcomes": outcomes,
-                "extract_end_date": extract_end_date,
-                "seed": seed,
-            }
+    n = Numbers()
+    lo, hi = settings.coverage_bounds
+    for r in summary.itertuples():
+        k = f"simulation.{r.scenario}.{r.method}."
+        t = f"{TEXT[r.method]}, {TEXT[r.scenario]}"
+        n.add(k + "replicates", r.n_reps, "count", f"Replicates estimated: {t}", unit="replicates")
+        n.add(
+            k + "failed", r.n_failed, "count", f"Replicates not estimable: {t}", unit="replicates"
         )
-    )
-    coh = build_cohort(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=settings).cohort
-    out = proven_reoffending(
-        coh,
-        tables["convictions"],
-        outcomes["followup_days"],
-        outcomes["waiting_days"],
-        extract_end_date,
-    )
-    data = coh.merge(out[["person_id", "reoffended"]], on="person_id", how="inner")
-
-    po = syn.potential_outcomes
-    effect_i = pd.Series(
-        (po["y1"].astype(float) - po["y0"].astype(float)).to_numpy(),
-        index=pseudonymise(po["crn"].astype(str), SIMULATION_KEY).to_numpy(),
-    )
-
-    def truth(person_ids) -> float:
-        return float(effect_i.reindex(person_ids).mean())
-
-    spec = sens.default_spec(matching, outcomes["followup_days"])
-    opts = sens.matching_options(matching)
-    rows = []
-    try:
-        m = sens.fit_spec(
-            data,
-            spec,
-            opts["covariates"],
-            categorical=opts["categorical"],
-            order=opts["order"],
-            seed=opts["seed"],
-            discard=opts["discard"],
+        n.add(k + "true_effect", r.truth, "pp", f"Mean true effect (sample ATT): {t}")
+        n.add(k + "bias", r.bias, "pp", f"Bias: {t}")
+        n.add(k + "bias_mcse", r.bias_mcse, "pp", f"Monte Carlo SE of the bias: {t}", signed=False)
+        n.add(k + "rmse", r.rmse, "pp", f"Root mean squared error: {t}", signed=False)
+        n.add(k + "coverage", r.coverage, "proportion", f"Coverage of the intervals: {t}")
+        n.add(
+            k + "coverage_mcse",
+            r.coverage_mcse,
+            "proportion",
+            f"Monte Carlo SE of the coverage: {t}",
         )
-        e = effects.att(m, "reoffended", "binary")
-        kept = m.data.loc[m.data["treated"].astype(bool) & (m.data["weights"] > 0), "person_id"]
-        rows.append(_effect_row(e, truth(kept), "matched"))
-    except ValueError:
-        rows.append({"method": "matched", "truth": math.nan})
-    naive = data.assign(weights=1.0, subclass=pd.NA)
-    e = effects.att(effects.matched_sample(naive, replace=True), "reoffended", "binary")
-    rows.append(_effect_row(e, truth(data.loc[data["treated"].astype(bool), "person_id"]), "naive"))
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "scenario", scenario)
-    frame.insert(0, "rep", int(rep))
-    return frame.reindex(columns=REPLICATE_COLUMNS)
+        n.add(
+            k + "rejection_rate",
+            r.rejection_rate,
+            "proportion",
+            f"Share significant at the plan's level: {t}",
+        )
+        if r.method == "headline":
+            within = lo <= r.coverage <= hi
+            unbiased = abs(r.bias) <= 2 * r.bias_mcse if np.isfinite(r.bias_mcse) else False
+            n.add(k + "coverage_within_bounds", "within" if within else "outside", "text",
+                  f"Coverage against the plan's bar: {t}")  # fmt: skip
+            n.add(k + "bias_within_two_mcse", "yes" if unbiased else "no", "text",
+                  f"Bias within two Monte Carlo SEs of zero: {t}")  # fmt: skip
+    return n
 
 
-def plot_simulation(
-    reps: pd.DataFrame, summary: pd.DataFrame, path, coverage_bounds=(0.93, 0.97)
-) -> None:
-    """Two panels: the error (estimate - truth, percentage points) of every replicate by
-    scenario and method, and the coverage of the 95 % CI with Monte Carlo 95 % intervals
-    against the target band."""
-    import matplotlib
+def plot_simulation(reps: pd.DataFrame, summary: pd.DataFrame, path, settings) -> None:
+    """Errors of every replicate by scenario and method (left), coverage with Monte Carlo
+    intervals against the plan's bar (right)."""
+    from scipy.special import ndtri
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from mydirection.reporting.figures import COLOURS, figure
 
-    order = [(s, m) for s in SCENARIOS for m in ("matched", "naive")]
-    order = [
-        k for k in order if ((summary["scenario"] == k[0]) & (summary["method"] == k[1])).any()
-    ]
-    labels = [
-        f"{m}\n({'hidden confounding' if s == 'hidden' else 'measured only'})" for s, m in order
-    ]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    errs = []
-    for s, m in order:
-        g = reps[(reps["scenario"] == s) & (reps["method"] == m)].dropna(subset=["estimate"])
-        errs.append(100 * (g["estimate"] - g["truth"]).to_numpy(dtype=float))
-    y = np.arange(len(order))
-    left.boxplot(
-        errs,
-        positions=y,
-        orientation="horizontal",
-        widths=0.5,
-        showfliers=True,
-        flierprops={"markersize": 2},
-    )
-    left.axvline(0, color="black", linestyle="--", linewidth=0.8)
-    left.set_yticks(y)
-    left.set_yticklabels(labels, fontsize=8)
-    left.set_xlabel("Estimate minus truth (percentage points)")
-    left.set_title("Error of each replicate")
-    srt = summary.set_index(["scenario", "method"])
-    cov = np.array([srt.loc[k, "coverage"] for k in order], dtype=float)
-    mcse = np.array([srt.loc[k, "coverage_mcse"] for k in order], dtype=float)
-    lo, hi = coverage_bounds
-    right.axvspan(lo, hi, color="#d9f0d3", label=f"target {lo:.2f}-{hi:.2f}")
-    right.errorbar(cov, y, xerr=1.96 * np.nan_to_num(mcse), fmt="o", color="#2166ac", capsize=3)
-    right.axvline(0.95, color="black", linestyle=":", linewidth=0.8)
-    right.set_yticks(y)
-    right.set_yticklabels([])
-    right.set_xlim(0, 1.02)
-    right.set_xlabel("Coverage of the 95% CI")
-    right.set_title("Coverage (Monte Carlo 95% interval)")
-    right.legend(loc="lower left", fontsize=8, frameon=False)
-    for ax in (left, right):
-        ax.set_ylim(len(order) - 0.5, -0.5)
-    n = int(summary["n_reps"].max()) if len(summary) else 0
-    fig.suptitle(f"Simulation study: {n} replicates per scenario", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    order = [(s, m) for s in SCENARIOS for m in METHODS
+             if ((summary["scenario"] == s) & (summary["method"] == m)).any()]  # fmt: skip
+    labels = [f"{TEXT[m]}\n({TEXT[s]})" for s, m in order]
+    level = 1 - settings.alpha
+    z = float(ndtri(1 - settings.alpha / 2))
+    with figure(path, 1, 2, figsize=(11, 0.6 * len(order) + 2.2),
+                gridspec_kw={"width_ratios": [3, 2]}) as (fig, (left, right)):  # fmt: skip
+        errs = []
+        for s, m in order:
+            g = reps[(reps["scenario"] == s) & (reps["method"] == m)].dropna(subset=["estimate"])
+            errs.append(100 * (g["estimate"] - g["truth"]).to_numpy(dtype=float))
+        y = np.arange(len(order))
+        left.boxplot(errs, positions=y, orientation="horizontal", widths=0.5,
+                     flierprops={"markersize": 2})  # fmt: skip
+        left.axvline(0, color="black", linestyle="--", linewidth=0.8)
+        left.set_yticks(y, labels, fontsize=8)
+        left.set_xlabel("Estimate minus truth (percentage points)")
+        left.set_title("Error of each replicate")
+        srt = summary.set_index(["scenario", "method"])
+        cov = np.array([srt.loc[k, "coverage"] for k in order], dtype=float)
+        mcse = np.array([srt.loc[k, "coverage_mcse"] for k in order], dtype=float)
+        lo, hi = settings.coverage_bounds
+        right.axvspan(lo, hi, color=COLOURS["good"], alpha=0.2, label="the plan's bar")
+        right.errorbar(
+            cov, y, xerr=z * np.nan_to_num(mcse), fmt="o", color=COLOURS["treated"], capsize=3
+        )
+        right.axvline(level, color="black", linestyle=":", linewidth=0.8)
+        right.set_yticks(y, [])
+        right.set_xlim(0, 1.02)
+        right.set_xlabel("Coverage of the intervals")
+        right.set_title("Coverage (Monte Carlo interval)")
+        right.legend(loc="lower left", fontsize=8)
+        for ax in (left, right):
+            ax.set_ylim(len(order) - 0.5, -0.5)
+        fig.suptitle("Simulation study against known truth")
+
+
+__all__ = [
+    "CHAIN_EXTRACTS",
+    "METHODS",
+    "REPLICATE_COLUMNS",
+    "SCENARIOS",
+    "analyse_tables",
+    "batch_reps",
+    "generator_config",
+    "plot_simulation",
+    "replicate_seed",
+    "run_batch",
+    "run_replicate",
+    "simulation_numbers",
+    "sort_rows",
+    "summarise",
+]

@@ -75,6 +75,16 @@ def _problem(frame: pd.DataFrame, name: str, wanted) -> str | None:
     return None
 
 
+_EMPTY = {"string": "object", "bool": "bool", "int": "int64", "float": "float64",
+          "number": "float64", "date": "datetime64[ns]", "any": "object"}  # fmt: skip
+
+
+def empty(name: str) -> pd.DataFrame:
+    """A table with no rows and the declared columns and kinds (e.g. bounds under IPW)."""
+    cols = spec(name)["columns"]
+    return pd.DataFrame({c: pd.Series(dtype=_EMPTY[s["kind"]]) for c, s in cols.items()})
+
+
 def check(frame: pd.DataFrame, name: str, path, wanted=None) -> None:
     """Raise :class:`UserError` when ``frame`` breaks the spec of table ``name``."""
     s = spec(name)

@@ -10,6 +10,7 @@
 from mydirection import settings as S
 from mydirection.contract import EXTRACTS
 from mydirection.reporting.provenance import library_sources
+from mydirection.sensitivity.spec_curve import grid_choices
 
 RAW_DIR = config["raw_dir"] or "data/synthetic"
 SYNTHETIC = not config["raw_dir"]
@@ -25,3 +26,5 @@ raw_extract = lambda name: f"{RAW_DIR}/{name}.csv"
 code = lambda script: [script, *library_sources(script)]
 # The config keys (and values) the rule's settings objects read.
 settings_params = lambda *classes: S.params(*(c.from_config(config) for c in classes))
+# The specification curve's specification names (for the number of batch jobs).
+spec_grid_names = lambda grid, headline: list(grid_choices(grid, headline))

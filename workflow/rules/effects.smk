@@ -4,9 +4,12 @@
 
 rule effects:
     """JDL headline table: proven re-offending rate, frequency and time to first re-offence,
-    treated vs matched comparison, with 95% CIs, p-values and the 100-people reading."""
+    participants vs the matched comparison group, with confidence intervals, p-values and
+    the reading for 100 typical people."""
     input:
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/effects.py"),
     output:
@@ -22,24 +25,25 @@ rule effects:
         mem_mb=2000,
         runtime=10,
     params:
-        covariates=config["effects"]["covariates"],
-        replace=config["matching"]["replace"],
-        followup_days=config["outcomes"]["followup_days"],
+        settings=settings_params(S.AnalysisSpec, S.TestLevel),
     script:
         "../../scripts/effects.py"
 
 
 rule survival:
-    """Kaplan-Meier curves and the Cox hazard ratio (cluster-robust by matched set) for time
-    to first proven re-offence."""
+    """Kaplan-Meier curves, the Cox hazard ratio (cluster-robust by matched set) and its
+    proportional-hazards test for time to first proven re-offence."""
     input:
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/survival.py"),
     output:
         km="results/effects/km.parquet",
         cox="results/effects/cox.parquet",
-        figure="results/figures/km.png",
+        ph="results/effects/ph_test.parquet",
+        fig_km="results/figures/km.png",
         numbers="results/numbers/survival.json",
     log:
         "results/logs/survival.log",
@@ -51,25 +55,28 @@ rule survival:
         mem_mb=2000,
         runtime=10,
     params:
-        min_reoffenders=config["effects"]["min_reoffenders_for_survival"],
-        ties=config["effects"]["cox_ties"],
-        km_at_risk_days=config["effects"]["km_at_risk_days"],
-        replace=config["matching"]["replace"],
+        settings=settings_params(S.AnalysisSpec, S.SurvivalSettings),
     script:
         "../../scripts/survival.py"
 
 
 rule event_study:
-    """Person x quarter proven offences around the index date: difference in differences and
-    leads/lags with person and calendar-quarter effects (linearmodels PanelOLS)."""
+    """Person x quarter proven offences around the index date: difference in differences
+    (pooled, and interaction-weighted by enrolment cohort) and the event study with person,
+    calendar-quarter and event-time effects; which leads the matching balances by itself.
+    """
     input:
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
+        outcomes="results/outcomes/outcomes.parquet",
         convictions="results/clean/convictions.parquet",
         code=code("scripts/event_study.py"),
     output:
         event_study="results/effects/event_study.parquet",
         did="results/effects/did.parquet",
-        figure="results/figures/event_study.png",
+        did_by_cohort="results/effects/did_by_cohort.parquet",
+        fig_event_study="results/figures/event_study.png",
         numbers="results/numbers/event_study.json",
     log:
         "results/logs/event_study.log",
@@ -81,22 +88,24 @@ rule event_study:
         mem_mb=4000,
         runtime=20,
     params:
-        panel=config["effects"]["panel"],
-        replace=config["matching"]["replace"],
+        settings=settings_params(S.AnalysisSpec, S.PanelSettings),
     script:
         "../../scripts/event_study.py"
 
 
 rule subgroups:
-    """Proven re-offending rate difference within subgroups (large enough ones only), with a
-    forest plot."""
+    """Proven re-offending rate difference within subgroups (large enough ones only), with
+    Holm-adjusted p-values, a heterogeneity test per variable and a forest plot."""
     input:
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/subgroups.py"),
     output:
         table="results/effects/subgroups.parquet",
-        figure="results/figures/subgroups_forest.png",
+        heterogeneity="results/effects/subgroup_heterogeneity.parquet",
+        fig_subgroups_forest="results/figures/subgroups_forest.png",
         numbers="results/numbers/subgroups.json",
     log:
         "results/logs/subgroups.log",
@@ -108,11 +117,7 @@ rule subgroups:
         mem_mb=2000,
         runtime=10,
     params:
-        subgroups=config["effects"]["subgroups"],
-        min_treated=config["effects"]["min_subgroup_treated"],
-        min_comparison=config["effects"]["min_subgroup_comparison"],
-        ogrs3_band=config["effects"]["ogrs3_band"],
-        replace=config["matching"]["replace"],
+        settings=settings_params(S.AnalysisSpec, S.SubgroupSettings),
     script:
         "../../scripts/subgroups.py"
 
@@ -122,8 +127,8 @@ for _rule in (rules.effects, rules.survival, rules.event_study, rules.subgroups)
     NUMBERS.append(_rule.output.numbers)
 FIGURES.extend(
     [
-        rules.survival.output.figure,
-        rules.event_study.output.figure,
-        rules.subgroups.output.figure,
+        rules.survival.output.fig_km,
+        rules.event_study.output.fig_event_study,
+        rules.subgroups.output.fig_subgroups_forest,
     ]
 )

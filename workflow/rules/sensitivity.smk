@@ -1,32 +1,26 @@
-# Rules of the sensitivity stage: power, Rosenbaum bounds and E-values, placebo,
-# specification curve (one job per specification) and the simulation study.
-import re
-
-from mydirection.sensitivity import default_spec, spec_grid, spec_name
-
-SPEC_GRID = config["sensitivity"]["spec_curve"]
-SPECS = spec_grid(SPEC_GRID)
-DEFAULT_SPEC = spec_name(
-    default_spec(
-        config["matching"], config["outcomes"]["followup_days"], SPEC_GRID["exact"]
+# Rules of the sensitivity stage: power, Rosenbaum bounds and E-values, placebo, the
+# specification curve and the simulation study, each in batch jobs (one per core by
+# default; a cluster profile sets more) that run many specifications or replicates in one
+# process through the headline's own path.
+_batches = S.Batches.from_config(config)
+_n_specs = len(
+    spec_grid_names(
+        S.SpecCurveSettings.from_config(config).grid, S.AnalysisSpec.from_config(config)
     )
 )
-# Settings the bounds/E-value rule uses (not the grid or the placebo repetitions).
-SENS_BOUNDS = {
-    k: v
-    for k, v in config["sensitivity"].items()
-    if k not in ("spec_curve", "placebo_repetitions")
-}
-
-
-wildcard_constraints:
-    spec="|".join(re.escape(name) for name in SPECS) or "NO_SPECIFICATION",
+SPEC_BATCHES = list(range(_batches.for_specs(_n_specs)))
+SIM_BATCHES = list(
+    range(_batches.for_replicates(S.SimulationSettings.from_config(config).replicates))
+)
 
 
 rule power:
-    """Minimum detectable effect and sample size needed, for the achieved matched sample."""
+    """Minimum detectable effects of the analysis sample and the sample size the plan's
+    target effect needs, at the plan's test level and power."""
     input:
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/power.py"),
     output:
@@ -42,22 +36,25 @@ rule power:
         mem_mb=2000,
         runtime=10,
     params:
-        power=config["power"],
+        settings=settings_params(S.AnalysisSpec, S.PowerSettings),
     script:
         "../../scripts/power.py"
 
 
 rule sensitivity:
-    """Rosenbaum bounds on the matched binary outcome; E-values of its risk ratio and of the
-    Cox hazard ratio of time to first re-offence."""
+    """Rosenbaum bounds (rate: matched sets; frequency: signed rank on 1:1 pairs) at the
+    one-sided level matching the two-sided headline, and E-values of the risk and hazard
+    ratios."""
     input:
-        pairs="results/matching/pairs.parquet",
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         cox="results/effects/cox.parquet",
         code=code("scripts/sensitivity.py"),
     output:
         rosenbaum="results/sensitivity/rosenbaum.parquet",
+        signed_rank="results/sensitivity/signed_rank.parquet",
         evalues="results/sensitivity/evalues.parquet",
         numbers="results/numbers/sensitivity.json",
     log:
@@ -70,24 +67,26 @@ rule sensitivity:
         mem_mb=2000,
         runtime=10,
     params:
-        sensitivity=SENS_BOUNDS,
-        replace=config["matching"].get("replace", False),
+        settings=settings_params(S.AnalysisSpec, S.BoundsSettings),
     script:
         "../../scripts/sensitivity.py"
 
 
 rule placebo:
-    """Placebo outcome (re-offending before the index date, matched design) and placebo
-    treatment randomly assigned among comparators (R repetitions)."""
+    """Placebo outcome (offending before the index date, index conviction excluded) on the
+    analysis sample, and a placebo treatment randomly assigned among comparators, both
+    through the headline's own path."""
     input:
         cohort="results/cohort/cohort.parquet",
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
+        design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/placebo.py"),
     output:
         placebo="results/sensitivity/placebo.parquet",
-        pre_outcome="results/sensitivity/placebo_outcome.parquet",
-        figure="results/figures/placebo.png",
+        placebo_outcome="results/sensitivity/placebo_outcome.parquet",
+        fig_placebo="results/figures/placebo.png",
         numbers="results/numbers/placebo.json",
     log:
         "results/logs/placebo.log",
@@ -99,51 +98,48 @@ rule placebo:
         mem_mb=3000,
         runtime=30,
     params:
-        sensitivity={
-            k: config["sensitivity"][k] for k in ("alpha", "placebo_repetitions")
-        },
-        matching=config["matching"],
-        followup_days=config["outcomes"]["followup_days"],
-        seed=config["seed"],
+        settings=settings_params(S.AnalysisSpec, S.PlaceboSettings),
     script:
         "../../scripts/placebo.py"
 
 
-rule spec:
-    """One specification of the specification curve (wildcard spec; names in SPECS)."""
+rule spec_batch:
+    """One batch of the specification curve (wildcard batch)."""
     input:
         cohort="results/cohort/cohort.parquet",
         convictions="results/clean/convictions.parquet",
-        code=code("scripts/spec.py"),
+        propensity="results/matching/propensity.parquet",
+        design="results/matching/design.json",
+        code=code("scripts/spec_batch.py"),
     output:
-        "results/sensitivity/specs/{spec}.parquet",
+        rows="results/sensitivity/specs/batch_{batch}.parquet",
     log:
-        "results/logs/spec/{spec}.log",
+        "results/logs/spec/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/spec/{spec}.tsv"
+        "results/benchmarks/spec/batch_{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
     conda:
         "../../environment.yml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=3000,
+        runtime=30,
     params:
-        spec=lambda wc: SPECS[wc.spec],
-        is_default=lambda wc: wc.spec == DEFAULT_SPEC,
-        matching=config["matching"],
-        waiting_days=config["outcomes"]["waiting_days"],
-        extract_end_date=config["extract_end_date"],
+        settings=settings_params(S.AnalysisSpec, S.SpecCurveSettings, S.Batches),
     script:
-        "../../scripts/spec.py"
+        "../../scripts/spec_batch.py"
 
 
 rule spec_curve:
-    """Every specification's estimate, CI and balance verdict, and the curve figure."""
+    """Every specification's estimate, interval and balance verdict, and the curve figure."""
     input:
-        specs=expand("results/sensitivity/specs/{spec}.parquet", spec=SPECS),
+        batches=expand(
+            "results/sensitivity/specs/batch_{batch}.parquet", batch=SPEC_BATCHES
+        ),
         code=code("scripts/spec_curve.py"),
     output:
         table="results/sensitivity/spec_curve.parquet",
-        figure="results/figures/spec_curve.png",
+        fig_spec_curve="results/figures/spec_curve.png",
         numbers="results/numbers/spec_curve.json",
     log:
         "results/logs/spec_curve.log",
@@ -155,61 +151,49 @@ rule spec_curve:
         mem_mb=2000,
         runtime=10,
     params:
-        grid=SPEC_GRID,
+        settings=settings_params(S.TestLevel),
     script:
         "../../scripts/spec_curve.py"
 
 
-# Simulation study: `snakemake simulation`; one job per (scenario, replicate).
-SIM = config["simulation"]
-SIM_SCENARIOS = ["measured", "hidden"]
-SIM_REPS = list(range(SIM["replicates"]))
-
-
-rule simulation_replicate:
-    """One replicate: generator -> clean -> cohort -> outcomes -> matching -> ATT, in process,
-    with a planted effect (the headline specification and a naive comparison)."""
+rule simulation_batch:
+    """One batch of the simulation study (wildcard batch): every scenario of its
+    replicates, generator -> clean -> cohort -> outcomes -> headline, in process."""
     input:
-        code=code("scripts/simulation_replicate.py"),
+        code=code("scripts/simulation_batch.py"),
     output:
-        "results/simulation/replicates/{scenario}/{rep}.parquet",
+        rows="results/simulation/batches/batch_{batch}.parquet",
     log:
-        "results/logs/simulation/{scenario}/{rep}.log",
+        "results/logs/simulation/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/simulation_replicate/{scenario}/{rep}.tsv"
+        "results/benchmarks/simulation/batch_{batch}.tsv"
     wildcard_constraints:
-        scenario="measured|hidden",
-        rep=r"\d+",
+        batch=r"\d+",
     conda:
         "../../environment.yml"
     resources:
-        mem_mb=1500,
-        runtime=10,
+        mem_mb=2000,
+        runtime=60,
     params:
-        simulation={k: SIM[k] for k in ("generator", "hidden_confounding_strength")},
+        settings=settings_params(
+            S.AnalysisSpec, S.CohortSettings, S.SimulationSettings, S.Batches
+        ),
         synthetic=SYNTHETIC_SETTINGS,
-        cohort=config["cohort"],
-        outcomes=config["outcomes"],
-        matching=config["matching"],
-        extract_end_date=config["extract_end_date"],
-        seed=config["seed"],
     script:
-        "../../scripts/simulation_replicate.py"
+        "../../scripts/simulation_batch.py"
 
 
 rule simulation:
     """Target: bias, RMSE, coverage and rejection rate over all replicates."""
     input:
-        replicates=expand(
-            "results/simulation/replicates/{scenario}/{rep}.parquet",
-            scenario=SIM_SCENARIOS,
-            rep=SIM_REPS,
+        batches=expand(
+            "results/simulation/batches/batch_{batch}.parquet", batch=SIM_BATCHES
         ),
         code=code("scripts/simulation_summary.py"),
     output:
         replicates="results/simulation/replicates.parquet",
         summary="results/simulation/summary.parquet",
-        figure="results/figures/simulation.png",
+        fig_simulation="results/figures/simulation.png",
         numbers="results/numbers/simulation.json",
     log:
         "results/logs/simulation.log",
@@ -221,7 +205,7 @@ rule simulation:
         mem_mb=1000,
         runtime=10,
     params:
-        simulation={k: v for k, v in SIM.items() if k != "replicates"},
+        settings=settings_params(S.SimulationSettings),
     script:
         "../../scripts/simulation_summary.py"
 
@@ -238,8 +222,10 @@ NUMBERS.extend(
         rules.spec_curve.output.numbers,
     ]
 )
-FIGURES.extend([rules.placebo.output.figure, rules.spec_curve.output.figure])
-if SIM["in_report"]:
+FIGURES.extend(
+    [rules.placebo.output.fig_placebo, rules.spec_curve.output.fig_spec_curve]
+)
+if config["simulation"]["in_report"]:
     ALL_TARGETS.extend(rules.simulation.output)
     NUMBERS.append(rules.simulation.output.numbers)
-    FIGURES.append(rules.simulation.output.figure)
+    FIGURES.append(rules.simulation.output.fig_simulation)

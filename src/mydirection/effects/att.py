@@ -18,7 +18,7 @@ Standard errors (``se=``)
   statsmodels' two-column ``cov_type="cluster"``). The point estimate is the same as with
   one row per person and the ``match_data()`` weights. Without replacement it equals
   ``"cluster"`` exactly. It needs the links (``pairs.parquet``: ``treated_id``,
-  ``control_id``, ``subclass``) on the :class:`MatchedSample`.
+  ``comparator_id``, ``subclass``) on the :class:`MatchedSample`.
 - ``"HC3"``: heteroskedasticity-robust with the leverage correction, one row per person;
   the option the MatchIt vignette names for ``match_data()`` output after matching with
   replacement ("as recommended by Hill & Reiter 2006"). ``"HC0"``: without the correction.
@@ -82,7 +82,7 @@ class MatchedSample:
 
     ``data``: matched rows with ``weights``, ``subclass``, the treatment column and outcomes.
     ``pairs``: the links of the match, for ``se="twoway"`` and for subgroups after matching
-    with replacement: either ``pairs.parquet`` (``treated_id``, ``control_id``,
+    with replacement: either ``pairs.parquet`` (``treated_id``, ``comparator_id``,
     ``subclass``; ids are values of ``data[id_col]``) or ``MatchResult.pairs``
     (``treated``, ``control``, ``subclass``; index labels of ``data``).
     """
@@ -244,17 +244,17 @@ def link_rows(m, data: pd.DataFrame | None = None) -> pd.DataFrame:
     pairs = getattr(m, "pairs", None)
     if pairs is None or len(pairs) == 0:
         raise ValueError("se='twoway' and subgroups with replacement need the pairs table")
-    if {"treated_id", "control_id"} <= set(pairs.columns):
+    if {"treated_id", "comparator_id"} <= set(pairs.columns):
         id_col = getattr(m, "id_col", "person_id")
         if id_col not in data:
             raise KeyError(f"matched data lacks the id column {id_col!r} the pairs refer to")
         keys = pd.Series(data[id_col].to_numpy())
-        t_key, c_key = pairs["treated_id"], pairs["control_id"]
+        t_key, c_key = pairs["treated_id"], pairs["comparator_id"]
     elif {"treated", "control"} <= set(pairs.columns):
         keys = pd.Series(data.index.to_numpy())
         t_key, c_key = pairs["treated"], pairs["control"]
     else:
-        raise KeyError("pairs need treated_id/control_id (or treated/control) columns")
+        raise KeyError("pairs need treated_id/comparator_id (or treated/control) columns")
     if keys.duplicated().any():
         raise ValueError("the ids the pairs refer to are not unique in the matched data")
     pos = pd.Series(np.arange(len(keys)), index=keys.to_numpy())

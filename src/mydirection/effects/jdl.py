@@ -195,3 +195,136 @@ def headline_table(effects: dict[str, Effect]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _period(followup_days: int) -> str:
+    return "a one-year period" if followup_days == 365 else f"{followup_days} days"
+
+
+def headline_numbers(
+    rate: Effect,
+    frequency: Effect,
+    time_to_first: Effect | None,
+    sample: pd.DataFrame,
+    *,
+    power: float,
+    followup_days: int,
+):
+    """The registry numbers of the JDL headline (``reoffending.*``), every estimate derived
+    from the group counts it rests on (so a small group suppresses what it would reveal)."""
+    from mydirection.reporting.numbers import Numbers
+
+    n = Numbers()
+    R = "reoffending."
+    t = sample["treated"].astype(bool) & sample["reoffended"].notna()
+    c = ~sample["treated"].astype(bool) & sample["reoffended"].notna()
+    nt = n.count(
+        R + "n_treated", rate.n_treated, "Participants analysed (matched, complete follow-up)"
+    )
+    nc = n.count(R + "n_comparison", rate.n_control, "Comparators analysed", unit="comparators")
+    rt = n.count(R + "n_reoffenders_treated", int(sample.loc[t, "reoffended"].sum()),
+                 "Participants with a proven re-offence")  # fmt: skip
+    rc = n.count(R + "n_reoffenders_comparison", int(sample.loc[c, "reoffended"].sum()),
+                 "Comparators with a proven re-offence", unit="comparators")  # fmt: skip
+    n.count(R + "n_incomplete_followup", int(sample.attrs.get("n_incomplete", 0)),
+            "Matched people left out for incomplete follow-up")  # fmt: skip
+    treated, comparison, both = [nt, rt], [nc, rc], [nt, rt, nc, rc]
+
+    def add(key, value, kind, label, src=both, **kw):
+        return n.add(R + key, value, kind, label, derived_from=src, **kw)
+
+    add(
+        "rate_treated",
+        rate.mean_treated,
+        "proportion",
+        "Proven re-offending rate, participants",
+        treated,
+    )
+    add("rate_comparison", rate.mean_control, "proportion",
+        "Proven re-offending rate, comparison group (weighted)", comparison)  # fmt: skip
+    add("rate_difference", rate.estimate, "pp", "Difference in the re-offending rate")
+    add(
+        "rate_difference_ci_low", rate.ci_low, "pp", "Difference in the rate: interval, lower limit"
+    )
+    add(
+        "rate_difference_ci_high",
+        rate.ci_high,
+        "pp",
+        "Difference in the rate: interval, upper limit",
+    )
+    add("rate_difference_p", rate.p_value, "p_value", "Difference in the rate: p-value")
+    add("rate_significant", "yes" if rate.significant else "no", "text",
+        "Difference in the rate statistically significant")  # fmt: skip
+    add(
+        "risk_ratio",
+        rate.ratio,
+        "ratio",
+        "Risk ratio of proven re-offending (participants / comparison)",
+    )
+    add("risk_ratio_ci_low", rate.ratio_ci_low, "ratio", "Risk ratio: interval, lower limit")
+    add("risk_ratio_ci_high", rate.ratio_ci_high, "ratio", "Risk ratio: interval, upper limit")
+    per = "re-offences per person"
+    add("frequency_treated", frequency.mean_treated, "mean", "Proven re-offences per participant",
+        treated, unit=per)  # fmt: skip
+    add("frequency_comparison", frequency.mean_control, "mean",
+        "Proven re-offences per comparator (weighted)", comparison, unit=per)  # fmt: skip
+    add(
+        "frequency_difference",
+        frequency.estimate,
+        "estimate",
+        "Difference in re-offences per person",
+        unit=per,
+    )
+    add("frequency_difference_ci_low", frequency.ci_low, "estimate",
+        "Difference in re-offences per person: interval, lower limit", unit=per)  # fmt: skip
+    add("frequency_difference_ci_high", frequency.ci_high, "estimate",
+        "Difference in re-offences per person: interval, upper limit", unit=per)  # fmt: skip
+    add(
+        "frequency_difference_p",
+        frequency.p_value,
+        "p_value",
+        "Difference in re-offences per person: p-value",
+    )
+    add("frequency_significant", "yes" if frequency.significant else "no", "text",
+        "Difference in re-offences per person statistically significant")  # fmt: skip
+    add(
+        "rate_ratio",
+        frequency.ratio,
+        "ratio",
+        "Ratio of re-offences per person (participants / comparison)",
+    )
+    add(
+        "rate_ratio_ci_low",
+        frequency.ratio_ci_low,
+        "ratio",
+        "Ratio of re-offences per person: interval, lower limit",
+    )
+    add(
+        "rate_ratio_ci_high",
+        frequency.ratio_ci_high,
+        "ratio",
+        "Ratio of re-offences per person: interval, upper limit",
+    )
+    period = _period(followup_days)
+    add("typical_100_sentence", typical_100_sentence(rate, period, power=power), "text",
+        "The Justice Data Lab's reading for 100 typical people (rate)")  # fmt: skip
+    add("frequency_typical_100_sentence", typical_100_sentence(frequency, period, power=power),
+        "text", "The Justice Data Lab's reading for 100 typical people (frequency)")  # fmt: skip
+    if not rate.significant:
+        need = people_needed(rate, power=power)
+        add("people_needed", float(need) if math.isfinite(need) else None, "count",
+            "Participants needed to detect a difference of the observed size at the plan's power",
+            unit="participants", decimals=0)  # fmt: skip
+    add("se_type", rate.se_type, "text", "Standard errors of the differences")
+    if time_to_first is not None:
+        for name, value, label in (
+            ("treated", time_to_first.mean_treated, "Days to first proven re-offence, participants who re-offended"),
+            ("comparison", time_to_first.mean_control, "Days to first proven re-offence, comparators who re-offended"),
+            ("difference", time_to_first.estimate, "Difference in days to first proven re-offence"),
+            ("difference_ci_low", time_to_first.ci_low, "Difference in days to first re-offence: interval, lower limit"),
+            ("difference_ci_high", time_to_first.ci_high, "Difference in days to first re-offence: interval, upper limit"),
+        ):  # fmt: skip
+            add(f"time_to_first_{name}", value, "days", label, unit="days")
+        add("time_to_first_difference_p", time_to_first.p_value, "p_value",
+            "Difference in days to first re-offence: p-value")  # fmt: skip
+    return n

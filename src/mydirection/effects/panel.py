@@ -227,7 +227,7 @@ def fit(panel: pd.DataFrame, exog: pd.DataFrame, cluster: str, person: str = "pe
     return res
 
 
-def tidy(res, terms: dict[str, object], level: float = 0.95) -> pd.DataFrame:
+def tidy(res, terms: dict[str, object], level: float) -> pd.DataFrame:
     """Estimate, SE, normal-theory interval at ``level`` and two-sided p-value per term."""
     z = float(stats.norm.ppf(0.5 + level / 2))
     rows = []
@@ -256,7 +256,8 @@ def did(
     cluster: str = "person",
     person: str = "person_id",
     treatment="treated",
-    level: float = 0.95,
+    *,
+    level: float,
 ) -> pd.DataFrame:
     """Difference in differences: treated x post with person, calendar-quarter and common
     event-time effects (every pre-index quarter is the baseline).
@@ -290,7 +291,8 @@ def event_study(
     cluster: str = "person",
     person: str = "person_id",
     treatment: str = "treated",
-    level: float = 0.95,
+    *,
+    level: float,
 ) -> pd.DataFrame:
     """Per-quarter leads and lags of treated vs comparison, relative to ``reference``.
 
@@ -335,7 +337,8 @@ def plot_event_study(
     path,
     title: str,
     did_row: pd.Series | None = None,
-    level: float = 0.95,
+    *,
+    level: float,
     window_leads=(),
 ) -> None:
     """Leads and lags with their ``level`` CIs; dashed zero line, dotted line before 0.

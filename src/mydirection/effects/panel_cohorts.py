@@ -94,7 +94,8 @@ def event_study_by_cohort(
     cluster: str = "person",
     person: str = "person_id",
     treatment: str = "treated",
-    level: float = 0.95,
+    *,
+    level: float,
 ) -> pd.DataFrame:
     """Interaction-weighted leads and lags: the event study robust to cohort effects.
 
@@ -135,7 +136,8 @@ def did_by_cohort(
     cluster: str = "person",
     person: str = "person_id",
     treatment: str = "treated",
-    level: float = 0.95,
+    *,
+    level: float,
     baseline: str = "pre",
 ) -> pd.DataFrame:
     """Interaction-weighted difference in differences and the effect of each cohort.

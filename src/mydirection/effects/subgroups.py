@@ -78,7 +78,8 @@ def _layout(m, data: pd.DataFrame) -> pd.DataFrame:
     """One row per (matched set, person): row (position in data), subclass, unit, treated,
     weight. See the module docstring for who is where."""
     t = data[m.treatment].astype(bool).to_numpy()
-    if m.replace:
+    weighting = "subclass" not in data or data["subclass"].isna().all()
+    if m.replace and not weighting:
         if getattr(m, "pairs", None) is None or len(m.pairs) == 0:
             raise ValueError(
                 "subgroups after matching with replacement need the pairs table (comparators "
@@ -300,23 +301,15 @@ def subgroup_heterogeneity(
 
 
 def plot_forest(
-    subgroups: pd.DataFrame, overall: Effect | None, path, title: str, *, ci_level=None
+    subgroups: pd.DataFrame, overall: Effect | None, path, title: str, *, ci_level: float
 ) -> None:
-    """Forest plot of subgroup ATTs (percentage points for a binary outcome).
+    """Forest plot of subgroup ATTs (percentage points for a binary outcome), readable level
+    names, the overall estimate first. Only levels shown (large enough) are drawn."""
+    from mydirection.reporting.figures import COLOURS, figure
+    from mydirection.reporting.labels import covariate
 
-    ``ci_level`` labels the axis (default: the overall Effect's ``1 - alpha``, or the
-    table's ``attrs["alpha"]``); the intervals are those of the table and the Effect."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if ci_level is None:
-        if overall is not None and overall.ci_level is not None:
-            ci_level = overall.ci_level
-        elif subgroups.attrs.get("alpha") is not None:
-            ci_level = 1 - subgroups.attrs["alpha"]
     shown = subgroups[subgroups["shown"]].reset_index(drop=True)
+    comparison = "n_comparison" if "n_comparison" in shown else "n_control"
     scale = 100.0 if overall is None or overall.kind == "binary" else 1.0
     labels, est, lo, hi = [], [], [], []
     if overall is not None:
@@ -325,26 +318,26 @@ def plot_forest(
         lo.append(overall.ci_low * scale)
         hi.append(overall.ci_high * scale)
     for r in shown.itertuples():
-        name = f"{r.variable}: {r.level}".replace("_", " ").capitalize().replace("Ogrs3", "OGRS3")
-        labels.append(f"{name} (n = {r.n_treated:,} / {r.n_control:,})")
+        n_c = getattr(r, comparison)
+        labels.append(f"{covariate(r.variable, r.level)} (n = {r.n_treated:,} / {n_c:,})")
         est.append(r.estimate * scale)
         lo.append(r.ci_low * scale)
         hi.append(r.ci_high * scale)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(labels), 2) + 1.5))
-    y = np.arange(len(labels))[::-1]
-    if labels:
-        err = [np.subtract(est, lo), np.subtract(hi, est)]
-        ax.errorbar(est, y, xerr=err, fmt="o", color="black", capsize=3)
-        if overall is not None:
-            ax.plot(est[0], y[0], "D", color="tab:blue", markersize=8)
-    else:
-        ax.text(0.5, 0.5, "No subgroup large enough to show", ha="center", transform=ax.transAxes)
-    ax.axvline(0, color="grey", linestyle="--", linewidth=1)
-    ax.set_yticks(y, labels)
-    unit = "percentage points" if scale == 100 else "difference in means"
-    ci = "CI" if ci_level is None else f"{100 * ci_level:.10g}% CI"
-    ax.set_xlabel(f"Treated minus comparison ({unit}), {ci}\nn = treated / comparison")
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+    with figure(path, figsize=(8, 0.45 * max(len(labels), 2) + 1.5)) as (fig, ax):
+        y = np.arange(len(labels))[::-1]
+        if labels:
+            err = [np.subtract(est, lo), np.subtract(hi, est)]
+            ax.errorbar(est, y, xerr=err, fmt="o", color=COLOURS["neutral"], capsize=3)
+            if overall is not None:
+                ax.plot(est[0], y[0], "D", color=COLOURS["treated"], markersize=8)
+        else:
+            ax.text(0.5, 0.5, "No subgroup large enough to show", ha="center",
+                    transform=ax.transAxes)  # fmt: skip
+        ax.axvline(0, color=COLOURS["faint"], linestyle="--", linewidth=1)
+        ax.set_yticks(y, labels)
+        unit = "percentage points" if scale == 100 else "difference in means"
+        ax.set_xlabel(
+            f"Participants minus comparison ({unit}), {100 * ci_level:.10g}% interval\n"
+            "n = participants / comparators"
+        )
+        fig.suptitle(title, fontsize=11)

@@ -29,8 +29,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-Z95 = float(stats.norm.ppf(0.975))
-
 
 class _Sorted:
     """Rows sorted by time with the index arrays the likelihood needs."""
@@ -237,11 +235,13 @@ def cox(
     robust: bool | None = None,
     tol: float = 1e-10,
     max_iter: int = 50,
+    *,
+    alpha: float,
 ) -> pd.DataFrame:
     """Cox proportional-hazards regression.
 
     Returns a DataFrame indexed by covariate with ``coef``, ``se``, ``hr``, ``hr_ci_low``,
-    ``hr_ci_high`` (95 %), ``p`` (Wald, normal). ``se`` is robust (Lin-Wei sandwich,
+    ``hr_ci_high`` (confidence ``1 - alpha``, the plan's level), ``p`` (Wald, normal). ``se`` is robust (Lin-Wei sandwich,
     clustered by ``cluster``) when ``weights`` or ``cluster`` is given or ``robust=True``,
     else model-based. ``attrs`` carries n, events, loglik, iterations, converged and the SE
     type; a RuntimeWarning says when Newton-Raphson did not converge (an infinite
@@ -262,6 +262,7 @@ def cox(
     use_robust = robust if robust is not None else (weights is not None or cluster is not None)
     cov = fit.robust_cov() if use_robust else fit.cov_model
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    z_crit = float(stats.norm.isf(alpha / 2))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
         out = pd.DataFrame(
@@ -269,8 +270,8 @@ def cox(
                 "coef": beta,
                 "se": se,
                 "hr": np.exp(beta),
-                "hr_ci_low": np.exp(beta - Z95 * se),
-                "hr_ci_high": np.exp(beta + Z95 * se),
+                "hr_ci_low": np.exp(beta - z_crit * se),
+                "hr_ci_high": np.exp(beta + z_crit * se),
                 "p": 2 * stats.norm.sf(np.abs(z)),
             },
             index=pd.Index(covariates, name="covariate"),
@@ -304,8 +305,11 @@ def kaplan_meier(
     weights: str | None = None,
     cluster: str | None = None,
     variance: str = "auto",
+    *,
+    alpha: float,
 ) -> pd.DataFrame:
-    """Kaplan-Meier survival with Greenwood or robust (infinitesimal jackknife) variance.
+    """Kaplan-Meier survival with Greenwood or robust (infinitesimal jackknife) variance;
+    log-log confidence bands at ``1 - alpha`` (the plan's level).
 
     One row per group and distinct time (event or censoring): ``group``, ``time``,
     ``at_risk``, ``events``, ``censored`` (weighted sums), ``n_at_risk``, ``n_events``,
@@ -361,8 +365,9 @@ def kaplan_meier(
             std_err = np.sqrt(var)
             se_ll = (std_err / surv) / np.abs(np.log(surv))
             ok = (surv > 0) & (surv < 1)
-            lo = np.where(ok, surv ** np.exp(Z95 * se_ll), np.nan)
-            hi = np.where(ok, surv ** np.exp(-Z95 * se_ll), np.nan)
+            z_crit = float(stats.norm.isf(alpha / 2))
+            lo = np.where(ok, surv ** np.exp(z_crit * se_ll), np.nan)
+            hi = np.where(ok, surv ** np.exp(-z_crit * se_ll), np.nan)
         lo = np.where(surv == 1, 1.0, lo)
         hi = np.where(surv == 1, 1.0, hi)
         parts.append(

@@ -28,27 +28,21 @@ from mydirection.sensitivity.signed_rank import (
     signed_rank_upper_p,
 )
 from mydirection.sensitivity.spec_curve import (
-    default_spec,
-    estimate_spec,
-    fit_spec,
-    matching_options,
+    grid_choices,
     plot_spec_curve,
+    run_spec,
     sort_curve,
-    spec_grid,
     spec_name,
 )
 
 __all__ = [
     "BoundsSummary",
-    "default_spec",
-    "estimate_spec",
     "evalue",
     "evalue_ci",
     "evalue_table",
-    "fit_spec",
     "gamma_crossing",
+    "grid_choices",
     "matched_sets",
-    "matching_options",
     "pair_differences",
     "placebo_assignments",
     "placebo_distribution",
@@ -59,6 +53,7 @@ __all__ = [
     "rosenbaum_summary",
     "rosenbaum_table",
     "rosenbaum_upper_p",
+    "run_spec",
     "signed_rank_gamma_crossing",
     "signed_rank_lower_p",
     "signed_rank_scores",
@@ -66,7 +61,6 @@ __all__ = [
     "signed_rank_table",
     "signed_rank_upper_p",
     "sort_curve",
-    "spec_grid",
     "spec_name",
     "to_risk_ratio",
 ]

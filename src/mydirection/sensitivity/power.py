@@ -14,7 +14,7 @@ A null result from a small pilot says little unless the report shows what effect
    needed to detect a stated effect, e.g. a 5-point reduction (:func:`n_needed_rate`)?
 
 The test level ``alpha`` (two-sided) and the ``power`` are arguments without defaults: they
-come from the analysis plan (``power.alpha``, ``power.power``), never from this module.
+come from the analysis plan (``analysis.alpha``, ``analysis.power``), never from this module.
 
 Formulas
 --------
@@ -277,3 +277,117 @@ def n_needed_rate(
     while f(hi) < 0:
         hi *= 2
     return float(optimize.brentq(f, 1e-6, hi, xtol=1e-9, rtol=1e-14))
+
+
+# ------------------------------------------------------------------------- the stage
+#: The reoffending counts the power numbers are computed from (their suppression follows).
+COUNTS = [
+    "reoffending.n_treated",
+    "reoffending.n_comparison",
+    "reoffending.n_reoffenders_comparison",
+]
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    """What the achieved analysis sample could detect, and what the target needs."""
+
+    size: DesignSize
+    comparison_rate: float
+    comparison_frequency: float
+    comparison_frequency_sd: float
+    mde_rate: float
+    mde_rate_arcsine: float
+    mde_frequency: float
+    power_at_target: float
+    n_needed_treated: float
+    n_needed_comparison: float
+
+    def table(self) -> pd.DataFrame:
+        rows = {
+            "n_treated": float(self.size.n_treated),
+            "n_comparison": float(self.size.n_control),
+            "effective_n_treated": self.size.n_eff_treated,
+            "effective_n_comparison": self.size.n_eff_control,
+            "design_effect_comparison": self.size.design_effect_control,
+            **{
+                k: getattr(self, k)
+                for k in (
+                    "comparison_rate",
+                    "comparison_frequency",
+                    "comparison_frequency_sd",
+                    "mde_rate",
+                    "mde_rate_arcsine",
+                    "mde_frequency",
+                    "power_at_target",
+                    "n_needed_treated",
+                    "n_needed_comparison",
+                )
+            },  # fmt: skip
+        }
+        return pd.DataFrame({"measure": list(rows), "value": [float(v) for v in rows.values()]})
+
+    def numbers(self):
+        from mydirection.reporting.numbers import Numbers
+
+        n = Numbers()
+        src = COUNTS
+        n.add("power.effective_n_comparison", self.size.n_eff_control, "estimate",
+              "Effective number of comparators (Kish, matching weights)", unit="people",
+              decimals=1, derived_from=src)  # fmt: skip
+        n.add("power.design_effect", self.size.design_effect_control, "ratio",
+              "Design effect of the comparators' weights", decimals=2, derived_from=src)  # fmt: skip
+        n.add("power.comparison_rate", self.comparison_rate, "proportion",
+              "Comparison group's re-offending rate (weighted)", derived_from=src)  # fmt: skip
+        n.add("power.mde_rate_pp", self.mde_rate, "pp",
+              "Minimum detectable difference in the re-offending rate (either direction)",
+              derived_from=src, signed=False)  # fmt: skip
+        n.add("power.mde_frequency", self.mde_frequency, "mean",
+              "Minimum detectable difference in re-offences per person (either direction)",
+              unit="re-offences per person", derived_from=src, signed=False)  # fmt: skip
+        n.add("power.power_at_target", self.power_at_target, "proportion",
+              "Power to detect the plan's target effect", derived_from=src)  # fmt: skip
+        ceil = (
+            (lambda x: math.ceil(x)) if math.isfinite(self.n_needed_treated) else (lambda x: None)
+        )
+        n.add("power.n_needed_for_target", ceil(self.n_needed_treated), "count",
+              "Participants needed to detect the plan's target effect with the plan's power "
+              "(at the achieved comparison rate and ratio)", unit="participants")  # fmt: skip
+        n.add("power.n_needed_comparison_for_target", ceil(self.n_needed_comparison), "count",
+              "Effective comparators needed alongside them", unit="comparators")  # fmt: skip
+        return n
+
+
+def analyse_power(sample: pd.DataFrame, settings) -> PowerResult:
+    """Rules 1-3 of the module docstring on the analysis sample, at the plan's level and
+    power (``settings``: :class:`mydirection.settings.PowerSettings`)."""
+    from mydirection.errors import UserError
+
+    data = sample.dropna(subset=["reoffended", "n_reoffences"])
+    size = design_size(data)
+    if size.n_treated < 2 or size.n_control < 2:
+        raise UserError(
+            f"power: {size.n_treated} participants and {size.n_control} comparators with "
+            "outcomes in the analysis sample (column treated); power needs at least 2 of each"
+        )
+    comp = data[~data["treated"].astype(bool)]
+    p0, _ = weighted_mean_sd(comp["reoffended"], comp["weights"])
+    f0, f_sd = weighted_mean_sd(comp["n_reoffences"], comp["weights"])
+    a, pw = settings.alpha, settings.power
+    n1, n0 = size.n_eff_treated, size.n_eff_control
+    rate_ok = 0 < p0 < 1
+    effect = settings.target_effect_pp / 100
+    target_ok = rate_ok and 0 < p0 + effect < 1
+    need = n_needed_rate(p0, effect, size.ratio_eff, a, pw) if target_ok else math.nan
+    return PowerResult(
+        size=size,
+        comparison_rate=p0,
+        comparison_frequency=f0,
+        comparison_frequency_sd=f_sd,
+        mde_rate=mde_rate(p0, n1, n0, a, pw) if rate_ok else math.nan,
+        mde_rate_arcsine=mde_rate_arcsine(p0, n1, n0, a, pw) if rate_ok else math.nan,
+        mde_frequency=mde_mean(f_sd, n1, n0, a, pw),
+        power_at_target=power_rate(p0, p0 + effect, n1, n0, a) if target_ok else math.nan,
+        n_needed_treated=need,
+        n_needed_comparison=need * size.ratio_eff,
+    )

@@ -66,7 +66,7 @@ def matched_sets(
 ) -> pd.DataFrame:
     """One row per matched set (one treated person and their comparators).
 
-    ``pairs`` is ``pairs.parquet`` (``treated_id``, ``control_id``); ``outcomes`` has
+    ``pairs`` is ``pairs.parquet`` (``treated_id``, ``comparator_id``); ``outcomes`` has
     ``person_id`` and the binary ``outcome``. ``alternative="less"`` (the programme reduces
     the outcome) codes ``y = 1 - outcome`` so that large ``T`` is evidence for the programme;
     ``"greater"`` keeps ``y = outcome``.
@@ -80,8 +80,8 @@ def matched_sets(
     y = outcomes.set_index("person_id")[outcome].astype(float)
     if alternative == "less":
         y = 1.0 - y
-    p = pairs[["treated_id", "control_id"]].copy()
-    p["yc"] = p["control_id"].map(y)
+    p = pairs[["treated_id", "comparator_id"]].copy()
+    p["yc"] = p["comparator_id"].map(y)
     p["yt"] = p["treated_id"].map(y)
     p = p.dropna(subset=["yc", "yt"])
     g = p.groupby("treated_id", sort=True)

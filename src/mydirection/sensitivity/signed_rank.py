@@ -83,7 +83,7 @@ def pair_differences(
 ) -> pd.DataFrame:
     """One row per matched pair: ``set_id`` and ``d`` (in the direction of ``alternative``).
 
-    ``pairs``: ``pairs.parquet`` (``treated_id``, ``control_id``); ``outcomes``:
+    ``pairs``: ``pairs.parquet`` (``treated_id``, ``comparator_id``); ``outcomes``:
     ``person_id`` and the count ``outcome``. ``alternative="less"`` (the programme reduces
     the outcome) gives ``d = y_comparator - y_treated``; ``"greater"`` gives ``d = y_treated
     - y_comparator``. Pairs with a missing outcome are dropped. Raises ``ValueError`` for
@@ -92,16 +92,16 @@ def pair_differences(
     """
     if alternative not in ("less", "greater"):
         raise ValueError("alternative must be 'less' or 'greater'")
-    k = pairs.groupby("treated_id", sort=False)["control_id"].size()
+    k = pairs.groupby("treated_id", sort=False)["comparator_id"].size()
     if (k > 1).any():
         raise ValueError(
             f"signed-rank bounds need 1:1 pairs; {int((k > 1).sum())} of {len(k)} matched "
             "sets have more than one comparator (use the binary bounds, or 1:1 matching)"
         )
     y = outcomes.set_index("person_id")[outcome].astype(float)
-    p = pairs[["treated_id", "control_id"]].copy()
+    p = pairs[["treated_id", "comparator_id"]].copy()
     p["yt"] = p["treated_id"].map(y)
-    p["yc"] = p["control_id"].map(y)
+    p["yc"] = p["comparator_id"].map(y)
     p = p.dropna(subset=["yt", "yc"]).sort_values("treated_id", kind="stable")
     d = p["yc"] - p["yt"] if alternative == "less" else p["yt"] - p["yc"]
     return pd.DataFrame({"set_id": np.arange(len(p)), "d": d.to_numpy(dtype=float)})

@@ -1,159 +1,138 @@
-"""The specification curve: the analysis re-run under every combination of defensible
-choices (Simonsohn, Simmons & Nelson 2020), sorted by estimate."""
+"""The specification curve: the headline analysis re-run under every combination of
+defensible choices (Simonsohn, Simmons & Nelson 2020), sorted by estimate.
+
+Every specification is ``dataclasses.replace(headline_spec, **choice)``: the chosen design
+(after the revisions) with some of its choices changed, run through the one headline path
+(:func:`mydirection.pipeline.headline`: design -> analysis sample -> estimate). The choice
+equal to the headline's own reproduces the headline to the last bit (a test checks).
+
+- The grid (``sensitivity.spec_curve``) is the full cross product of the distances,
+  calipers (``None`` = none), ratios, replacement and named exact-matching sets, once per
+  follow-up window, plus inverse-probability weighting once per window. The headline
+  specification is added when the grid lacks it.
+- A follow-up window's outcomes are computed once and shared by its specifications; the
+  chosen design's propensity scores are shared by every specification that keeps its
+  propensity model.
+- The specifications are split into batch jobs (round-robin over the sorted names); each
+  specification's row depends on nothing but the specification, so the gathered curve is
+  the same whatever the number of batches (a test checks the bytes).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pandas as pd
+
+from mydirection.settings import AnalysisSpec
+
+#: The choices a specification may change (fields of AnalysisSpec).
+CHOICES = ("method", "distance", "caliper", "ratio", "replace", "exact", "followup_days")
+COLUMNS = [
+    "spec", "method", "distance", "caliper", "ratio", "replace", "exact", "followup_days",
+    "is_headline", "estimate", "se", "ci_low", "ci_high", "p_value", "mean_treated",
+    "mean_control", "n_treated", "n_control", "max_abs_smd_after", "balance_ok", "error",
+]  # fmt: skip
 
 
 def _caliper_name(c) -> str:
     return "none" if c is None else f"{float(c):g}"
 
 
-def spec_name(spec: dict) -> str:
-    """Short, file-name-safe name of one specification, e.g.
-    ``logit_ps-cal0.2-r1-norep-exnone-fu365`` or ``ipw-fu182``."""
-    fu = f"fu{int(spec['followup_days'])}"
-    if spec["method"] == "ipw":
+def exact_name(exact, names: dict) -> str:
+    """The grid's name of an exact-matching set (else the columns joined by ``_``)."""
+    found = next((n for n, cols in names.items() if list(cols) == list(exact)), None)
+    return found or ("_".join(exact) if exact else "none")
+
+
+def spec_name(choice: dict, names: dict) -> str:
+    """Short, file-name-safe name, e.g. ``logit_ps-cal0.2-r1-norep-exnone-fu365``."""
+    fu = f"fu{int(choice['followup_days'])}"
+    if choice["method"] == "ipw":
         return f"ipw-{fu}"
-    rep = "rep" if spec["replace"] else "norep"
+    rep = "rep" if choice["replace"] else "norep"
     return (
-        f"{spec['distance']}-cal{_caliper_name(spec['caliper'])}-r{int(spec['ratio'])}-"
-        f"{rep}-ex{spec['exact_name']}-{fu}"
+        f"{choice['distance']}-cal{_caliper_name(choice['caliper'])}-r{int(choice['ratio'])}-"
+        f"{rep}-ex{exact_name(choice['exact'], names)}-{fu}"
     )
 
 
-def spec_grid(grid: dict) -> dict[str, dict]:
-    """Every specification of the curve, by name, in a stable order.
+def headline_choice(spec: AnalysisSpec) -> dict:
+    return {k: getattr(spec, k) for k in CHOICES}
 
-    ``grid`` (the ``sensitivity.spec_curve`` config): lists ``distance``, ``caliper``
-    (``None`` = no caliper), ``ratio``, ``replace``, ``followup_days``, a mapping ``exact``
-    from a short name to the list of exact-matching columns, and ``ipw`` (bool: add inverse
-    probability weighting, once per follow-up window). The matching specifications are the
-    full cross product of the lists.
-    """
-    specs: dict[str, dict] = {}
-    exact = grid.get("exact") or {"none": []}
+
+def grid_choices(grid: dict, headline: AnalysisSpec) -> dict[str, dict]:
+    """Every specification of the curve (name -> choice), in a stable (sorted) order."""
+    names = dict(grid.get("exact") or {"none": []})
+    out: dict[str, dict] = {}
     for fu in grid["followup_days"]:
         for dist in grid["distance"]:
             for cal in grid["caliper"]:
                 for ratio in grid["ratio"]:
                     for rep in grid["replace"]:
-                        for ex_name, ex_cols in exact.items():
-                            s = {
+                        for ex in names.values():
+                            c = {
                                 "method": "nearest",
                                 "distance": dist,
                                 "caliper": None if cal is None else float(cal),
                                 "ratio": int(ratio),
                                 "replace": bool(rep),
-                                "exact_name": ex_name,
-                                "exact": list(ex_cols),
+                                "exact": tuple(ex),
                                 "followup_days": int(fu),
                             }
-                            specs[spec_name(s)] = s
+                            out[spec_name(c, names)] = c
         if grid.get("ipw", True):
-            s = {
-                "method": "ipw",
-                "distance": "ps",
-                "caliper": None,
-                "ratio": None,
-                "replace": False,
-                "exact_name": "none",
-                "exact": [],
-                "followup_days": int(fu),
-            }
-            specs[spec_name(s)] = s
-    return specs
+            c = {**headline_choice(headline), "method": "ipw", "followup_days": int(fu)}
+            out[spec_name(c, names)] = c
+    own = headline_choice(headline)
+    out.setdefault(spec_name(own, names), own)
+    return dict(sorted(out.items()))
 
 
-def fit_spec(
-    data: pd.DataFrame,
-    spec: dict,
-    covariates,
-    *,
-    categorical=None,
-    order: str = "largest",
-    seed: int = 0,
-    discard: str = "none",
-):
-    """Match (or weight, for IPW) ``data`` as ``spec`` says; returns the
-    :class:`mydirection.matching.MatchResult`."""
-    from mydirection import matching
+def window_outcomes(cohort, convictions, windows, waiting_days: int, extract_end_date) -> dict:
+    """Each follow-up window's outcomes, computed once (the outcomes stage's function)."""
+    from mydirection.outcomes import proven_reoffending
 
-    if spec["method"] == "ipw":
-        return matching.ipw(data, "treated", covariates, categorical=categorical)
-    return matching.match(
-        data,
-        "treated",
-        covariates,
-        distance=spec["distance"],
-        ratio=spec["ratio"],
-        replace=spec["replace"],
-        caliper=spec["caliper"],
-        order=order,
-        exact=spec["exact"],
-        seed=seed,
-        categorical=categorical,
-        discard=discard,
-    )
-
-
-def estimate_spec(
-    data: pd.DataFrame,
-    spec: dict,
-    covariates,
-    outcome: str = "reoffended",
-    *,
-    categorical=None,
-    order: str = "largest",
-    seed: int = 0,
-    discard: str = "none",
-    smd_threshold: float = 0.1,
-    var_ratio_bounds=(0.5, 2.0),
-) -> dict:
-    """Run one specification: match (or weight) ``data`` and estimate the ATT on ``outcome``.
-
-    ``data``: one row per cohort member with ``treated``, the covariates and the outcome.
-    ``spec``: one entry of :func:`spec_grid`. Returns one row: the choices, the estimate
-    with its 95 % CI, the group sizes and the balance verdict. A specification that cannot be
-    estimated (e.g. nobody matched inside a narrow caliper) gets NaN estimates and its
-    reason in ``error``.
-    """
-    from mydirection import effects
-
-    row = {
-        "spec": spec_name(spec),
-        "method": spec["method"],
-        "distance": spec["distance"] if spec["method"] != "ipw" else "ipw",
-        "caliper": _caliper_name(spec["caliper"]),
-        "ratio": spec["ratio"] if spec["ratio"] is not None else 0,
-        "replace": bool(spec["replace"]),
-        "exact": spec["exact_name"],
-        "followup_days": int(spec["followup_days"]),
+    return {
+        int(fu): proven_reoffending(cohort, convictions, int(fu), waiting_days, extract_end_date)
+        for fu in sorted(set(windows))
     }
-    nan = {
-        k: math.nan
-        for k in (
-            "estimate",
-            "se",
-            "ci_low",
-            "ci_high",
-            "p_value",
-            "mean_treated",
-            "mean_control",
-            "max_abs_smd_after",
-        )
+
+
+def batch_of(names, n_batches: int) -> dict[str, int]:
+    """Spec name -> batch (round-robin over the sorted names)."""
+    return {name: i % n_batches for i, name in enumerate(sorted(names))}
+
+
+def run_spec(
+    cohort: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    headline: AnalysisSpec,
+    choice: dict,
+    name: str,
+    propensity=None,
+) -> dict:
+    """One specification through the headline path; a row of the curve. A specification
+    that cannot be estimated (nobody matched inside a narrow caliper, a model that does not
+    converge) gets missing estimates and its reason in ``error``."""
+    from mydirection import pipeline
+
+    spec = dataclasses.replace(headline, **choice, revisions=())
+    row = {
+        "spec": name,
+        **{k: choice[k] for k in CHOICES},
+        "exact": ",".join(choice["exact"]) or "none",
+        "caliper": _caliper_name(choice["caliper"]),
+        "ratio": int(choice["ratio"]) if choice["method"] != "ipw" else 0,
+        "distance": choice["distance"] if choice["method"] != "ipw" else "ipw",
+        "is_headline": headline_choice(headline) == choice,
     }
     try:
-        m = fit_spec(
-            data, spec, covariates, categorical=categorical, order=order, seed=seed, discard=discard
-        )
-        verdict = m.verdict(smd_threshold, tuple(var_ratio_bounds))
-        e = effects.att(m, outcome, "binary")
+        h = pipeline.headline(cohort, outcomes, spec, propensity)
     except ValueError as err:
+        nan = dict.fromkeys(COLUMNS[9:19], math.nan)
         return {
             **row,
             **nan,
@@ -162,6 +141,7 @@ def estimate_spec(
             "balance_ok": False,
             "error": str(err),
         }
+    e, v = h.rate, h.design.verdict
     return {
         **row,
         "estimate": e.estimate,
@@ -173,70 +153,21 @@ def estimate_spec(
         "mean_control": e.mean_control,
         "n_treated": e.n_treated,
         "n_control": e.n_control,
-        "max_abs_smd_after": verdict.max_abs_smd_after,
-        "balance_ok": bool(verdict.ok),
+        "max_abs_smd_after": v.max_abs_smd_after,
+        "balance_ok": bool(v.ok),
         "error": "",
     }
 
 
-def matching_options(matching: dict) -> dict:
-    """The ``estimate_spec`` keyword arguments that come from the ``matching`` config
-    (covariates, categorical covariates, matching order and seed, balance thresholds)."""
-    opts = {
-        "covariates": list(matching["covariates"]),
-        "categorical": list(matching.get("categorical") or []) or None,
-        "order": matching.get("order", "largest"),
-        "seed": int(matching.get("seed", 0) or 0),
-        "discard": matching.get("discard", "none"),
-    }
-    if "smd_threshold" in matching:
-        opts["smd_threshold"] = float(matching["smd_threshold"])
-    if "var_ratio_bounds" in matching:
-        opts["var_ratio_bounds"] = tuple(matching["var_ratio_bounds"])
-    return opts
-
-
-def default_spec(matching: dict, followup_days: int, exact_names: dict | None = None) -> dict:
-    """The pipeline's headline specification (the ``matching`` config) as a grid entry.
-
-    ``exact_names``: the grid's name -> columns mapping, so the default's exact set gets the
-    grid's name when it is there (else the columns joined by ``_``)."""
-    exact = list(matching.get("exact") or [])
-    name = next((n for n, cols in (exact_names or {}).items() if list(cols) == exact), None)
-    spec = {
-        "method": "nearest",
-        "distance": matching.get("distance", "logit_ps"),
-        "caliper": None if matching.get("caliper") is None else float(matching["caliper"]),
-        "ratio": int(matching.get("ratio", 1)),
-        "replace": bool(matching.get("replace", False)),
-        "exact_name": name or ("_".join(exact) if exact else "none"),
-        "exact": exact,
-        "followup_days": int(followup_days),
-    }
-    return spec
-
-
-def _choice_rows(curve: pd.DataFrame) -> list[tuple[str, str, object]]:
-    """Rows of the specification-curve choice panel: (label, column, value) per option."""
-    rows: list[tuple[str, str, object]] = []
-    for col, label in (
-        ("distance", "distance"),
-        ("caliper", "caliper"),
-        ("ratio", "ratio"),
-        ("replace", "replacement"),
-        ("exact", "exact"),
-        ("followup_days", "follow-up"),
-    ):
-        values = sorted(set(curve[col].tolist()), key=str)
-        if col == "distance":
-            order = ["ps", "logit_ps", "mahalanobis", "ipw"]
-            values = sorted(values, key=lambda v: (order.index(v) if v in order else 9, v))
-        for v in values:
-            if col == "ratio" and v == 0:
-                continue  # IPW has no ratio
-            text = {True: "with", False: "without"}.get(v, v) if col == "replace" else v
-            rows.append((f"{label}: {text}", col, v))
-    return rows
+def run_batch(cohort, outcomes_by_window: dict, headline, choices: dict, propensity=None):
+    """The rows of a batch of specifications (one follow-up window's outcomes each)."""
+    rows = [
+        run_spec(cohort, outcomes_by_window[c["followup_days"]], headline, c, name, propensity)
+        for name, c in choices.items()
+    ]
+    return pd.DataFrame(rows, columns=COLUMNS).astype(
+        {"n_treated": "int64", "n_control": "int64", "followup_days": "int64", "ratio": "int64"}
+    )
 
 
 def sort_curve(curve: pd.DataFrame) -> pd.DataFrame:
@@ -250,63 +181,121 @@ def sort_curve(curve: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def plot_spec_curve(curve: pd.DataFrame, path, title: str = "") -> None:
-    """Specification-curve figure: sorted estimates with 95 % CIs above (in percentage
-    points; filled when balance was achieved), the choices of each specification below."""
-    import matplotlib
+def _choice_rows(curve: pd.DataFrame) -> list[tuple[str, str, object]]:
+    """Rows of the choice panel: (label, column, value) per option."""
+    rows: list[tuple[str, str, object]] = []
+    for col, label in (
+        ("distance", "distance"),
+        ("caliper", "caliper"),
+        ("ratio", "ratio"),
+        ("replace", "replacement"),
+        ("exact", "exact"),
+        ("followup_days", "follow-up days"),
+    ):
+        values = sorted(set(curve[col].tolist()), key=str)
+        if col == "distance":
+            order = ["ps", "logit_ps", "mahalanobis", "ipw"]
+            values = sorted(values, key=lambda v: (order.index(v) if v in order else 9, v))
+        for v in values:
+            if col == "ratio" and v == 0:
+                continue  # IPW has no ratio
+            text = {True: "with", False: "without"}.get(v, v) if col == "replace" else v
+            rows.append((f"{label}: {text}", col, v))
+    return rows
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_spec_curve(curve: pd.DataFrame, path, ci_level: float) -> None:
+    """Sorted estimates with their intervals above (percentage points; filled when balance
+    was achieved, vermillion when the interval excludes zero), the choices below. The
+    figure widens with the number of specifications so that its labels stay legible."""
+    from mydirection.reporting.figures import COLOURS, figure
 
     c = sort_curve(curve)
     rows = _choice_rows(c)
     x = c["rank"].to_numpy()
-    fig, (top, bottom) = plt.subplots(
-        2,
-        1,
-        sharex=True,
-        figsize=(max(8, 0.06 * len(c) + 6), 4 + 0.22 * len(rows)),
-        gridspec_kw={"height_ratios": [2.2, 0.22 * len(rows)]},
-    )
-    est, lo, hi = (100 * c[k].to_numpy(dtype=float) for k in ("estimate", "ci_low", "ci_high"))
-    ok = c["balance_ok"].to_numpy(dtype=bool)
-    sig = (c["ci_high"] < 0) | (c["ci_low"] > 0)
-    colour = np.where(sig, "#b2182b", "#4d4d4d")
-    top.vlines(x, lo, hi, colors=colour, linewidth=0.8, alpha=0.7)
-    top.scatter(x[ok], est[ok], c=colour[ok], s=14, zorder=3, label="balance achieved")
-    top.scatter(
-        x[~ok],
-        est[~ok],
-        facecolors="white",
-        edgecolors=colour[~ok],
-        s=14,
-        zorder=3,
-        label="balance not achieved",
-    )
-    if "is_default" in c and c["is_default"].any():
-        d = c.loc[c["is_default"], "rank"].to_numpy()
-        top.scatter(
-            d,
-            est[d - 1],
-            marker="D",
-            s=40,
-            facecolors="none",
-            edgecolors="#2166ac",
-            zorder=4,
-            label="headline specification",
+    width = min(40.0, max(8.0, 0.09 * len(c) + 4))
+    with figure(path, 2, 1, sharex=True, figsize=(width, 4.2 + 0.24 * len(rows)),
+                gridspec_kw={"height_ratios": [2.2, 0.24 * len(rows)]}) as (_, (top, bottom)):  # fmt: skip
+        est, lo, hi = (100 * c[k].to_numpy(dtype=float) for k in ("estimate", "ci_low", "ci_high"))
+        ok = c["balance_ok"].to_numpy(dtype=bool)
+        sig = ((c["ci_high"] < 0) | (c["ci_low"] > 0)).to_numpy()
+        colour = np.where(sig, COLOURS["highlight"], COLOURS["neutral"])
+        top.vlines(x, lo, hi, colors=colour, linewidth=0.8, alpha=0.7)
+        top.scatter(x[ok], est[ok], c=colour[ok], s=14, zorder=3, label="balance achieved")
+        top.scatter(x[~ok], est[~ok], facecolors="white", edgecolors=colour[~ok], s=14, zorder=3,
+                    label="balance not achieved")  # fmt: skip
+        if c["is_headline"].any():
+            d = c.loc[c["is_headline"], "rank"].to_numpy()
+            top.scatter(d, est[d - 1], marker="D", s=46, facecolors="none",
+                        edgecolors=COLOURS["treated"], zorder=4, label="headline specification")  # fmt: skip
+        top.axhline(0, color="black", linewidth=0.6, linestyle="--")
+        top.set_ylabel(
+            f"Difference in re-offending rate\n(percentage points, {100 * ci_level:.10g}% interval)"
         )
-    top.axhline(0, color="black", linewidth=0.6, linestyle="--")
-    top.set_ylabel("Difference in re-offending rate\n(percentage points, 95% CI)")
-    top.set_title(title or f"Specification curve: {len(c)} analysis specifications")
-    top.legend(loc="upper left", fontsize=7, frameon=False)
-    for i, (_, col, v) in enumerate(rows):
-        used = (c[col] == v).to_numpy()
-        bottom.scatter(x[used], np.full(used.sum(), i), s=6, color="#333333", marker="s")
-    bottom.set_yticks(range(len(rows)))
-    bottom.set_yticklabels([r[0] for r in rows], fontsize=7)
-    bottom.set_ylim(len(rows) - 0.5, -0.5)
-    bottom.set_xlabel("Specification (sorted by estimate)")
-    bottom.set_xlim(0, len(c) + 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+        top.set_title("Specification curve")
+        top.legend(loc="upper left", fontsize=8, frameon=True)
+        for i, (_, col, v) in enumerate(rows):
+            used = (c[col] == v).to_numpy()
+            bottom.scatter(x[used], np.full(used.sum(), i), s=8, color="#333333", marker="s")
+        bottom.set_yticks(range(len(rows)))
+        bottom.set_yticklabels([r[0] for r in rows], fontsize=8)
+        bottom.set_ylim(len(rows) - 0.5, -0.5)
+        bottom.set_xlabel("Specification (sorted by estimate)")
+        bottom.set_xlim(0, len(c) + 1)
+
+
+def curve_numbers(curve: pd.DataFrame):
+    """The curve's summary numbers (``sensitivity.spec_*``). Counts of specifications are
+    not counts of people; the estimates are derived from the headline's group counts (a
+    specification's groups are no smaller than the headline's in this design)."""
+    from mydirection.reporting.numbers import Numbers
+
+    n = Numbers()
+    ok = curve.dropna(subset=["estimate"])
+    sig = (ok["ci_high"] < 0) | (ok["ci_low"] > 0)
+    balanced = ok[ok["balance_ok"]]
+    src = ["reoffending.n_treated", "reoffending.n_comparison"]
+    n.add("sensitivity.spec_n", len(curve), "count", "Analysis specifications in the curve",
+          unit="specifications")  # fmt: skip
+    n.add("sensitivity.spec_n_estimable", len(ok), "count",
+          "Specifications that could be estimated", unit="specifications")  # fmt: skip
+
+    def share(key, value, label):
+        n.add(key, float(value) if len(ok) else None, "proportion", label)
+
+    share("sensitivity.spec_share_balanced", len(balanced) / len(ok) if len(ok) else 0,
+          "Share of specifications achieving balance")  # fmt: skip
+    share("sensitivity.spec_share_negative", (ok["estimate"] < 0).mean() if len(ok) else 0,
+          "Share of specifications estimating fewer re-offenders among participants")  # fmt: skip
+    share("sensitivity.spec_share_significant", sig.mean() if len(ok) else 0,
+          "Share of specifications whose interval excludes zero")  # fmt: skip
+    for key, values, label in (
+        ("sensitivity.spec_median_estimate", ok["estimate"], "Median difference in the rate over specifications"),
+        ("sensitivity.spec_min_estimate", ok["estimate"], "Smallest difference over specifications"),
+        ("sensitivity.spec_max_estimate", ok["estimate"], "Largest difference over specifications"),
+        ("sensitivity.spec_median_estimate_balanced", balanced["estimate"],
+         "Median difference over specifications achieving balance"),
+    ):  # fmt: skip
+        f = {"median": np.median, "min": np.min, "max": np.max}[key.split("_")[1]]
+        n.add(key, float(f(values)) if len(values) else None, "pp", label, derived_from=src)
+    head = curve[curve["is_headline"]]
+    if len(head):
+        n.add("sensitivity.spec_headline_rank", int(head["rank"].iloc[0]), "count",
+              "Rank of the headline specification among the sorted estimates",
+              unit="specifications")  # fmt: skip
+    return n
+
+
+__all__ = [
+    "CHOICES",
+    "COLUMNS",
+    "batch_of",
+    "curve_numbers",
+    "grid_choices",
+    "headline_choice",
+    "plot_spec_curve",
+    "run_batch",
+    "run_spec",
+    "sort_curve",
+    "spec_name",
+]
