@@ -1,10 +1,12 @@
 """Tests of the fidelity stage: every item on hand-made records, the index, bands, decay
-slope and the exploratory dose-response against independent references."""
+slope and the exploratory dose-response (mydirection.effects.dose) against independent
+references; typed settings and the one test level; disclosure control in every figure."""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,10 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mydirection import fidelity as fid
+from mydirection.effects import dose
+from mydirection.pipeline import analysis_sample
+from mydirection.settings import TestLevel as Level  # (not a test class)
 
 D0 = pd.Timestamp("2018-03-01")
 END = "2020-06-30"
-S = fid.FidelitySettings()
+S = fid.FidelitySettings.default()
+ALPHA = 0.05
+LEVEL = Level.default(alpha=ALPHA)
+DOSE = dose.DoseSettings.default()
 
 
 def day(n):
@@ -146,7 +154,7 @@ def test_content_items_any_plan_meets_and_thresholds():
 def test_min_strengths_setting():
     per = periods_of(enrol("a"))
     p = pd.DataFrame([plan("a", 1, strengths=2)])
-    strict = fid.FidelitySettings(min_strengths=3)
+    strict = fid.FidelitySettings.default(min_strengths=3)
     assert fid.score_plan_items(per, p, strict).loc["a", "strength_recorded"] == 0.0
     assert fid.score_plan_items(per, p, S).loc["a", "strength_recorded"] == 1.0
 
@@ -252,7 +260,7 @@ def test_fund_and_activity_items():
     out = fid.score_component_items(per, fund, act, S)
     assert out["enabling_fund"].tolist() == [1.0, 0.0, 0.0]
     assert out["activity_attended"].tolist() == [1.0, 0.0, 0.0]  # c: no records is a failure
-    only_mentor = fid.FidelitySettings(activity_types=("peer_mentor",))
+    only_mentor = fid.FidelitySettings.default(activity_types=("peer_mentor",))
     assert fid.score_component_items(per, fund, act, only_mentor)["activity_attended"].sum() == 0
 
 
@@ -276,7 +284,7 @@ def test_weighted_index_against_hand_computation_and_min_items():
 
 
 def test_bands_at_boundaries():
-    b = fid.band([49.99, 50.0, 79.99, 80.0, 80 - 1e-12, np.nan, 0.0])
+    b = fid.band([49.99, 50.0, 79.99, 80.0, 80 - 1e-12, np.nan, 0.0], 50, 80)
     assert b.fillna("none").tolist() == [
         "low",
         "moderate",
@@ -313,8 +321,12 @@ def test_index_is_within_item_range_and_scale_free(rows, w):
 
 
 def test_settings_from_config_fill_missing_weights_and_bands():
+    from mydirection.settings import with_defaults
+
     s = fid.FidelitySettings.from_config(
-        {"weights": {"enabling_fund": 2}, "bands": {"moderate": 40, "high": 70}}
+        with_defaults(
+            {"fidelity": {"weights": {"enabling_fund": 2}, "bands": {"moderate": 40, "high": 70}}}
+        )
     )
     assert s.weights["enabling_fund"] == 2 and s.weights["plan_timely"] == 1.0
     assert (s.band_moderate, s.band_high) == (40.0, 70.0)
@@ -374,7 +386,7 @@ def test_case_manager_means_training_and_caseload():
             "end_date": [day(-1), day(5), day(40), pd.NaT],
         }
     )
-    out = fid.case_manager_index(person, enrolments, staff, S, supervision)
+    out = fid.case_manager_index(person, enrolments, staff, S, supervision, alpha=ALPHA)
     out = out.set_index("case_manager_id")
     assert out.loc["cm1", "caseload"] == 4 and out.loc["cm1", "n_scored"] == 3
     # Pilot period = first to last enrolment (day 0 to day 10).
@@ -392,9 +404,9 @@ def test_case_manager_means_training_and_caseload():
 
 
 def test_mean_ci_is_cut_to_the_index_range():
-    m, lo, hi, n = fid.mean_ci([0.0, 100.0])
+    m, lo, hi, n = fid.mean_ci([0.0, 100.0], ALPHA)
     assert (m, lo, hi, n) == (50.0, 0.0, 100.0, 2)
-    assert np.isnan(fid.mean_ci([42.0])[1])
+    assert np.isnan(fid.mean_ci([42.0], ALPHA)[1])
 
 
 # ---------------------------------------------------------------- hand-simulated pilot
@@ -515,12 +527,19 @@ def simulate_pilot(seed=1, n=600, n_cm=12, decay=0.03, dose=0.0):
             "logit_ps": np.log(np.r_[ps, ps] / (1 - np.r_[ps, ps])),
         }
     )
+    y = np.r_[y_t, y_c].astype(int)
     outcomes = pd.DataFrame(
         {
             "person_id": pid + cid,
-            "reoffended": np.r_[y_t, y_c].astype(int),
+            "reoffended": y,
+            "n_reoffences": y,
+            "days_to_first": np.where(y == 1, 100, 365),
+            "event": y,
             "followup_complete": True,
         }
+    )
+    pairs = pd.DataFrame(
+        {"treated_id": pid, "comparator_id": cid, "round": 1, "subclass": list(range(n))}
     )
     supervision = pd.DataFrame(
         {
@@ -541,6 +560,7 @@ def simulate_pilot(seed=1, n=600, n_cm=12, decay=0.03, dose=0.0):
         "staff": staff,
         "cohort": cohort,
         "matched": matched,
+        "pairs": pairs,
         "propensity": propensity,
         "outcomes": outcomes,
     }
@@ -554,13 +574,34 @@ def fidelity_of(sim):
     return fid.person_index(items, per, S)
 
 
+def sample_of(sim):
+    """The headline's analysis sample of a simulated pilot."""
+    return analysis_sample(sim["matched"], sim["outcomes"], sim["pairs"])
+
+
+def regression(person, sim, alpha=ALPHA, model="lpm"):
+    return dose.dose_regression(
+        person,
+        sim["propensity"],
+        sample_of(sim),
+        alpha=alpha,
+        per_points=10,
+        ps_term="logit_ps",
+        model=model,
+    )
+
+
+def bands_of(person, sim, alpha=ALPHA):
+    return dose.band_comparisons(sample_of(sim), person, sim["pairs"], alpha=alpha)
+
+
 def test_planted_decay_is_recovered_and_no_decay_ci_covers_zero():
-    decayed = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.03)))
+    decayed = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.03)), ALPHA)
     assert decayed.ci_high < 0
     # Truth: items fall by ~3 points of delivery probability per month; the index is a
     # mean of item scores, so its slope is of that order (contact rate is capped, so less).
     assert -4.5 < decayed.estimate < -1.0
-    flat = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.0)))
+    flat = fid.monthly_slope(fidelity_of(simulate_pilot(seed=3, decay=0.0)), ALPHA)
     assert flat.ci_low < 0 < flat.ci_high
 
 
@@ -570,13 +611,13 @@ def test_monthly_slope_matches_ols_by_hand():
     x = (d["enrolment_month"].dt.month - d["enrolment_month"].dt.month.min()).to_numpy(float)
     y = d["index"].to_numpy()
     slope_hand = np.cov(x, y, ddof=1)[0, 1] / np.var(x, ddof=1)
-    res = fid.monthly_slope(person, se="hc1")
+    res = fid.monthly_slope(person, ALPHA, se="hc1")
     assert res.estimate == pytest.approx(slope_hand)
     assert res.n_clusters == len(d)
 
 
-def _cluster_ols(y, X, groups, level=0.95):
-    """Textbook OLS with the CR1 cluster-robust variance and a t(G - 1) interval."""
+def _cluster_ols(y, X, groups, alpha=ALPHA):
+    """Textbook OLS with the CR1 cluster-robust variance and a t(G - 1) interval at 1 - alpha."""
     from scipy import stats
 
     n, k = X.shape
@@ -590,55 +631,60 @@ def _cluster_ols(y, X, groups, level=0.95):
     g_n = len(np.unique(groups))
     v = bread @ meat @ bread * g_n / (g_n - 1) * (n - 1) / (n - k)
     se = np.sqrt(np.diag(v))
-    t = stats.t.ppf(0.5 + level / 2, g_n - 1)
+    t = stats.t.ppf(1 - alpha / 2, g_n - 1)
     return beta, beta - t * se, beta + t * se
 
 
-def test_slopes_match_textbook_cluster_robust_ols():
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_slopes_match_textbook_cluster_robust_ols(alpha):
     sim = simulate_pilot(seed=9, n=300)
     person = fidelity_of(sim)
     d = person.dropna(subset=["index"])
     month = (d["enrolment_month"].dt.month - 1).to_numpy(float)
     groups = pd.factorize(d["case_manager_id"], sort=True)[0]
     X = np.column_stack([np.ones(len(d)), month])
-    beta, lo, hi = _cluster_ols(d["index"].to_numpy(float), X, groups)
-    res = fid.monthly_slope(person)
+    beta, lo, hi = _cluster_ols(d["index"].to_numpy(float), X, groups, alpha)
+    res = fid.monthly_slope(person, alpha)
     assert (res.estimate, res.ci_low, res.ci_high) == pytest.approx((beta[1], lo[1], hi[1]))
 
     dd = d.merge(sim["propensity"], on="person_id").merge(sim["outcomes"], on="person_id")
     dd = dd.sort_values("person_id", kind="stable")
     X = np.column_stack([np.ones(len(dd)), dd["index"] / 10, dd["logit_ps"]])
     g = pd.factorize(dd["case_manager_id"], sort=True)[0]
-    beta, lo, hi = _cluster_ols(dd["reoffended"].to_numpy(float), X, g)
-    reg = fid.dose_regression(person, sim["propensity"], sim["outcomes"])
+    beta, lo, hi = _cluster_ols(dd["reoffended"].to_numpy(float), X, g, alpha)
+    reg = regression(person, sim, alpha)
     assert (reg.estimate, reg.ci_low, reg.ci_high) == pytest.approx((beta[1], lo[1], hi[1]))
     assert reg.n_clusters == 12
-    # The logit variant points the same way on data with a planted dose-response.
+
+
+def test_logit_dose_response_points_the_planted_way():
     sim2 = simulate_pilot(seed=7, n=1500, decay=0.04, dose=0.8)
-    logit = fid.dose_regression(
-        fidelity_of(sim2), sim2["propensity"], sim2["outcomes"], model="logit"
-    )
+    logit = regression(fidelity_of(sim2), sim2, model="logit")
     assert logit.estimate < 0 and logit.ci_high < 0
 
 
 def test_dose_response_direction_recovered():
     sim = simulate_pilot(seed=7, n=1500, decay=0.04, dose=0.8)
     person = fidelity_of(sim)
-    reg = fid.dose_regression(person, sim["propensity"], sim["outcomes"])
+    reg = regression(person, sim)
     assert reg.estimate < 0 and reg.ci_high < 0
-    bands = fid.band_comparisons(person, sim["matched"], sim["outcomes"]).set_index("group")
+    bands = bands_of(person, sim).set_index("group")
     assert bands.loc["high", "estimate"] < bands.loc["low", "estimate"]
     # Without planted dependence the regression slope is compatible with zero.
     sim0 = simulate_pilot(seed=7, n=1500, decay=0.04, dose=0.0)
-    reg0 = fid.dose_regression(fidelity_of(sim0), sim0["propensity"], sim0["outcomes"])
+    reg0 = regression(fidelity_of(sim0), sim0)
     assert reg0.ci_low < 0 < reg0.ci_high
 
 
-def test_band_comparison_against_brute_force_pairs():
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_band_comparison_against_brute_force_pairs(alpha):
+    from scipy import stats
+
     sim = simulate_pilot(seed=11, n=300)
     person = fidelity_of(sim)
-    out = fid.band_comparisons(person, sim["matched"], sim["outcomes"]).set_index("group")
+    out = bands_of(person, sim, alpha).set_index("group")
     y = sim["outcomes"].set_index("person_id")["reoffended"]
+    checked = 0
     for b in fid.BANDS:
         ids = person.loc[person["band"] == b, "person_id"]
         d = np.array([y[i] - y["q" + i[1:]] for i in ids], dtype=float)
@@ -646,113 +692,617 @@ def test_band_comparison_against_brute_force_pairs():
             continue
         assert out.loc[b, "n_treated"] == len(d)
         assert out.loc[b, "estimate"] == pytest.approx(d.mean())
-        half = stats_t(len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        half = stats.t.ppf(1 - alpha / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
         assert out.loc[b, "ci_high"] == pytest.approx(d.mean() + half)
+        checked += 1
+    assert checked >= 2
 
 
-def stats_t(df):
-    from scipy import stats
-
-    return stats.t.ppf(0.975, df)
+def _tiny_match(treated_bands, links, y, incomplete=()):
+    """A hand-made match: ``links`` (treated, comparator, subclass), outcomes ``y``."""
+    ids = list(y)
+    treated = [i.startswith("t") for i in ids]
+    pairs = pd.DataFrame(links, columns=["treated_id", "comparator_id", "subclass"])
+    pairs["round"] = pairs.groupby("treated_id").cumcount() + 1
+    first_set = pd.concat(
+        [
+            pairs.groupby("comparator_id")["subclass"].min(),
+            pairs.groupby("treated_id")["subclass"].min(),
+        ]
+    )
+    k = pairs.groupby("subclass")["comparator_id"].transform("size")
+    cw = (1 / k).groupby(pairs["comparator_id"]).sum()
+    matched = pd.DataFrame(
+        {
+            "person_id": ids,
+            "treated": treated,
+            "weights": [
+                1.0 if t else float(cw.get(i, 0.0)) for i, t in zip(ids, treated, strict=True)
+            ],
+            "subclass": [first_set.get(i) for i in ids],
+        }
+    ).astype({"subclass": "Int64"})
+    yy = np.array([y[i] for i in ids])
+    outcomes = pd.DataFrame(
+        {
+            "person_id": ids,
+            "reoffended": yy,
+            "n_reoffences": yy,
+            "days_to_first": 100,
+            "event": yy,
+            "followup_complete": [i not in incomplete for i in ids],
+        }
+    )
+    person = pd.DataFrame(
+        {
+            "person_id": list(treated_bands),
+            "case_manager_id": [f"cm{j % 2}" for j in range(len(treated_bands))],
+            "band": list(treated_bands.values()),
+            "index": [
+                {"low": 30.0, "moderate": 60.0, "high": 90.0}[b] for b in treated_bands.values()
+            ],
+        }
+    )
+    return person, matched, outcomes, pairs[["treated_id", "comparator_id", "round", "subclass"]]
 
 
 def test_band_comparison_shared_comparators_in_k_to_1_subclasses():
-    person = pd.DataFrame({"person_id": ["t1", "t2"], "band": ["high", "high"]})
-    matched = pd.DataFrame(
-        {
-            "person_id": ["t1", "t2", "c1", "c2", "c3"],
-            "treated": [1, 1, 0, 0, 0],
-            "subclass": [1, 2, 1, 1, 2],
-        }
-    ).astype({"treated": bool})
-    outcomes = pd.DataFrame(
-        {"person_id": ["t1", "t2", "c1", "c2", "c3"], "reoffended": [1, 0, 0, 1, 1]}
+    person, matched, outcomes, pairs = _tiny_match(
+        {"t1": "high", "t2": "high"},
+        [("t1", "c1", 1), ("t1", "c2", 1), ("t2", "c3", 2)],
+        {"t1": 1, "t2": 0, "c1": 0, "c2": 1, "c3": 1},
     )
-    out = fid.band_comparisons(person, matched, outcomes).set_index("group")
-    # t1 vs mean(c1, c2) = 1 - 0.5; t2 vs c3 = 0 - 1.
-    assert out.loc["high", "estimate"] == pytest.approx((0.5 - 1) / 2)
-    assert out.loc["high", "comparator_rate"] == pytest.approx((0.5 + 1) / 2)
+    sample = analysis_sample(matched, outcomes, pairs)
+    for links in (pairs, None):  # with the links, or from the subclasses (no replacement)
+        out = dose.band_comparisons(sample, person, links, alpha=ALPHA).set_index("group")
+        # t1 vs mean(c1, c2) = 1 - 0.5; t2 vs c3 = 0 - 1.
+        assert out.loc["high", "estimate"] == pytest.approx((0.5 - 1) / 2)
+        assert out.loc["high", "comparator_rate"] == pytest.approx((0.5 + 1) / 2)
+        assert out.loc["high", "n_comparators"] == 3
+        assert out.loc["low", "n_treated"] == 0
+
+
+def test_band_comparison_with_replacement_uses_every_link():
+    """c1 serves t1 (set 1) and t2 (set 2); matched.parquet keeps only its lowest set, so
+    comparing by subclass alone would give t2 no comparator."""
+    person, matched, outcomes, pairs = _tiny_match(
+        {"t1": "high", "t2": "high", "t3": "high"},
+        [("t1", "c1", 1), ("t2", "c1", 2), ("t2", "c2", 2), ("t3", "c3", 3)],
+        {"t1": 1, "t2": 1, "t3": 0, "c1": 0, "c2": 1, "c3": 1},
+    )
+    assert matched.set_index("person_id").loc["c1", "subclass"] == 1
+    sample = analysis_sample(matched, outcomes, pairs)
+    out = dose.band_comparisons(sample, person, pairs, alpha=ALPHA).set_index("group")
+    # t1 - c1 = 1; t2 - mean(c1, c2) = 0.5; t3 - c3 = -1
+    assert out.loc["high", "n_treated"] == 3
+    assert out.loc["high", "estimate"] == pytest.approx((1 + 0.5 - 1) / 3)
     assert out.loc["high", "n_comparators"] == 3
-    assert out.loc["low", "n_treated"] == 0
+    # t1 and t2 share c1: one cluster; t3 its own
+    assert out.loc["high", "n_clusters"] == 2
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in sqrt:RuntimeWarning")
+def test_dose_response_analysis_sample_is_the_headlines():
+    """Incomplete follow-up and unmatched people are decided by pipeline.analysis_sample,
+    not by hand: t2's only comparator c2 has incomplete follow-up, so t2's matched set goes;
+    t4 was never matched (weight 0). The old hand-made mask kept both in the regression."""
+    bands = {"t1": "high", "t2": "high", "t3": "low", "t4": "low", "t5": "moderate", "t6": "high"}
+    person, matched, outcomes, pairs = _tiny_match(
+        bands,
+        [("t1", "c1", 1), ("t2", "c2", 2), ("t3", "c3", 3), ("t5", "c5", 5), ("t6", "c6", 6)],
+        {
+            "t1": 1,
+            "t2": 0,
+            "t3": 1,
+            "t4": 0,
+            "t5": 0,
+            "t6": 1,
+            "c1": 0,
+            "c2": 1,
+            "c3": 0,
+            "c5": 1,
+            "c6": 0,
+        },
+        incomplete=("c2",),
+    )
+    matched.loc[matched["person_id"] == "t4", "weights"] = 0.0
+    propensity = pd.DataFrame(
+        {"person_id": matched["person_id"], "ps": 0.5, "logit_ps": np.linspace(-1, 1, len(matched))}
+    )
+    result = dose.dose_response(
+        person, matched, propensity, outcomes, pairs, settings=DOSE, level=LEVEL
+    )
+    expected = analysis_sample(matched, outcomes, pairs)
+    pd.testing.assert_frame_equal(result.sample, expected)
+    assert set(expected["person_id"]) == {"t1", "c1", "t3", "c3", "t5", "c5", "t6", "c6"}
+    assert result.slope.n == 4  # t1, t3, t5, t6
+    assert int(result.bands["n_treated"].sum()) == 4
+    high = result.bands.set_index("group").loc["high"]
+    assert high["n_treated"] == 2 and high["estimate"] == pytest.approx(1.0)
+
+
+def test_dose_bands_under_the_threshold_are_not_drawn(tmp_path, monkeypatch):
+    bands = {f"t{i}": ("low" if i < 3 else "high") for i in range(12)}
+    links = [(t, "c" + t[1:], j + 1) for j, t in enumerate(bands)]
+    y = {
+        **{t: j % 2 for j, t in enumerate(bands)},
+        **{"c" + t[1:]: (j + 1) % 2 for j, t in enumerate(bands)},
+    }
+    person, matched, outcomes, pairs = _tiny_match(bands, links, y)
+    propensity = pd.DataFrame(
+        {"person_id": matched["person_id"], "ps": 0.5, "logit_ps": np.linspace(-1, 1, len(matched))}
+    )
+    result = dose.dose_response(
+        person, matched, propensity, outcomes, pairs, settings=DOSE, level=LEVEL
+    )
+    hidden = result.hidden(5)
+    assert hidden["fidelity.dose_low_n_treated"] == "<5"
+    assert "fidelity.dose_low_difference" in hidden and "fidelity.dose_low_n_comparators" in hidden
+    # 3 low + 9 high = 12: the low count cannot be worked out from dose_n either
+    assert "fidelity.dose_n" in hidden or "fidelity.dose_high_n_treated" in hidden
+    drawn = result.drawn_bands(5)
+    assert "low" not in set(drawn["group"])
+    axes = capture_axes(monkeypatch, dose)
+    result.plot_bands(tmp_path / "dose.png", 5)
+    rates, diff = axes[0]
+    low = 0  # x position of the low band
+    assert all(
+        r.get_height() == 0 for r in rates.patches if abs(r.get_x() + r.get_width() / 2 - low) < 0.5
+    )
+    assert "low\n(not shown)" in [t.get_text() for t in rates.get_xticklabels()]
+    assert (tmp_path / "dose.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- the stage and its figures
+
+
+def capture_axes(monkeypatch, module):
+    """Record the axes of every figure ``module`` draws through the one figure helper."""
+    from contextlib import contextmanager
+
+    from mydirection.reporting import figures
+
+    captured, real = [], figures.figure
+
+    @contextmanager
+    def recording(path, *args, **kwargs):
+        with real(path, *args, **kwargs) as (fig, axes):
+            captured.append(axes)
+            yield fig, axes
+
+    monkeypatch.setattr(module, "figure", recording)
+    return captured
+
+
+def stage_of(sim, alpha=ALPHA, **overrides):
+    names = (
+        "enrolments",
+        "plans",
+        "enabling_fund",
+        "activities",
+        "contacts",
+        "staff",
+        "supervision",
+        "cohort",
+    )
+    settings = fid.FidelitySettings.default(**overrides)
+    return fid.score_fidelity(
+        **{k: sim[k] for k in names}, settings=settings, level=Level.default(alpha=alpha)
+    )
+
+
+def published(result, threshold=5):
+    """Key -> value as the registry would publish it (None when suppressed)."""
+    hidden = result.hidden(threshold)
+    return {k: (None if k in hidden else v.value) for k, v in result.numbers().items()}
+
+
+def test_histogram_bars_hold_at_least_threshold_people_and_never_cross_a_band():
+    rng = np.random.default_rng(3)
+    x = pd.Series(np.r_[rng.uniform(0, 50, 3), rng.uniform(50, 80, 9), rng.uniform(80, 100, 14)])
+    for threshold in (5, 7):
+        bars = fid.plots.histogram_bars(x, 50, 80, threshold)
+        assert (bars["n"] >= threshold).all()
+        assert "low" not in set(bars["band"])  # 3 people: no bar at all
+        for b, (lo, hi) in {"moderate": (50, 80), "high": (80, 100)}.items():
+            sel = bars[bars["band"] == b]
+            assert sel["left"].min() >= lo and sel["right"].max() <= hi
+            inside = ((x >= lo) & ((x <= hi) if b == "high" else (x < hi))).sum()
+            assert sel["n"].sum() == inside
+        # heights are people per bin width: a merged bar keeps its area
+        assert (bars["height"] * (bars["right"] - bars["left"]) / fid.plots.BIN_WIDTH).round(
+            9
+        ).tolist() == bars["n"].astype(float).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 100), min_size=0, max_size=40),
+    st.integers(5, 9),
+    st.sampled_from([(50.0, 80.0), (47.5, 82.5), (30.0, 31.0)]),
+)
+def test_histogram_never_shows_a_small_bar_for_any_data(values, threshold, cuts):
+    x = pd.Series(values, dtype=float)
+    bars = fid.plots.histogram_bars(x, *cuts, threshold)
+    assert (bars["n"] >= threshold).all()
+    counts = fid.band(x, *cuts).value_counts()
+    for b, sel in bars.groupby("band"):
+        assert sel["n"].sum() == counts[b] >= threshold  # a band is drawn whole or not at all
+
+
+def test_distribution_figure_on_a_small_group_draws_no_bar_of_one_to_four(tmp_path, monkeypatch):
+    """Issue 16: the histogram showed bars of 1-2 people. Drawn bars (the rectangles on the
+    axes) must each hold at least the threshold, and a suppressed band draws nothing."""
+    sim = simulate_pilot(seed=21, n=15)
+    result = stage_of(sim)
+    nums = published(result)
+    axes = capture_axes(monkeypatch, fid.plots)
+    result.plot_distribution(tmp_path / "d.png", 5)
+    (ax,) = axes
+    width = fid.plots.BIN_WIDTH
+    bars = [r for container in ax.containers for r in container]  # the histogram's bars
+    people = [round(r.get_height() * r.get_width() / width) for r in bars if r.get_height() > 0]
+    assert people and all(p >= 5 for p in people)
+    assert sum(people) == sum(nums[f"fidelity.n_{b}"] or 0 for b in fid.BANDS)
+    for b in fid.BANDS:
+        if nums[f"fidelity.n_{b}"] is None:
+            assert any(b in t.get_text() and "not shown" in t.get_text() for t in ax.texts)
+
+
+def test_small_band_cannot_be_worked_out_from_the_others():
+    """n_scored - n_high - n_moderate gave a suppressed n_low (issue 16)."""
+    from mydirection.reporting import disclosure
+
+    sim = simulate_pilot(seed=21, n=15)
+    result = stage_of(sim)
+    n = result.numbers()
+    counts = {b: n[f"fidelity.n_{b}"].value for b in fid.BANDS}
+    assert any(0 < c < 5 for c in counts.values()), counts  # the seed gives a small band
+    entries = {k: v.as_dict() for k, v in n.items()}
+    first, hidden = disclosure.protect(entries, n.relations, 5)
+    small = [f"fidelity.n_{b}" for b, c in counts.items() if 0 < c < 5]
+    assert set(small) <= first
+    shown = [f"fidelity.n_{b}" for b in fid.BANDS if f"fidelity.n_{b}" not in hidden]
+    if "fidelity.n_scored" not in hidden:
+        assert len(shown) <= len(fid.BANDS) - 2  # never all but one band
+
+
+def test_items_figure_hides_an_item_whose_count_is_suppressed(tmp_path, monkeypatch):
+    sim = simulate_pilot(seed=2, n=40)
+    enr = sim["enrolments"]
+    # everyone but three leaves after 60 days: no review is yet due for them, so the
+    # plan_reviewed item can be scored for at most those three people
+    short = enr["person_id"].iloc[3:]
+    enr.loc[enr["person_id"].isin(short), "exit_date"] = enr["enrolment_date"] + pd.Timedelta(
+        days=60
+    )
+    result = stage_of(sim)
+    cov = result.coverage.set_index("item")
+    assert 0 < cov.loc["plan_reviewed", "n_scorable"] < 5
+    hidden = result.hidden(5)
+    assert hidden["fidelity.n_scorable_plan_reviewed"] == "<5"
+    assert "fidelity.adherence_plan_reviewed" in hidden
+    axes = capture_axes(monkeypatch, fid.plots)
+    result.plot_items(tmp_path / "i.png", 5)
+    (ax,) = axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    widths = dict(zip(labels, [r.get_width() for r in ax.patches], strict=True))
+    for item, row in cov.iterrows():
+        if f"fidelity.n_scorable_{item}" in hidden:
+            assert widths[f"{row['label']} (not shown)"] == 0
+        else:
+            assert f"{row['label']} (n={row['n_scorable']})" in widths
+
+
+def test_monthly_figure_hides_small_months_and_what_would_reveal_them(tmp_path):
+    sim = simulate_pilot(seed=4, n=60)
+    enr = sim["enrolments"]
+    # exactly one month with 2 people enrolled: January 2018
+    jan = enr["person_id"].iloc[:2]
+    enr.loc[enr["person_id"].isin(jan), "enrolment_date"] = pd.Timestamp("2018-01-10")
+    later = enr["enrolment_date"] < pd.Timestamp("2018-02-01")
+    enr.loc[later & ~enr["person_id"].isin(jan), "enrolment_date"] = pd.Timestamp("2018-02-15")
+    result = stage_of(sim)
+    monthly = result.monthly
+    assert monthly.loc[0, "n_scored"] == 2
+    drawn = result.plot_monthly(tmp_path / "m.png", 5)
+    assert 0 not in set(drawn["month_number"])
+    assert (drawn["n_scored"] >= 5).all()
+    # the total is published, so one more month is hidden: no month count follows by subtraction
+    assert drawn["n_scored"].sum() <= result.numbers()["fidelity.n_scored"].value - 2 - 5
+
+
+def test_funnel_plot_hides_small_case_managers_and_uses_the_plans_limits(tmp_path, monkeypatch):
+    from scipy import stats
+
+    sim = simulate_pilot(seed=6, n=80, n_cm=6)
+    enr = sim["enrolments"]
+    few = enr["person_id"].iloc[:3]
+    enr.loc[enr["person_id"].isin(few), "case_manager_id"] = "cm99"  # three cases only
+    result = stage_of(sim, alpha=0.1, funnel_outer_z=2.5)
+    axes = capture_axes(monkeypatch, fid.plots)
+    drawn = result.plot_case_managers(tmp_path / "c.png", 5)
+    assert "cm99" not in set(drawn["case_manager_id"])
+    assert (drawn["n_scored"] >= 5).all()
+    n_scored = result.numbers()["fidelity.n_scored"].value
+    assert drawn["n_scored"].sum() < n_scored - 3  # another case manager hidden as well
+    (ax,) = axes
+    x = result.person["index"].dropna()
+    mean, sd = x.mean(), x.std(ddof=1)
+    curves = [line for line in ax.lines if len(line.get_xdata()) > 2]  # the four limits
+    line_n = curves[0].get_xdata()[-1]
+    limits = {round(float(line.get_ydata()[-1]), 6) for line in curves}
+    expected = {
+        round(float(np.clip(mean + s * z * sd / np.sqrt(line_n), 0, 100)), 6)
+        for z in (stats.norm.isf(0.05), 2.5)
+        for s in (1, -1)
+    }
+    assert limits == expected
+
+
+def test_funnel_colours_training_only_when_both_groups_are_publishable():
+    sim = simulate_pilot(seed=2, n=120)  # 12 case managers: 8 trained before, 4 after
+    result = stage_of(sim)
+    assert not result.colour_training(5)
+    assert (
+        "Training status is not shown"
+        in dict((f[0], f[2]) for f in result.figures(5))["fidelity_case_managers"]
+    )
+    hidden = result.hidden(5)
+    for key in (
+        "n_not_trained_before_first_enrolment",
+        "mean_index_untrained_cm",
+        "mean_index_trained_cm",
+        "share_trained_before_first_enrolment",
+    ):
+        assert "fidelity." + key in hidden
+    sim["staff"]["trained_date"] = pd.Timestamp("2017-01-01")
+    assert stage_of(sim).colour_training(5)  # 12 trained, none untrained: both publishable
+
+
+# ---------------------------------------------------------------- one test level, typed settings
+
+
+def test_every_interval_follows_analysis_alpha():
+    """No fidelity.ci_level any more: the case-manager, monthly and overall intervals, the
+    decay slope and the dose-response are all at 1 - analysis.alpha."""
+    from scipy import stats
+
+    sim = simulate_pilot(seed=5, n=150)
+    for alpha in (0.05, 0.1, 0.01):
+        result = stage_of(sim, alpha=alpha)
+        x = result.person["index"].dropna()
+        half = stats.t.ppf(1 - alpha / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+        n = result.numbers()
+        assert n["fidelity.mean_index_ci_high"].value == pytest.approx(x.mean() + half)
+        assert n["fidelity.confidence_level"].value == pytest.approx(1 - alpha)
+        row = result.case_managers.iloc[0]
+        v = result.person.loc[
+            result.person["case_manager_id"] == row["case_manager_id"], "index"
+        ].dropna()
+        cm_half = stats.t.ppf(1 - alpha / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+        assert row["ci_high"] == pytest.approx(min(v.mean() + cm_half, 100))
+        m = result.monthly.iloc[3]
+        assert m["ci_high"] - m["mean_index"] == pytest.approx(
+            stats.t.ppf(1 - alpha / 2, m["n_scored"] - 1)
+            * result.person.loc[result.person["enrolment_month"] == m["month"], "index"].std(ddof=1)
+            / np.sqrt(m["n_scored"])
+        )
+        assert result.slope == fid.monthly_slope(result.person, alpha)
+        res = dose.dose_response(
+            result.person,
+            sim["matched"],
+            sim["propensity"],
+            sim["outcomes"],
+            sim["pairs"],
+            settings=DOSE,
+            level=Level.default(alpha=alpha),
+        )
+        assert res.slope == regression(result.person, sim, alpha)
+    assert not any("ci_level" in key for key in fid.FidelitySettings.keys().values())
+    from mydirection import settings as S
+
+    assert "ci_level" not in S.schema()["properties"]["fidelity"]["properties"]
+
+
+def test_a_config_with_the_old_ci_level_is_refused():
+    from mydirection.errors import ConfigError
+    from mydirection.settings import load_config
+
+    with pytest.raises(ConfigError, match="ci_level"):
+        load_config(ROOT / "config" / "config.yaml", {"fidelity": {"ci_level": 0.9}})
+
+
+@pytest.mark.parametrize("cls", [fid.FidelitySettings, dose.DoseSettings])
+def test_settings_read_documented_keys_and_carry_no_defaults(cls):
+    import dataclasses
+
+    from mydirection import settings as S
+
+    def leaves(node, prefix=""):
+        out = set()
+        for k, sub in (node.get("properties") or {}).items():
+            out |= {prefix + k} | leaves(sub, prefix + k + ".")
+        return out
+
+    documented = leaves(S.schema())
+    for name, key in cls.keys().items():
+        assert key in documented, f"{cls.__name__}.{name} reads {key}"
+    for f in dataclasses.fields(cls):
+        assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    config = S.load_config(ROOT / "config" / "config.yaml")
+    keys = cls.from_config(config).config_keys()
+    assert set(keys) == set(cls.keys().values())
+    for key, value in keys.items():
+        raw = S.lookup(config, key)
+        assert value == raw or list(value) == list(raw), key
+
+
+def test_settings_check_names_the_setting():
+    from mydirection.errors import ConfigError
+    from mydirection.settings import with_defaults
+
+    with pytest.raises(ConfigError, match="fidelity.bands: moderate"):
+        fid.FidelitySettings.from_config(with_defaults({"fidelity": {"bands": {"moderate": 90}}}))
+    zero = dict.fromkeys(fid.ITEMS, 0)
+    with pytest.raises(ConfigError, match="fidelity.weights: no item has a positive weight"):
+        fid.FidelitySettings.from_config(with_defaults({"fidelity": {"weights": zero}}))
+
+
+# ---------------------------------------------------------------- numbers and captions
+
+
+def test_every_number_is_labelled_and_counts_of_people_are_marked():
+    sim = simulate_pilot(seed=2, n=60)
+    result = stage_of(sim, alternative_weights={"domains_equal": dict.fromkeys(fid.ITEMS, 1.0)})
+    res = dose.dose_response(
+        result.person,
+        sim["matched"],
+        sim["propensity"],
+        sim["outcomes"],
+        sim["pairs"],
+        settings=DOSE,
+        level=LEVEL,
+    )
+    for numbers in (result.numbers(), res.numbers()):
+        for key, num in numbers.items():
+            assert key.startswith("fidelity.") and num.label and num.label != key
+            if num.kind == "count":
+                months_or_items = num.unit in ("months", "items")
+                assert num.people is not months_or_items, key
+        for total, parts, _ in numbers.relations:
+            assert total in numbers and all(p in numbers for p in parts)
+    n = result.numbers()
+    assert (
+        n["fidelity.n_case_managers"].people
+        and n["fidelity.n_trained_before_first_enrolment"].people
+    )
+    assert res.numbers()["fidelity.dose_n_clusters"].people
+    assert n["fidelity.mean_index_domains_equal"].value == pytest.approx(
+        n["fidelity.mean_index"].value
+    )
+    # the report's keys are still reported
+    import re
+
+    template = (ROOT / "reports" / "evaluation.qmd").read_text()
+    used = set(re.findall(r"fidelity\.[a-z_0-9.]*[a-z_0-9]", template))
+    assert used and used <= set(n)
+
+
+def test_captions_type_no_number_and_name_only_reported_keys():
+    import re
+
+    sim = simulate_pilot(seed=2, n=60)
+    result = stage_of(sim)
+    res = dose.dose_response(
+        result.person,
+        sim["matched"],
+        sim["propensity"],
+        sim["outcomes"],
+        sim["pairs"],
+        settings=DOSE,
+        level=LEVEL,
+    )
+    keys = set(result.numbers()) | set(res.numbers())
+    from mydirection.reporting.registry import flatten_config
+    from mydirection.settings import load_config
+
+    config_keys = {
+        f"config.{k}" for k in flatten_config(load_config(ROOT / "config" / "config.yaml"))
+    }
+    for _, _, caption, derived_from in result.figures(5) + res.figures(5):
+        assert not re.search(r"\d", re.sub(r"\{[a-z0-9_.]+\}", "", caption)), caption
+        for key in re.findall(r"\{([a-z0-9_.]+)\}", caption):
+            assert key in keys | config_keys | {"report.suppression_threshold"}, key
+        assert set(derived_from) <= keys
+
+
+def test_library_modules_are_small_and_fidelity_reads_no_outcome():
+    from mydirection.reporting.provenance import library_sources
+
+    pkg = ROOT / "src" / "mydirection"
+    for path in [*(pkg / "fidelity").glob("*.py"), pkg / "effects" / "dose.py"]:
+        assert len(path.read_text().splitlines()) <= 600, path
+    sources = library_sources(ROOT / "scripts" / "fidelity.py", ROOT)
+    assert not any(
+        part in s for s in sources for part in ("/effects/", "outcomes", "pipeline", "/matching/")
+    )
+    rule = (
+        (ROOT / "workflow" / "rules" / "fidelity.smk").read_text().split("rule fidelity_dose:")[0]
+    )
+    assert "outcomes" not in rule.split("input:")[1].split("output:")[0]
+    assert "src/mydirection/effects/dose.py" in library_sources(
+        ROOT / "scripts" / "fidelity_dose.py", ROOT
+    )
+    for script in ("fidelity.py", "fidelity_dose.py"):  # thin: no statistics, captions or plots
+        text = (ROOT / "scripts" / script).read_text()
+        assert not re.search(r"import (numpy|scipy|statsmodels|matplotlib)|caption=|\.mean\(", text)
 
 
 # ---------------------------------------------------------------- entry scripts end to end
 
-
-def _run_script(script, inputs, outputs, params, tmp_path, rule):
-    import runpy
-
-    from snakemake.iocontainers import Namedlist
-
-    fake = type("Snakemake", (), {})()
-    fake.input = Namedlist(fromdict={k: str(v) for k, v in inputs.items()})
-    fake.output = Namedlist(fromdict={k: str(tmp_path / v) for k, v in outputs.items()})
-    fake.params = Namedlist(fromdict=params)
-    fake.log = Namedlist(fromdict={"log": str(tmp_path / f"{rule}.log")})
-    fake.rule = rule
-    for v in fake.output:
-        Path(v).parent.mkdir(parents=True, exist_ok=True)
-    runpy.run_path(str(ROOT / "scripts" / script), init_globals={"snakemake": fake})
-    return fake
-
-
 ROOT = Path(__file__).resolve().parents[1]
-FIG_OUT = {
-    "fig_distribution": "fig/d.png",
-    "fig_items": "fig/i.png",
-    "fig_monthly": "fig/m.png",
-    "fig_case_managers": "fig/c.png",
-}
+CORE_IN = (
+    "enrolments",
+    "plans",
+    "enabling_fund",
+    "activities",
+    "contacts",
+    "staff",
+    "supervision",
+    "cohort",
+)
+FIGS = ("fidelity_distribution", "fidelity_items", "fidelity_monthly", "fidelity_case_managers")
 CORE_OUT = {
     "item_scores": "f/items.parquet",
     "index_person": "f/index_person.parquet",
+    "index_alternative": "f/index_alternative.parquet",
     "index_case_manager": "f/index_case_manager.parquet",
     "item_coverage": "f/item_coverage.parquet",
     "monthly": "f/monthly.parquet",
-    **FIG_OUT,
+    **{f"fig_{k}": f"fig/{k}.png" for k in FIGS},
     "numbers": "numbers/fidelity.json",
+}
+DOSE_OUT = {
+    "dose_response": "f/dose_response.parquet",
+    "fig_fidelity_dose_response": "fig/dose.png",
+    "numbers": "numbers/fidelity_dose.json",
 }
 
 
-def _config():
-    from snakemake.utils import validate
-
+def _config(overrides=None):
     from mydirection.settings import load_config
 
-    cfg = load_config(ROOT / "config" / "config.yaml")
-    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
-    return cfg
+    return load_config(ROOT / "config" / "config.yaml", overrides)
+
+
+def _write_inputs(sim, where):
+    paths = {}
+    where.mkdir(parents=True, exist_ok=True)
+    for name, df in sim.items():
+        paths[name] = where / f"{name}.parquet"
+        df.to_parquet(paths[name], index=False)
+    return paths
+
+
+def _run(script, rule, inputs, outputs, tmp_path, config=None):
+    from helpers import run_script
+
+    outs = {k: tmp_path / v for k, v in outputs.items()}
+    run_script(script, rule, inputs, outs, config=config or _config(), log=tmp_path / f"{rule}.log")
+    return outs
 
 
 def test_scripts_end_to_end_on_simulated_tables(tmp_path):
+    from mydirection.reporting.registry import build_registry
+
     sim = simulate_pilot(seed=2, n=250, decay=0.03, dose=0.6)
-    paths = {}
-    for name, df in sim.items():
-        paths[name] = tmp_path / "in" / f"{name}.parquet"
-        paths[name].parent.mkdir(exist_ok=True)
-        df.to_parquet(paths[name], index=False)
-    cfg = _config()
-    params = {
-        "fidelity": cfg["fidelity"],
-        "extract_end_date": cfg["extract_end_date"],
-        "suppression_threshold": 5,
-    }
-    core_in = {
-        k: paths[k]
-        for k in (
-            "enrolments",
-            "plans",
-            "enabling_fund",
-            "activities",
-            "contacts",
-            "staff",
-            "supervision",
-            "cohort",
-        )
-    }
-    _run_script("fidelity.py", core_in, CORE_OUT, params, tmp_path, "fidelity")
-    doc = json.loads((tmp_path / CORE_OUT["numbers"]).read_text())
+    paths = _write_inputs(sim, tmp_path / "in")
+    core_in = {k: paths[k] for k in CORE_IN}
+    out = _run("fidelity.py", "fidelity", core_in, CORE_OUT, tmp_path)
+    doc = json.loads(out["numbers"].read_text())
     nums = doc["numbers"]
+    assert doc["stage"] == "mydirection.fidelity.stage.score_fidelity"
     assert nums["fidelity.n_scored"]["value"] == 250
     assert nums["fidelity.monthly_slope"]["value"] < 0
     shares = sum(nums[f"fidelity.share_{b}"]["value"] for b in fid.BANDS)
@@ -760,34 +1310,49 @@ def test_scripts_end_to_end_on_simulated_tables(tmp_path):
     assert nums["fidelity.share_high"]["derived_from"] == ["fidelity.n_high", "fidelity.n_scored"]
     # 12 case managers, one in three trained after the pilot started (Sep 2018).
     assert nums["fidelity.share_trained_before_first_enrolment"]["value"] == pytest.approx(8 / 12)
-    assert set(doc["figures"]) == {f"figures.fidelity_{k[4:]}" for k in FIG_OUT}
-    monthly = pd.read_parquet(tmp_path / CORE_OUT["monthly"])
+    assert nums["fidelity.n_case_managers"]["people"] is True
+    assert set(doc["figures"]) == {f"figures.{k}" for k in FIGS}
+    assert doc["config"]["analysis.alpha"] == 0.05 and "fidelity.ci_level" not in doc["config"]
+    assert doc["config"]["fidelity.funnel_outer_z"] == 3.0
+    assert any(path.endswith("fidelity/stage.py") for path in doc["code"])
+    monthly = pd.read_parquet(out["monthly"])
     assert monthly["n_enrolled"].sum() == 250 and len(monthly) == 12
-    first_png = (tmp_path / FIG_OUT["fig_monthly"]).read_bytes()
+    alt = pd.read_parquet(out["index_alternative"])
+    assert set(alt["weights"]) == {"domains_equal"} and len(alt) == 250
+    first_png = out["fig_fidelity_monthly"].read_bytes()
 
     dose_in = {
-        "index_person": tmp_path / CORE_OUT["index_person"],
-        "matched": paths["matched"],
-        "propensity": paths["propensity"],
-        "outcomes": paths["outcomes"],
+        "index_person": out["index_person"],
+        **{k: paths[k] for k in ("matched", "pairs", "propensity", "outcomes")},
     }
-    dose_out = {
-        "dose_response": "f/dose_response.parquet",
-        "fig_dose": "fig/dose.png",
-        "numbers": "numbers/fidelity_dose.json",
-    }
-    _run_script("fidelity_dose.py", dose_in, dose_out, params, tmp_path, "fidelity_dose")
-    dose = json.loads((tmp_path / dose_out["numbers"]).read_text())["numbers"]
-    assert dose["fidelity.dose_n"]["value"] == 250
-    assert dose["fidelity.dose_slope_ci_low"]["value"] < dose["fidelity.dose_slope"]["value"]
-    table = pd.read_parquet(tmp_path / dose_out["dose_response"])
+    d_out = _run("fidelity_dose.py", "fidelity_dose", dose_in, DOSE_OUT, tmp_path)
+    ddoc = json.loads(d_out["numbers"].read_text())
+    d = ddoc["numbers"]
+    assert ddoc["stage"] == "mydirection.effects.dose.dose_response"
+    assert d["fidelity.dose_n"]["value"] == 250
+    assert d["fidelity.dose_slope_ci_low"]["value"] < d["fidelity.dose_slope"]["value"]
+    assert "figures.fidelity_dose_response" in ddoc["figures"]
+    table = pd.read_parquet(d_out["dose_response"])
     assert list(table["group"][:3]) == list(fid.BANDS)
+    # the two numbers files merge into a registry (every derived_from key is reported)
+    reg = build_registry([doc, ddoc], threshold=5, alpha=0.05, config=_config())
+    assert not reg["figures"]["figures.fidelity_distribution"]["withheld"]
 
     # Deterministic: the same inputs give the same bytes.
-    _run_script("fidelity.py", core_in, CORE_OUT, params, tmp_path, "fidelity")
-    assert (tmp_path / FIG_OUT["fig_monthly"]).read_bytes() == first_png
+    out2 = _run("fidelity.py", "fidelity", core_in, CORE_OUT, tmp_path)
+    assert out2["fig_fidelity_monthly"].read_bytes() == first_png
     log = (tmp_path / "fidelity.log").read_text()
     assert "p0" not in log  # no person identifiers in the log
+
+
+def test_dose_script_reads_the_older_pairs_layout(tmp_path):
+    sim = simulate_pilot(seed=2, n=60)
+    sim["pairs"] = sim["pairs"].rename(columns={"comparator_id": "control_id"})
+    paths = _write_inputs(sim, tmp_path / "in")
+    person = fidelity_of(sim)
+    person.to_parquet(tmp_path / "person.parquet", index=False)
+    got = dose.read_pairs(paths["pairs"])
+    assert list(got.columns) == ["treated_id", "comparator_id", "round", "subclass"]
 
 
 def test_bad_enrolments_give_one_clear_message(tmp_path):
@@ -803,6 +1368,33 @@ def test_bad_enrolments_give_one_clear_message(tmp_path):
     assert "missing column(s) exit_date" in msgs[0]
 
 
+def test_script_bad_input_exits_cleanly_and_leaves_no_outputs(tmp_path):
+    sim = simulate_pilot(seed=2, n=60)
+    sim["enrolments"] = pd.concat([sim["enrolments"], sim["enrolments"].iloc[[7]]])
+    paths = _write_inputs({k: sim[k] for k in CORE_IN}, tmp_path / "in")
+    with pytest.raises(SystemExit) as exc:
+        _run("fidelity.py", "fidelity", paths, CORE_OUT, tmp_path)
+    assert exc.value.code == 1
+    log = (tmp_path / "fidelity.log").read_text()
+    assert "column person_id: 1 rows repeat an enrolled person (e.g. rows 61)" in log
+    assert "Traceback" not in log
+    assert not any((tmp_path / v).exists() for v in CORE_OUT.values())
+
+
+def test_slopes_not_estimable_on_tiny_data_give_nan(tmp_path):
+    person = fidelity_of(simulate_pilot(seed=4, n=40))
+    one_month = person[person["enrolment_month"] == person["enrolment_month"].min()]
+    res = fid.monthly_slope(one_month, ALPHA)
+    assert np.isnan(res.estimate) and np.isnan(res.ci_low) and res.n == len(one_month)
+    one_cm = person[person["case_manager_id"] == person["case_manager_id"].iloc[0]]
+    assert np.isnan(fid.monthly_slope(one_cm, ALPHA).estimate)
+    sim = simulate_pilot(seed=4, n=3)
+    assert np.isnan(regression(fidelity_of(sim), sim).p_value)
+    monthly = fid.monthly_index(one_month, ALPHA)
+    fid.plots.plot_monthly(monthly, res, tmp_path / "m.png", {})
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
 # ---------------------------------------------------------------- project synthetic data
 # generate -> clean -> cohort -> outcomes -> matching (library calls, no Snakemake), then
 # this stage. The generator plants per-person fidelity f decaying over 2018 and, with
@@ -816,6 +1408,7 @@ def synthetic_stage(overrides: str, seed: int = 1):
 
     from mydirection import clean, cohort, matching, outcomes, synthetic
     from mydirection.contract import EXTRACTS
+    from mydirection.pipeline import pair_ids
 
     cfg = _config()
     syn = synthetic.generate(yaml.safe_load(overrides), seed)
@@ -837,17 +1430,15 @@ def synthetic_stage(overrides: str, seed: int = 1):
     m = matching.match(coh, "treated", covariates, caliper=0.2)
     propensity = pd.concat([coh[["person_id"]], m.propensity.reset_index(drop=True)], axis=1)
 
-    s = fid.FidelitySettings.from_config(cfg["fidelity"])
-    treated = coh[coh["treated"]]
-    enr = tables["enrolments"][tables["enrolments"]["person_id"].isin(treated["person_id"])]
-    per = fid.enrolment_periods(
-        enr, cfg["extract_end_date"], treated.set_index("person_id")["event_end"]
+    s = fid.FidelitySettings.from_config(cfg)
+    result = fid.score_fidelity(
+        **{n: tables[n] for n in CORE_IN if n != "cohort"}, cohort=coh, settings=s, level=LEVEL
     )
-    items = fid.score_items(
-        per, tables["plans"], tables["contacts"], tables["enabling_fund"], tables["activities"], s
+    person = result.person
+    matched = m.data.reset_index(drop=True)
+    res = dose.dose_response(
+        person, matched, propensity, out, pair_ids(m), settings=DOSE, level=LEVEL
     )
-    person = fid.person_index(items, per, s)
-    bands = fid.band_comparisons(person, m.data, out).set_index("group")
     po = syn.potential_outcomes
     planted = pd.Series(
         po["fidelity"].to_numpy(), index=clean.pseudonymise(po["crn"].astype(str), b"test-key" * 4)
@@ -855,9 +1446,9 @@ def synthetic_stage(overrides: str, seed: int = 1):
     return {
         "planted_corr": float(person["index"].corr(person["person_id"].map(planted))),
         "person": person,
-        "slope": fid.monthly_slope(person),
-        "dose": fid.dose_regression(person, propensity, out),
-        "bands": bands,
+        "slope": result.slope,
+        "dose": res.slope,
+        "bands": res.bands.set_index("group"),
     }
 
 
@@ -885,52 +1476,6 @@ def test_synthetic_dose_response_direction():
     assert contrast(dep["bands"]) < contrast(nodep["bands"])
     # The index measures the planted fidelity, noisily (each record is drawn at random).
     assert 0.3 < dep["planted_corr"] < 0.9
-
-
-def test_script_bad_input_exits_cleanly_and_leaves_no_outputs(tmp_path):
-    sim = simulate_pilot(seed=2, n=60)
-    sim["enrolments"] = pd.concat([sim["enrolments"], sim["enrolments"].iloc[[7]]])
-    paths = {}
-    for name in (
-        "enrolments",
-        "plans",
-        "enabling_fund",
-        "activities",
-        "contacts",
-        "staff",
-        "supervision",
-        "cohort",
-    ):
-        paths[name] = tmp_path / f"{name}.parquet"
-        sim[name].to_parquet(paths[name], index=False)
-    params = {
-        "fidelity": _config()["fidelity"],
-        "extract_end_date": END,
-        "suppression_threshold": 5,
-    }
-    with pytest.raises(SystemExit) as exc:
-        _run_script("fidelity.py", paths, CORE_OUT, params, tmp_path, "fidelity")
-    assert exc.value.code == 1
-    log = (tmp_path / "fidelity.log").read_text()
-    assert "column person_id: 1 rows repeat an enrolled person (e.g. rows 61)" in log
-    assert "Traceback" not in log
-    assert not any((tmp_path / v).exists() for v in CORE_OUT.values())
-
-
-def test_slopes_not_estimable_on_tiny_data_give_nan(tmp_path):
-    person = fidelity_of(simulate_pilot(seed=4, n=40))
-    one_month = person[person["enrolment_month"] == person["enrolment_month"].min()]
-    res = fid.monthly_slope(one_month)
-    assert np.isnan(res.estimate) and np.isnan(res.ci_low) and res.n == len(one_month)
-    one_cm = person[person["case_manager_id"] == person["case_manager_id"].iloc[0]]
-    assert np.isnan(fid.monthly_slope(one_cm).estimate)
-    sim = simulate_pilot(seed=4, n=3)
-    assert np.isnan(
-        fid.dose_regression(fidelity_of(sim), sim["propensity"], sim["outcomes"]).p_value
-    )
-    monthly = fid.monthly_index(one_month)
-    fid.plot_monthly(monthly, res, tmp_path / "m.png")
-    assert (tmp_path / "m.png").stat().st_size > 0
 
 
 # ---------------------------------------------------------------- plan items vs brute force

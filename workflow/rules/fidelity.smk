@@ -1,4 +1,7 @@
-# Rules of the fidelity stage.
+# Rules of the fidelity stage: the fidelity measures (outcome-blind), then the exploratory
+# dose-response of re-offending on fidelity (an effect analysis, mydirection.effects.dose).
+from mydirection.effects.dose import DoseSettings
+from mydirection.fidelity import FidelitySettings
 
 
 rule fidelity:
@@ -19,13 +22,14 @@ rule fidelity:
     output:
         item_scores="results/fidelity/items.parquet",
         index_person="results/fidelity/index_person.parquet",
+        index_alternative="results/fidelity/index_alternative.parquet",
         index_case_manager="results/fidelity/index_case_manager.parquet",
         item_coverage="results/fidelity/item_coverage.parquet",
         monthly="results/fidelity/monthly.parquet",
-        fig_distribution="results/figures/fidelity_distribution.png",
-        fig_items="results/figures/fidelity_items.png",
-        fig_monthly="results/figures/fidelity_monthly.png",
-        fig_case_managers="results/figures/fidelity_case_managers.png",
+        fig_fidelity_distribution="results/figures/fidelity_distribution.png",
+        fig_fidelity_items="results/figures/fidelity_items.png",
+        fig_fidelity_monthly="results/figures/fidelity_monthly.png",
+        fig_fidelity_case_managers="results/figures/fidelity_case_managers.png",
         numbers="results/numbers/fidelity.json",
     log:
         "results/logs/fidelity.log",
@@ -37,27 +41,27 @@ rule fidelity:
         mem_mb=2000,
         runtime=10,
     params:
-        fidelity=config["fidelity"],
-        extract_end_date=config["extract_end_date"],
-        suppression_threshold=config["report"]["suppression_threshold"],
+        settings=settings_params(FidelitySettings, S.TestLevel, S.ReportSettings),
     script:
         "../../scripts/fidelity.py"
 
 
 rule fidelity_dose:
-    """Exploratory dose-response (fidelity is measured after treatment starts): re-offending by
-    fidelity band against each band's own matched comparators, and a within-treated regression
-    on the index adjusting for the propensity score, SEs clustered by case manager.
+    """Exploratory dose-response (fidelity is measured after treatment starts) on the headline's
+    analysis sample (matched, complete follow-up): re-offending by fidelity band against each
+    band's own matched comparators, and a within-treated regression on the index adjusting for
+    the propensity score, SEs clustered by case manager.
     """
     input:
         index_person="results/fidelity/index_person.parquet",
         matched="results/matching/matched.parquet",
+        pairs="results/matching/pairs.parquet",
         propensity="results/matching/propensity.parquet",
         outcomes="results/outcomes/outcomes.parquet",
         code=code("scripts/fidelity_dose.py"),
     output:
         dose_response="results/fidelity/dose_response.parquet",
-        fig_dose="results/figures/fidelity_dose_response.png",
+        fig_fidelity_dose_response="results/figures/fidelity_dose_response.png",
         numbers="results/numbers/fidelity_dose.json",
     log:
         "results/logs/fidelity_dose.log",
@@ -69,8 +73,7 @@ rule fidelity_dose:
         mem_mb=2000,
         runtime=10,
     params:
-        fidelity=config["fidelity"],
-        suppression_threshold=config["report"]["suppression_threshold"],
+        settings=settings_params(DoseSettings, S.TestLevel, S.ReportSettings),
     script:
         "../../scripts/fidelity_dose.py"
 
@@ -80,10 +83,10 @@ ALL_TARGETS.extend(rules.fidelity_dose.output)
 NUMBERS.extend([rules.fidelity.output.numbers, rules.fidelity_dose.output.numbers])
 FIGURES.extend(
     [
-        rules.fidelity.output.fig_distribution,
-        rules.fidelity.output.fig_items,
-        rules.fidelity.output.fig_monthly,
-        rules.fidelity.output.fig_case_managers,
-        rules.fidelity_dose.output.fig_dose,
+        rules.fidelity.output.fig_fidelity_distribution,
+        rules.fidelity.output.fig_fidelity_items,
+        rules.fidelity.output.fig_fidelity_monthly,
+        rules.fidelity.output.fig_fidelity_case_managers,
+        rules.fidelity_dose.output.fig_fidelity_dose_response,
     ]
 )
