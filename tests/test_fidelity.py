@@ -1345,16 +1345,6 @@ def test_scripts_end_to_end_on_simulated_tables(tmp_path):
     assert "p0" not in log  # no person identifiers in the log
 
 
-def test_dose_script_reads_the_older_pairs_layout(tmp_path):
-    sim = simulate_pilot(seed=2, n=60)
-    sim["pairs"] = sim["pairs"].rename(columns={"comparator_id": "control_id"})
-    paths = _write_inputs(sim, tmp_path / "in")
-    person = fidelity_of(sim)
-    person.to_parquet(tmp_path / "person.parquet", index=False)
-    got = dose.read_pairs(paths["pairs"])
-    assert list(got.columns) == ["treated_id", "comparator_id", "round", "subclass"]
-
-
 def test_bad_enrolments_give_one_clear_message(tmp_path):
     sim = simulate_pilot(seed=2, n=40)
     enr = sim["enrolments"]
