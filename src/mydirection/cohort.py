@@ -28,9 +28,16 @@ definition "treated" means "in the enrolment extract"):
 7. Follow-up availability: index date + follow-up + waiting period after the extract end
    date -> removed (``exclude_incomplete_followup``; dates only).
 
+Ages. The cleaned tables keep one age fact per person, ``people.birth_year`` (dates of
+birth never pass the cleaning boundary); every age here is derived from it by
+:func:`mydirection.contract.age_in_years`: whole years, the birthday taken as 1 July of the
+birth year, so at most a year from the true age (either way). "Aged ``min_age`` or over at
+the start" is judged on that age. Hand-built tables that carry ``supervision.age_at_start``
+and ``convictions.age_at_offence`` (unit tests) have them used as given.
+
 Covariates are measured strictly before the index date (``<``, never ``<=``):
 
-- ``age``: age at the start of the index event plus the time from the start to the index.
+- ``age``: whole-year age at the index date (derived from the birth year).
 - ``sex``, ``ethnicity`` (people); ``sentence_type``, ``index_offence_group``, ``rosh``,
   ``office``, ``case_manager_id`` (index event); ``pilot_office``: office is a pilot office.
 - OGRS3 scores and needs from the latest assessment completed before the index date, with
@@ -42,7 +49,7 @@ Covariates are measured strictly before the index date (``<``, never ``<=``):
 - Criminal history from convictions proven (disposal date) before the index date, breaches
   excluded (as in the proven re-offending definition): ``n_previous_offences``,
   ``n_previous_custody`` (disposal custody), ``age_first_offence`` (youngest
-  ``age_at_offence``; with no previous proven offence, the age at index: the index offence
+  age at a previous offence, whole years; with no previous proven offence, the age at index: the index offence
   is the first), ``offences_last_12m`` (those committed in the 365 days before the index
   date) and the Copas-style rate ``copas_rate = log((n_previous_offences + 1) /
   (age - age_first_offence + 10))`` (OGRS3's rate of offending: sanctions per year of
@@ -57,6 +64,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import pandas as pd
 
+from mydirection.contract import age_in_years
 from mydirection.errors import UserError
 
 NEEDS = (
@@ -118,7 +126,6 @@ REQUIRED_COLUMNS = {
         "rosh",
         "office",
         "case_manager_id",
-        "age_at_start",
     ],
     "assessments": ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS],
     "convictions": [
@@ -127,9 +134,16 @@ REQUIRED_COLUMNS = {
         "disposal_date",
         "offence_group",
         "disposal_type",
-        "age_at_offence",
     ],
     "enrolments": ["person_id", "enrolment_date"],
+}
+
+#: Read when present: the one age fact of the cleaned tables (people.birth_year), or the
+#: ages of hand-built tables (see "Ages" in the module docstring).
+AGE_COLUMNS = {
+    "people": ["birth_year"],
+    "supervision": ["age_at_start"],
+    "convictions": ["age_at_offence"],
 }
 
 DAY = np.timedelta64(1, "D")
@@ -228,7 +242,8 @@ def read_clean_table(path, name: str, required=None) -> pd.DataFrame:
         )
     # Text as Arrow-backed strings whatever the writer's pandas dtype: a tenth of the memory
     # of Python string objects at national scale, and fast hashing of person_id.
-    table = pq.read_table(path, columns=list(required))
+    optional = [c for c in AGE_COLUMNS.get(name, []) if c in present and c not in required]
+    table = pq.read_table(path, columns=[*required, *optional])
     return table.to_pandas(types_mapper=_arrow_strings)
 
 
@@ -282,6 +297,29 @@ def eligibility_rules(settings: CohortSettings) -> list[tuple[str, str, callable
             lambda e: (e["age_at_start"] >= settings.min_age).fillna(False).astype(bool),
         ),
     ]
+
+
+def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.DataFrame):
+    """``supervision.age_at_start`` and ``convictions.age_at_offence`` (whole years) derived
+    from ``people.birth_year`` where the tables do not carry them (the cleaned tables)."""
+    out = []
+    for table, column, date in (
+        (supervision, "age_at_start", "start_date"),
+        (convictions, "age_at_offence", "offence_date"),
+    ):
+        if column not in table.columns:
+            if "birth_year" not in people.columns:
+                raise UserError(
+                    "results/clean/people.parquet: missing column birth_year (the one age fact "
+                    "the cleaned tables keep); rerun the clean stage (snakemake --forcerun clean)"
+                )
+            unique = people.drop_duplicates("person_id")
+            pos = pd.Index(unique["person_id"]).get_indexer(table["person_id"])
+            years = unique["birth_year"].to_numpy(dtype=float)
+            born = np.where(pos >= 0, years[np.maximum(pos, 0)] if len(years) else np.nan, np.nan)
+            table = table.assign(**{column: age_in_years(table[date], born)})
+        out.append(table)
+    return tuple(out)
 
 
 def eligible_events(supervision: pd.DataFrame, settings: CohortSettings) -> pd.DataFrame:
@@ -484,9 +522,14 @@ def add_covariates(
 ) -> pd.DataFrame:
     """Add every covariate to a frame of index events (person_id, index_date, event columns)."""
     c = cohort.reset_index(drop=True)
-    c = c.merge(people[["person_id", "sex", "ethnicity"]], on="person_id", how="left")
-    years = (c["index_date"] - c["event_start"]) / DAY / 365.25
-    c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
+    cols = ["person_id", "sex", "ethnicity"] + (["birth_year"] if "birth_year" in people else [])
+    c = c.merge(people[cols], on="person_id", how="left")
+    if "birth_year" in c:  # the cleaned tables: whole years from the birth year
+        c["age"] = age_in_years(c["index_date"], c["birth_year"])
+        c = c.drop(columns="birth_year")
+    else:  # hand-built tables with age_at_start
+        years = (c["index_date"] - c["event_start"]) / DAY / 365.25
+        c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
     c = pd.concat([c, latest_assessment(c, assessments), offending_history(c, convictions)], axis=1)
     c = handle_missing(c)
     c["copas_rate"] = copas_rate(c["n_previous_offences"], c["age"], c["age_first_offence"])
@@ -549,6 +592,7 @@ def build_cohort(
 ) -> CohortResult:
     """Apply the rules of the module docstring; return the cohort and its attrition chevron."""
     s = settings or CohortSettings()
+    supervision, convictions = with_ages(people, supervision, convictions)
     for name, df in (
         ("people", people),
         ("supervision", supervision),
@@ -580,7 +624,8 @@ def build_cohort(
     n_universe = int(max((c.max() + 1 for c in code[:3] if len(c)), default=0))
     if len(code[0]) and np.bincount(code[0]).max() > 1:
         _check_unique(people, "people", "person_id")
-    people = people[["sex", "ethnicity"]].assign(person_id=code[0])
+    people = people[["sex", "ethnicity", *(["birth_year"] if "birth_year" in people else [])]]
+    people = people.assign(person_id=code[0])
     event_person = code[1]  # supervision rows stay in the caller's frame (no copy)
     enrolments = enrolments[["enrolment_date"]].assign(person_id=code[2])
     assessments = assessments[["assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]].assign(
@@ -589,7 +634,10 @@ def build_cohort(
     convictions = pd.DataFrame(
         {
             "person_id": code[4],
-            **{c: convictions[c].array for c in REQUIRED_COLUMNS["convictions"][1:]},
+            **{
+                c: convictions[c].array
+                for c in [*REQUIRED_COLUMNS["convictions"][1:], "age_at_offence"]
+            },
         },
         copy=False,
     )

@@ -5,10 +5,22 @@
 #   exactly the rules that use it) and has a `log:` under results/logs/;
 # - a rule that reports numbers writes results/numbers/<rule>.json and adds it to NUMBERS;
 #   final targets are added to ALL_TARGETS.
-from mydirection.contract import EXTRACTS
+import sys
 
-RAW_DIR = config["raw_dir"] or "data/synthetic"
-SYNTHETIC = not config["raw_dir"]
+from mydirection.contract import EXTRACTS
+from mydirection.preflight import PreflightError, check as preflight_check
+
+# Fail fast, all at once, before any job is scheduled (raw_dir, key, the ten files and
+# their headers, an interrupted earlier run); also the raw checksums and key fingerprint
+# the clean rules track (mydirection.preflight).
+try:
+    PREFLIGHT = preflight_check(
+        config, workflow.basedir, main_process=workflow.is_main_process
+    )
+except PreflightError as err:
+    sys.exit(f"ERROR: {err}")
+RAW_DIR = PREFLIGHT["raw_dir"]
+SYNTHETIC = PREFLIGHT["synthetic"]
 
 ALL_TARGETS = []
 NUMBERS = []

@@ -1,0 +1,282 @@
+"""The clean stage as Snakemake runs it: three kinds of job (``scripts/clean.py``).
+
+1. ``clean_validate``: reads and validates all ten extracts and reports EVERY problem in
+   every file in one message (one line each); the result of a file already validated with
+   the same content, contract and code is reused (``.snakemake/mydirection/validated/``), so
+   a change to one national extract re-validates only that file. On synthetic extracts it
+   also refuses files the generator did not make (:func:`synthetic_stamp_problems`).
+   Writes ``results/clean/validated.json``: per file, its checksum, the file identity
+   (size, times, inode) it validated, and its row count.
+2. ``clean_extract`` (one job per extract): cleans one validated extract (no second pandera
+   pass), linked to the cleaned people table (and contacts to supervision); refuses a file
+   that changed since it was validated. Writes ``results/clean/<extract>.parquet`` and its
+   part of the log, ``results/clean/log/<extract>.parquet``.
+3. ``clean``: gathers the parts into ``results/clean/cleaning_log.parquet`` (received =
+   kept + excluded per file, checked) and ``results/numbers/clean.json``.
+
+Each job loads the key again and checks its fingerprint against the one the DAG was built
+with (``params.key_fingerprint``), so a key changed mid-run is noticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from mydirection.clean import (
+    EXCLUSIONS,
+    clean_extract,
+    load_key,
+    log_frame,
+    read_for_cleaning,
+    write_error,
+    write_parquet,
+)
+from mydirection.contract import EXTRACTS, SCHEMA_DIR, extract_schema
+from mydirection.errors import UserError
+from mydirection.keys import fingerprint
+from mydirection.preflight import checksums, stat_signature
+from mydirection.reading import ExtractProblems, Problem
+
+log = logging.getLogger("mydirection.clean")
+
+VALIDATED_CACHE = Path(".snakemake") / "mydirection" / "validated"
+#: Keys the generator may use to record the checksums of the CSVs it wrote.
+STAMP_KEYS = ("sha256", "checksums", "extract_sha256")
+
+
+def _key(p) -> bytes:
+    synthetic = not p.raw_dir
+    key = load_key(dict(p.pseudonymisation or {}), synthetic=synthetic)
+    want = getattr(p, "key_fingerprint", None)
+    if want and fingerprint(key) != want:
+        raise UserError(
+            f"the pseudonymisation key changed after the run was planned (fingerprint "
+            f"{fingerprint(key)}, planned {want}); re-run so that every table uses one key"
+        )
+    return key
+
+
+def _code_tag() -> str:
+    """Contract and validation code: a cached validation holds only while both are unchanged."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted(SCHEMA_DIR.glob("*.yaml")) + [here / "validate.py", here / "reading.py"]:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def synthetic_stamp_problems(folder: Path) -> list[Problem]:
+    """Problems when the synthetic folder holds files the generator did not make.
+
+    Real extracts put in ``data/synthetic`` would be pseudonymised with the public synthetic
+    key. The generator writes ``truth.json`` and ``mess.json`` after the ten CSVs: both must be
+    there, no CSV may be newer than them, and where the stamp records checksums of the CSVs
+    (under one of :data:`STAMP_KEYS`) they must match.
+    """
+    label = str(folder)
+    fix = (
+        "real extracts must be given with `--config raw_dir=/path/to/extracts` (pseudonymised "
+        "with your own key), never put in data/synthetic; remove them and re-run"
+    )
+    stamps = [folder / "truth.json", folder / "mess.json"]
+    missing = [s.name for s in stamps if not s.is_file()]
+    if missing:
+        return [
+            Problem(
+                label,
+                None,
+                f"holds extracts without the synthetic generator's stamp ({', '.join(missing)} "
+                f"missing), so they may be real data",
+                fix,
+            )
+        ]
+    newest_stamp = max(s.stat().st_mtime_ns for s in stamps)
+    csvs = {n: folder / extract_schema(n)["file"] for n in EXTRACTS}
+    newer = [p.name for p in csvs.values() if p.is_file() and p.stat().st_mtime_ns > newest_stamp]
+    if newer:
+        return [
+            Problem(
+                label,
+                None,
+                f"{', '.join(newer)} changed after the synthetic generator wrote its stamp, so "
+                f"they may be real data",
+                fix,
+            )
+        ]
+    recorded = {}
+    for stamp in stamps:
+        try:
+            doc = json.loads(stamp.read_text())
+        except (OSError, ValueError):
+            return [Problem(str(stamp), None, "is not the generator's JSON stamp", fix)]
+        for k in STAMP_KEYS:
+            if isinstance(doc.get(k), dict):
+                recorded.update(doc[k])
+    if recorded:
+        sums = checksums({n: str(p) for n, p in csvs.items()})
+        wrong = [
+            csvs[n].name
+            for n in EXTRACTS
+            if (recorded.get(n) or recorded.get(csvs[n].name)) not in (None, sums[n])
+        ]
+        if wrong:
+            return [
+                Problem(
+                    label,
+                    None,
+                    f"{', '.join(wrong)} do not match the checksums the synthetic generator "
+                    f"recorded, so they may be real data",
+                    fix,
+                )
+            ]
+    return []
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def validate_step(snakemake) -> None:
+    p = snakemake.params
+    problems: list[Problem] = []
+    if not p.raw_dir:
+        problems.extend(synthetic_stamp_problems(Path(snakemake.input.people).parent))
+    tag = _code_tag()
+    record = {}
+    for name in EXTRACTS:
+        path = str(snakemake.input[name])
+        try:
+            record[name] = _validate_one(name, path, tag)
+        except ExtractProblems as err:
+            problems.extend(err.problems)
+    if problems:
+        raise ExtractProblems(problems)
+    out = Path(snakemake.output.validated)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    except OSError as err:
+        raise UserError(write_error(out, err)) from None
+    log.info("all %d extracts follow the contract", len(EXTRACTS))
+
+
+def _validate_one(name: str, path: str, tag: str) -> dict:
+    from mydirection.clean import exact_duplicates, normalise_ids
+    from mydirection.reading import file_problem
+    from mydirection.validate import extract_problems
+
+    problem = file_problem(Path(path), name)
+    if problem:
+        raise ExtractProblems([problem])
+    signature = stat_signature(path)
+    sha = checksums({name: path})[name]
+    cached = VALIDATED_CACHE / f"{name}-{sha}-{tag}.json"
+    if cached.is_file():
+        try:
+            rows = json.loads(cached.read_text())["rows"]
+            return {"sha256": sha, "signature": signature, "rows": rows}
+        except (OSError, ValueError, KeyError):
+            pass
+    data, lines = read_for_cleaning(path, name)
+    dup = exact_duplicates(data, extract_schema(name).get("key")).to_numpy()
+    found = extract_problems(normalise_ids(data[~dup], name), name, path, lines[~dup])
+    if found:
+        raise ExtractProblems(found)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps({"rows": len(data)}))
+    except OSError:
+        pass
+    return {"sha256": sha, "signature": signature, "rows": len(data)}
+
+
+# --------------------------------------------------------------------------- one extract
+
+
+def extract_step(snakemake) -> None:
+    p = snakemake.params
+    name = p.extract
+    path = str(snakemake.input.raw)
+    validated = json.loads(Path(snakemake.input.validated).read_text())
+    if validated.get(name, {}).get("signature") != stat_signature(path):
+        raise UserError(
+            f"{path}: the file changed after it was validated in this run; re-run (the "
+            f"pipeline re-validates and re-cleans what changed)"
+        )
+    key = _key(p)
+    earlier = {}
+    for need in ("people", "supervision"):
+        path_of = getattr(snakemake.input, need, None)
+        if path_of:
+            earlier[need] = pd.read_parquet(path_of)
+    data, lines = read_for_cleaning(path, name)
+    done = clean_extract(
+        name, data, p.extract_end_date, key, earlier, path=path, lines=lines, validate=False
+    )
+    del data
+    write_parquet(done.table, snakemake.output.table)
+    write_parquet(log_frame(done.log), snakemake.output.log_part)
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def merge_step(snakemake) -> None:
+    from mydirection.numbers import number, write_numbers
+
+    p = snakemake.params
+    parts = {Path(f).stem: pd.read_parquet(f) for f in snakemake.input.parts}
+    log_table = log_frame(
+        pd.concat([parts[n] for n in EXTRACTS], ignore_index=True).to_dict("records")
+    )
+    for name in EXTRACTS:
+        rows = log_table[log_table["file"] == name]
+        got = dict(zip(rows["action"] + ":" + rows["rule"], rows["rows"], strict=True))
+        excluded = sum(int(got.get(f"excluded:{r}", 0)) for r in EXCLUSIONS[name])
+        if got.get("received:read") != got.get("kept:kept") + excluded:
+            raise UserError(f"cleaning log of {name}: rows received != kept + excluded; re-run")
+    write_parquet(log_table, snakemake.output.log_table)
+
+    def total(action, file=None):
+        sel = log_table[
+            (log_table["action"] == action) & ((log_table["file"] == file) if file else True)
+        ]
+        return int(sel["rows"].sum())
+
+    try:
+        write_numbers(
+            snakemake.output.numbers,
+            snakemake,
+            {
+                "cleaning.rows_received": number(total("received"), "count", "rows"),
+                "cleaning.rows_kept": number(total("kept"), "count", "rows"),
+                "cleaning.rows_excluded": number(total("excluded"), "count", "rows"),
+                "cleaning.row_fixes": number(
+                    total("fixed"),
+                    "count",
+                    "rows",
+                    label="rows fixed, summed over the fixing rules (id_normalised, "
+                    "code_normalised, date_format)",
+                ),
+                "cleaning.n_people": number(total("kept", "people"), "count", "people"),
+                "cleaning.key_fingerprint": number(
+                    p.key_fingerprint,
+                    "text",
+                    label="fingerprint of the pseudonymisation key (first 12 hex of "
+                    "HMAC-SHA256(key, 'mydirection-key-fingerprint')): equal in two builds "
+                    "exactly when they used the same key",
+                ),
+            },
+            config_keys={
+                "extract_end_date": p.extract_end_date,
+                "pseudonymisation.key_env": (p.pseudonymisation or {}).get("key_env"),
+                "pseudonymisation.key_fingerprint": p.key_fingerprint,
+            },
+        )
+    except OSError as err:
+        Path(snakemake.output.numbers).unlink(missing_ok=True)
+        raise UserError(write_error(snakemake.output.numbers, err)) from None
