@@ -383,6 +383,7 @@ def clean_extract(
     lines = np.arange(2, n + 2, dtype=np.int64) if lines is None else np.asarray(lines)
     rows = _Rows(n)
     dup = exact_duplicates(data, contract.get("key")).to_numpy()
+    all_lines = lines  # by data-row number (the frame's index), for messages
     if dup.any():
         data, lines = data[~dup], lines[~dup]
     rows.alive = np.ones(len(data), dtype=bool)
@@ -396,7 +397,7 @@ def clean_extract(
     if ids:
         data = data.assign(**ids)
     if validate:
-        prepared = validate_extract_frame(data, name, label, lines)
+        prepared = validate_extract_frame(data, name, label, all_lines)
     else:
         prepared = prepare_for_validation(data, name)
     t, code_fixed, date_fixed = typed_table(data, prepared, name)

@@ -183,7 +183,7 @@ def _validate_one(name: str, path: str, tag: str) -> dict:
             pass
     data, lines = read_for_cleaning(path, name)
     dup = exact_duplicates(data, extract_schema(name).get("key")).to_numpy()
-    found = extract_problems(normalise_ids(data[~dup], name), name, path, lines[~dup])
+    found = extract_problems(normalise_ids(data[~dup], name), name, path, lines)
     if found:
         raise ExtractProblems(found)
     try:

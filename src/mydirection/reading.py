@@ -313,18 +313,6 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
                 )
             ]
         )
-    if b"\x00" in first:
-        raise ExtractProblems(
-            [
-                Problem(
-                    label,
-                    None,
-                    "the header line contains NUL bytes: the file is damaged (a broken copy) or "
-                    "not UTF-8 text (UTF-16?)",
-                    f"re-export the {name} extract as CSV UTF-8 and re-run",
-                )
-            ]
-        )
     try:
         header = first.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
@@ -338,6 +326,18 @@ def read_extract(path: str | Path, name: str) -> RawExtract:
                 )
             ]
         ) from None
+    if b"\x00" in first:
+        raise ExtractProblems(
+            [
+                Problem(
+                    label,
+                    None,
+                    "the header line contains NUL bytes: the file is damaged (a broken copy) or "
+                    "not UTF-8 text (UTF-16?)",
+                    f"re-export the {name} extract as CSV UTF-8 and re-run",
+                )
+            ]
+        )
     delimiter = sniff_delimiter(header)
     limit = csv.field_size_limit()
     csv.field_size_limit(sys.maxsize)
