@@ -228,13 +228,23 @@ def pseudonymise_key(values: pd.Series, key: bytes, domain: str) -> pd.Series:
     return _hashed(values, one)
 
 
+#: Distinct values hashed per batch (bounds the Python strings alive at once).
+HASH_BATCH = 500_000
+
+
 def _hashed(values: pd.Series, fn) -> pd.Series:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    plain = pa_.array(uniques).to_pylist() if len(uniques) else []
-    hashed = pa_.array([fn(str(v)) for v in plain], pa_.string())
+    uniques = pa_.array(uniques, pa_.string()) if len(uniques) else pa_.array([], pa_.string())
+    parts = [
+        pa_.array([fn(v) for v in uniques.slice(i, HASH_BATCH).to_pylist()], pa_.string())
+        for i in range(0, len(uniques), HASH_BATCH)
+    ]
+    hashed = pa_.concat_arrays(parts) if parts else pa_.array([], pa_.string())
+    n = len(uniques)
+    del uniques, parts
     if (codes < 0).any():
         hashed = pa_.concat_arrays([hashed, pa_.array([None], pa_.string())])
-        codes = np.where(codes < 0, len(plain), codes)
+        codes = np.where(codes < 0, n, codes)
     ids = hashed.take(pa_.array(codes, pa_.int64()))
     return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=values.index)
 
@@ -372,6 +382,8 @@ def clean_extract(
 ) -> Cleaned:
     """Clean one extract's text ``data`` (as :func:`text_frame` or the reader gives it).
 
+    ``data`` may be given as a one-element list, which is emptied: the caller then holds
+    no reference and the raw text is freed as soon as it is typed (national scale).
     ``cleaned`` holds the cleaned tables this extract is checked against (:data:`NEEDS`:
     people, and supervision for contacts). ``lines`` is the raw line of each data row
     (default row + 1, as in a file without embedded line breaks). Raises
@@ -379,6 +391,8 @@ def clean_extract(
     """
     contract = extract_schema(name)
     label = path or contract["file"]
+    if isinstance(data, list):  # [frame]: the caller hands the frame over (freed early)
+        data = data.pop()
     n = len(data)
     lines = np.arange(2, n + 2, dtype=np.int64) if lines is None else np.asarray(lines)
     rows = _Rows(n)
@@ -401,16 +415,18 @@ def clean_extract(
     else:
         prepared = prepare_for_validation(data, name)
     t, code_fixed, date_fixed = typed_table(data, prepared, name)
-    del prepared
+    del prepared, data
     end = pd.Timestamp(extract_end_date)
     hashed = _Pseudonyms(t, name, key)
     for rule in EXCLUSIONS[name][1:]:
         mask = _exclusion(rule, name, t, end, hashed, cleaned or {}, label)
         rows.exclude(rule, mask)
+    if name == "people":
+        born = pd.DatetimeIndex(t["date_of_birth"][rows.alive]).year.to_numpy(dtype=np.int64)
     table = _pseudonymised(t, rows.alive, name, hashed)
     if name == "people":
-        dob = t["date_of_birth"][rows.alive]
-        table["birth_year"] = pd.DatetimeIndex(dob).year.to_numpy(dtype=np.int64)
+        table["birth_year"] = born
+    del t, hashed
     table["source_row"] = lines[rows.alive].astype(np.int64)
     entries = _log_rows(name, n, rows, len(table), contract, id_fixed, code_fixed, date_fixed)
     (log.debug if quiet else log.info)(
@@ -430,6 +446,11 @@ class _Pseudonyms:
         self.t, self.key = t, key
         self.spec = extract_schema(name)["columns"]
         self.done: dict[str, pd.Series] = {}
+
+    def pop(self, col: str) -> pd.Series:
+        value = self[col]
+        del self.done[col]
+        return value
 
     def __getitem__(self, col: str) -> pd.Series:
         if col not in self.done:
@@ -519,16 +540,23 @@ def _pnc_conflicts(t: pd.DataFrame) -> dict[str, np.ndarray]:
 def _pseudonymised(t: pd.DataFrame, alive, name: str, hashed: _Pseudonyms) -> pd.DataFrame:
     """Kept rows: ``crn`` → ``person_id``, source keys → pseudonyms, identifying dropped."""
     out = {}
+    keep = pa_.array(np.asarray(alive, dtype=bool))
     for col, spec in extract_schema(name)["columns"].items():
-        if col == "crn":
-            out["person_id"] = hashed["crn"][alive].reset_index(drop=True)
-        elif spec.get("identifying"):
+        if spec.get("identifying") and col != "crn":
             continue
-        elif spec.get("pseudonymised"):
-            out[col] = hashed[col][alive].reset_index(drop=True)
-        else:
-            out[col] = t[col][alive].reset_index(drop=True)
+        hashed_col = col == "crn" or spec.get("pseudonymised")
+        values = hashed.pop(col) if hashed_col else t.pop(col)
+        out["person_id" if col == "crn" else col] = _kept(values, keep)
+        del values
     return pd.DataFrame(out)
+
+
+def _kept(values: pd.Series, keep: pa_.Array) -> pd.Series:
+    """The kept rows of one column (Arrow filter for text: no Python objects)."""
+    if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
+        arr = _text(values).filter(keep)
+        return pd.Series(pd.arrays.ArrowStringArray(arr))
+    return values[keep.to_numpy(zero_copy_only=False)].reset_index(drop=True)
 
 
 def _log_rows(name, received, rows, kept, contract, id_fixed, code_fixed, date_fixed):
@@ -611,9 +639,11 @@ def clean_extracts(
                 if validate:
                     validate_extract_frame(normalise_ids(data, name), name, str(paths[name]))
                 continue
+            holder = [data]
+            del data
             done = clean_extract(
                 name,
-                data,
+                holder,
                 extract_end_date,
                 key,
                 tables,
@@ -624,7 +654,6 @@ def clean_extracts(
         except ExtractProblems as err:
             problems.extend(err.problems)
             continue
-        del data
         entries.extend(done.log)
         if write is not None:
             write(name, done.table)

@@ -182,19 +182,43 @@ def _validate_one(name: str, path: str, tag: str) -> dict:
         except (OSError, ValueError, KeyError):
             pass
     data, lines = read_for_cleaning(path, name)
+    n_rows = len(data)
     dup = exact_duplicates(data, extract_schema(name).get("key")).to_numpy()
-    found = extract_problems(normalise_ids(data[~dup], name), name, path, lines)
+    if dup.any():
+        data = data[~dup]
+    data = normalise_ids(data, name)
+    found = extract_problems(data, name, path, lines)
+    del data
     if found:
         raise ExtractProblems(found)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps({"rows": len(data)}))
+        cached.write_text(json.dumps({"rows": n_rows}))
     except OSError:
         pass
-    return {"sha256": sha, "signature": signature, "rows": len(data)}
+    return {"sha256": sha, "signature": signature, "rows": n_rows}
 
 
 # --------------------------------------------------------------------------- one extract
+
+#: The columns of earlier cleaned tables an extract is checked against.
+LINK_COLUMNS = {
+    "people": ["person_id", "birth_year"],
+    "supervision": ["event_id", "person_id", "end_date"],
+}
+
+
+def read_link_table(path, columns) -> pd.DataFrame:
+    """Only the linking columns, text as Arrow strings (a fraction of the memory)."""
+    import pyarrow as pa_
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=columns)
+
+    def mapper(t):
+        return pd.ArrowDtype(t) if pa_.types.is_string(t) or pa_.types.is_large_string(t) else None
+
+    return table.to_pandas(types_mapper=mapper)
 
 
 def extract_step(snakemake) -> None:
@@ -209,15 +233,16 @@ def extract_step(snakemake) -> None:
         )
     key = _key(p)
     earlier = {}
-    for need in ("people", "supervision"):
+    for need, columns in LINK_COLUMNS.items():
         path_of = getattr(snakemake.input, need, None)
         if path_of:
-            earlier[need] = pd.read_parquet(path_of)
+            earlier[need] = read_link_table(path_of, columns)
     data, lines = read_for_cleaning(path, name)
+    holder = [data]
+    del data  # handed over: freed once typed
     done = clean_extract(
-        name, data, p.extract_end_date, key, earlier, path=path, lines=lines, validate=False
+        name, holder, p.extract_end_date, key, earlier, path=path, lines=lines, validate=False
     )
-    del data
     write_parquet(done.table, snakemake.output.table)
     write_parquet(log_frame(done.log), snakemake.output.log_part)
 
