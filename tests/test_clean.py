@@ -1061,3 +1061,37 @@ def test_same_inputs_give_the_same_bytes(tmp_path):
             {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("*.parquet")}
         )
     assert len(digests[0]) == 11 and digests[0] == digests[1]
+
+
+# --------------------------------------------------------------------------- the lean path
+
+
+def test_in_memory_tables_clean_exactly_like_the_files(tmp_path, caplog):
+    """The simulation study's lean path (no CSV, no pandera) gives the file path's tables
+    and log, value for value, on the synthetic extracts (mess included)."""
+    import logging
+
+    from mydirection import synthetic
+
+    syn = synthetic.generate({"n_treated": 30, "n_comparator_pool": 300}, 7)
+    raw = tmp_path / "raw"
+    synthetic.write_extracts(raw, {"n_treated": 30, "n_comparator_pool": 300}, 7)
+    files, file_log = clean.clean_extracts({n: raw / f"{n}.csv" for n in EXTRACTS}, END, KEY)
+    in_memory = {
+        n: pd.read_csv(raw / f"{n}.csv", dtype=str, keep_default_na=False) for n in EXTRACTS
+    }
+    caplog.set_level(logging.INFO, logger="mydirection")
+    tables, log = clean.clean_tables(in_memory, END, KEY)
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # quiet
+    pd.testing.assert_frame_equal(log, file_log)
+    for name in EXTRACTS:
+        pd.testing.assert_frame_equal(tables[name], files[name], obj=name)
+    # the generator's own in-memory tables (what a replicate holds) give the same
+    gen, gen_log = clean.clean_tables(syn.extracts, END, KEY)
+    pd.testing.assert_frame_equal(gen_log, file_log)
+    for name in EXTRACTS:
+        pd.testing.assert_frame_equal(gen[name], files[name], obj=name)
+    # asked to, it validates too (and finds what the file path finds)
+    bad = dict(in_memory, staff=in_memory["staff"].assign(grade="boss"))
+    with pytest.raises(UserError, match="staff.csv, column grade"):
+        clean.clean_tables(bad, END, KEY, validate=True)

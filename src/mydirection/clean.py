@@ -362,8 +362,14 @@ def text_frame(table: pd.DataFrame, name: str) -> pd.DataFrame:
         raise UserError(f"{name}: in-memory table lacks column(s) {', '.join(missing)}")
     out = {}
     for col in columns:
-        arr = pa_.array(table[col].to_numpy(dtype=object), type=pa_.string(), from_pandas=True)
-        arr = pc.fill_null(arr, "")
+        values = table[col]
+        if hasattr(values.array, "__arrow_array__"):
+            arr = pa_.chunked_array([values.array.__arrow_array__()]).combine_chunks()
+        else:
+            arr = pa_.array(values.to_numpy(dtype=object), from_pandas=True)
+        if not (pa_.types.is_string(arr.type) or pa_.types.is_large_string(arr.type)):
+            arr = pc.cast(arr, pa_.string())  # numbers: the text a CSV writer gives them
+        arr = pc.fill_null(arr.cast(pa_.string()), "")
         out[col] = pd.arrays.ArrowExtensionArray(arr)
     return pd.DataFrame(out, index=pd.RangeIndex(1, len(table) + 1, name="row"))
 
