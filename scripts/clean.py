@@ -1,14 +1,14 @@
 """Rules of the clean stage (workflow/rules/clean.smk), one entry point, by ``params.step``:
 
-- ``validate`` (rule clean_validate): every problem of every extract, reported at once;
-- ``extract`` (rule clean_extract): clean, link and pseudonymise one extract;
+- ``extract`` (rule clean_extract): validate, clean, link and pseudonymise one extract (on a
+  problem, every problem of every extract is reported at once);
 - ``merge`` (rule clean): the cleaning log and the stage's numbers.
 """
 
-from mydirection.cleanstage import extract_step, merge_step, validate_step
+from mydirection.cleanstage import extract_step, merge_step
 from mydirection.runner import run
 
-STEPS = {"validate": validate_step, "extract": extract_step, "merge": merge_step}
+STEPS = {"extract": extract_step, "merge": merge_step}
 
 
 def main(snakemake):

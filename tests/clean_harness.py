@@ -1,7 +1,7 @@
 """Running the clean stage's rules in process, the way Snakemake would (tests only).
 
 ``run_clean_stage`` runs ``scripts/clean.py`` once per job of the stage, in DAG order
-(clean_validate, clean_extract per extract, clean), each with a stand-in ``snakemake``
+(clean_extract per extract, people first, then clean), each with a stand-in ``snakemake``
 object, and stops at the first job that exits. Each job's log goes to its own file, as in
 the real rules; the returned :class:`StageRun` has them all.
 """
@@ -31,6 +31,7 @@ class StageRun:
     out: Path
     logs: list[Path] = field(default_factory=list)
     failed_rule: str | None = None
+    failed_outputs: list[Path] = field(default_factory=list)
 
     @property
     def outputs(self) -> list[Path]:
@@ -39,7 +40,7 @@ class StageRun:
         return (
             [clean / f"{n}.parquet" for n in EXTRACTS]
             + [clean / "log" / f"{n}.parquet" for n in EXTRACTS]
-            + [clean / "cleaning_log.parquet", clean / "validated.json"]
+            + [clean / "cleaning_log.parquet"]
             + [self.out / "numbers" / "clean.json"]
         )
 
@@ -93,22 +94,18 @@ def run_clean_stage(
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text("left over from an earlier run")
     fp = key_fingerprint or (fingerprint(SYNTHETIC_KEY) if raw_dir is None else None)
-    jobs = [("clean_validate", None)] + [("clean_extract", n) for n in EXTRACTS] + [("clean", None)]
+    jobs = [("clean_extract", n) for n in EXTRACTS] + [("clean", None)]
     for rule, name in jobs:
         logfile = out / "logs" / (f"clean_{name}.log" if name else f"{rule}.log")
         run.logs.append(logfile)
-        if rule == "clean_validate":
-            inputs = {n: str(paths[n]) for n in EXTRACTS}
-            outputs = {"validated": str(clean / "validated.json")}
-            params = _params("validate", raw_dir, key_env, fp)
-        elif rule == "clean_extract":
-            inputs = {"raw": str(paths[name]), "validated": str(clean / "validated.json")}
+        if rule == "clean_extract":
+            inputs = {"raw": str(paths[name])}
             inputs.update({k: str(clean / f"{k}.parquet") for k in NEEDS.get(name, [])})
             outputs = {
                 "table": str(clean / f"{name}.parquet"),
                 "log_part": str(clean / "log" / f"{name}.parquet"),
             }
-            params = _params("extract", raw_dir, key_env, fp, extract=name)
+            params = _params("extract", raw_dir, key_env, fp, extract=name, raw_files=dict(paths))
         else:
             inputs = {"parts": [str(clean / "log" / f"{n}.parquet") for n in EXTRACTS]}
             outputs = {
@@ -124,5 +121,6 @@ def run_clean_stage(
         code = _run(fake)
         if code:
             run.code, run.failed_rule = code, rule
+            run.failed_outputs = [Path(p) for p in outputs.values()]
             return run
     return run

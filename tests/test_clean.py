@@ -800,12 +800,12 @@ def test_script_failure_is_one_line_no_traceback_no_outputs(tmp_path, capsys, ki
     run = run_clean_stage(
         _break(tmp_path / "raw", name, how), tmp_path / "results", plant_stale=True
     )
-    assert run.code == 1 and run.failed_rule == "clean_validate"
+    assert run.code == 1 and run.failed_rule == "clean_extract"
     err = capsys.readouterr().err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and f"{name}.csv" in errors[0]
-    assert not (run.out / "clean" / "validated.json").exists()  # the failing job's output
+    assert not [p for p in run.failed_outputs if p.exists()]  # the failing job's outputs
 
 
 def test_script_on_real_extracts_without_a_key_stops(tmp_path, capsys):
@@ -1081,6 +1081,7 @@ def test_in_memory_tables_clean_exactly_like_the_files(tmp_path, caplog):
         n: pd.read_csv(raw / f"{n}.csv", dtype=str, keep_default_na=False) for n in EXTRACTS
     }
     caplog.set_level(logging.INFO, logger="mydirection")
+    caplog.clear()
     tables, log = clean.clean_tables(in_memory, END, KEY)
     assert not [r for r in caplog.records if r.levelno >= logging.INFO]  # quiet
     pd.testing.assert_frame_equal(log, file_log)

@@ -189,7 +189,7 @@ def test_raw_extracts_are_tracked_by_content_not_by_date(project):
     subprocess.run(["cp", "-p", str(fixed), str(raw / "supervision.csv")], check=True)
     out = _snakemake(work, "cohort", "clean", *config)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    assert {"clean_validate", "clean_extract", "clean", "cohort"} <= _ran(out)
+    assert {"clean_extract", "clean", "cohort"} <= _ran(out)
     assert cohort.stat().st_mtime_ns > before
 
     # staff.csv changes: cleaning staff reruns, the cohort (which never reads it) does not
@@ -198,7 +198,7 @@ def test_raw_extracts_are_tracked_by_content_not_by_date(project):
     staff.write_text("".join(text[:-1]))  # one case manager fewer
     out = _snakemake(work, "-n", "--quiet", "rules", "cohort", "clean", *config)
     planned = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
-    assert {"clean_validate", "clean_extract", "clean"} <= planned, out.stdout
+    assert {"clean_extract", "clean"} <= planned, out.stdout
     assert "cohort" not in planned, out.stdout
     out = _snakemake(work, "cohort", "clean", *config)
     assert out.returncode == 0 and "cohort" not in _ran(out)
@@ -292,7 +292,7 @@ def test_sigkill_during_cleaning_then_a_plain_rerun(project, tmp_path):
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while time.time() < deadline and not (work / "results/clean/validated.json").exists():
+    while time.time() < deadline and not (work / "results/clean/people.parquet").exists():
         time.sleep(0.2)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)

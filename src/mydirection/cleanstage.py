@@ -1,17 +1,15 @@
-"""The clean stage as Snakemake runs it: three kinds of job (``scripts/clean.py``).
+"""The clean stage as Snakemake runs it: two kinds of job (``scripts/clean.py``).
 
-1. ``clean_validate``: reads and validates all ten extracts and reports EVERY problem in
-   every file in one message (one line each); the result of a file already validated with
-   the same content, contract and code is reused (``.snakemake/mydirection/validated/``), so
-   a change to one national extract re-validates only that file. On synthetic extracts it
-   also refuses files the generator did not make (:func:`synthetic_stamp_problems`).
-   Writes ``results/clean/validated.json``: per file, its checksum, the file identity
-   (size, times, inode) it validated, and its row count.
-2. ``clean_extract`` (one job per extract): cleans one validated extract (no second pandera
-   pass), linked to the cleaned people table (and contacts to supervision); refuses a file
-   that changed since it was validated. Writes ``results/clean/<extract>.parquet`` and its
-   part of the log, ``results/clean/log/<extract>.parquet``.
-3. ``clean``: gathers the parts into ``results/clean/cleaning_log.parquet`` (received =
+1. ``clean_extract`` (one job per extract, people first): reads, validates and cleans one
+   extract, linked to the cleaned people table (and contacts to supervision). When its file
+   has problems, the job also validates every other raw file and reports EVERY problem in
+   every file in one message (one line each): the first failing job names them all. A
+   file validated before with the same content, contract and code is not validated again
+   (``.snakemake/mydirection/validated/``). On synthetic extracts it refuses files the
+   generator did not make (:func:`synthetic_stamp_problems`). Writes
+   ``results/clean/<extract>.parquet`` and its part of the log,
+   ``results/clean/log/<extract>.parquet``.
+2. ``clean``: gathers the parts into ``results/clean/cleaning_log.parquet`` (received =
    kept + excluded per file, checked) and ``results/numbers/clean.json``.
 
 Each job loads the key again and checks its fingerprint against the one the DAG was built
@@ -39,7 +37,7 @@ from mydirection.clean import (
 from mydirection.contract import EXTRACTS, SCHEMA_DIR, extract_schema
 from mydirection.errors import UserError
 from mydirection.keys import fingerprint
-from mydirection.preflight import checksums, stat_signature
+from mydirection.preflight import checksums
 from mydirection.reading import ExtractProblems, Problem
 
 log = logging.getLogger("mydirection.clean")
@@ -137,34 +135,11 @@ def synthetic_stamp_problems(folder: Path) -> list[Problem]:
     return []
 
 
-# --------------------------------------------------------------------------- validate
+# --------------------------------------------------------------------------- validation
 
 
-def validate_step(snakemake) -> None:
-    p = snakemake.params
-    problems: list[Problem] = []
-    if not p.raw_dir:
-        problems.extend(synthetic_stamp_problems(Path(snakemake.input.people).parent))
-    tag = _code_tag()
-    record = {}
-    for name in EXTRACTS:
-        path = str(snakemake.input[name])
-        try:
-            record[name] = _validate_one(name, path, tag)
-        except ExtractProblems as err:
-            problems.extend(err.problems)
-    if problems:
-        raise ExtractProblems(problems)
-    out = Path(snakemake.output.validated)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    except OSError as err:
-        raise UserError(write_error(out, err)) from None
-    log.info("all %d extracts follow the contract", len(EXTRACTS))
-
-
-def _validate_one(name: str, path: str, tag: str) -> dict:
+def _validate_one(name: str, path: str, tag: str) -> None:
+    """Validate one raw file (raises ExtractProblems); a success is remembered by content."""
     from mydirection.clean import exact_duplicates, normalise_ids
     from mydirection.reading import file_problem
     from mydirection.validate import extract_problems
@@ -172,17 +147,10 @@ def _validate_one(name: str, path: str, tag: str) -> dict:
     problem = file_problem(Path(path), name)
     if problem:
         raise ExtractProblems([problem])
-    signature = stat_signature(path)
-    sha = checksums({name: path})[name]
-    cached = VALIDATED_CACHE / f"{name}-{sha}-{tag}.json"
+    cached = _cache_file(name, path, tag)
     if cached.is_file():
-        try:
-            rows = json.loads(cached.read_text())["rows"]
-            return {"sha256": sha, "signature": signature, "rows": rows}
-        except (OSError, ValueError, KeyError):
-            pass
-    data, lines = read_for_cleaning(path, name)
-    n_rows = len(data)
+        return
+    data, lines = read_for_cleaning(path, name, quiet=True)
     dup = exact_duplicates(data, extract_schema(name).get("key")).to_numpy()
     if dup.any():
         data = data[~dup]
@@ -191,12 +159,36 @@ def _validate_one(name: str, path: str, tag: str) -> dict:
     del data
     if found:
         raise ExtractProblems(found)
+    _remember(cached)
+
+
+def _cache_file(name: str, path: str, tag: str) -> Path:
+    sha = checksums({name: path})[name]
+    return VALIDATED_CACHE / f"{name}-{sha}-{tag}.ok"
+
+
+def _remember(cached: Path) -> None:
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps({"rows": n_rows}))
+        cached.write_text("valid\n")
     except OSError:
         pass
-    return {"sha256": sha, "signature": signature, "rows": n_rows}
+
+
+def every_problem(raw_files: dict, first: list[Problem], failed: str) -> list[Problem]:
+    """``first`` (the problems of ``failed``) and those of every other raw file, so that one
+    run names them all (the error path only: a file validated before is not read again)."""
+    tag = _code_tag()
+    problems = []
+    for name in EXTRACTS:
+        if name == failed:
+            problems.extend(first)
+            continue
+        try:
+            _validate_one(name, str(raw_files[name]), tag)
+        except ExtractProblems as err:
+            problems.extend(err.problems)
+    return problems
 
 
 # --------------------------------------------------------------------------- one extract
@@ -225,24 +217,44 @@ def extract_step(snakemake) -> None:
     p = snakemake.params
     name = p.extract
     path = str(snakemake.input.raw)
-    validated = json.loads(Path(snakemake.input.validated).read_text())
-    if validated.get(name, {}).get("signature") != stat_signature(path):
-        raise UserError(
-            f"{path}: the file changed after it was validated in this run; re-run (the "
-            f"pipeline re-validates and re-cleans what changed)"
-        )
+    raw_files = dict(p.raw_files)
+    if not p.raw_dir:
+        stamp = synthetic_stamp_problems(Path(path).parent)
+        if stamp:
+            raise ExtractProblems(stamp)
     key = _key(p)
-    earlier = {}
-    for need, columns in LINK_COLUMNS.items():
-        path_of = getattr(snakemake.input, need, None)
-        if path_of:
-            earlier[need] = read_link_table(path_of, columns)
-    data, lines = read_for_cleaning(path, name)
-    holder = [data]
-    del data  # handed over: freed once typed
-    done = clean_extract(
-        name, holder, p.extract_end_date, key, earlier, path=path, lines=lines, validate=False
-    )
+    tag = _code_tag()
+    cached = _cache_file(name, path, tag)
+    try:
+        from mydirection.reading import file_problem
+
+        problem = file_problem(Path(path), name)
+        if problem:
+            raise ExtractProblems([problem])
+        earlier = {}
+        for need, columns in LINK_COLUMNS.items():
+            path_of = getattr(snakemake.input, need, None)
+            if path_of:
+                earlier[need] = read_link_table(path_of, columns)
+        data, lines = read_for_cleaning(path, name)
+        holder = [data]
+        del data  # handed over: freed once typed
+        done = clean_extract(
+            name,
+            holder,
+            p.extract_end_date,
+            key,
+            earlier,
+            path=path,
+            lines=lines,
+            validate=not cached.is_file(),
+        )
+    except ExtractProblems as err:
+        linking = [q for q in err.problems if "no people linked" in q.what]
+        if linking:
+            raise
+        raise ExtractProblems(every_problem(raw_files, err.problems, name)) from None
+    _remember(cached)
     write_parquet(done.table, snakemake.output.table)
     write_parquet(log_frame(done.log), snakemake.output.log_part)
 

@@ -13,7 +13,11 @@ Everything it finds is reported at once, one line each, then the run stops:
   every contract column;
 - content checksums of the raw extracts (:func:`checksums`), cached by path, size,
   modification and change time and inode, so an unchanged national extract is not re-hashed
-  on every dry run; a copied-back file (``cp -p``) still changes its change time;
+  on every dry run; a copied-back file (``cp -p``) still changes its change time. Each is
+  written to a stamp file (:func:`write_stamps`, ``results/clean/raw/<extract>.sha256``,
+  rewritten only when the checksum changes) that the clean rules take as input, beside the
+  raw file itself as ``ancient()``: a changed extract reruns exactly what depends on it, an
+  unchanged one with a new date reruns nothing; the key fingerprint likewise;
 - an interrupted run (SIGKILL, power loss) that left Snakemake's lock or incomplete-output
   markers behind: the first error line gives the recovery command.
 """
@@ -244,6 +248,30 @@ def stat_signature(path) -> list:
     return _signature(os.stat(path))
 
 
+STAMPS = Path("results") / "clean" / "raw"
+
+
+def write_stamps(sums: dict[str, str], key_fp: str | None, folder: str | Path = STAMPS) -> None:
+    """One small file per raw extract holding its sha256 (and one with the key fingerprint),
+    rewritten only when the value changes: the clean rules take them as inputs, so a
+    changed extract or key reruns exactly what depends on it, whatever the files' dates."""
+    folder = Path(folder)
+    values = {f"{name}.sha256": value for name, value in sums.items()}
+    if key_fp:
+        values["key.fingerprint"] = key_fp
+    for file, value in values.items():
+        path = folder / file
+        try:
+            if path.is_file() and path.read_text().strip() == value:
+                continue
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(value + "\n")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only working directory: the rules then rerun by date
+
+
 # --------------------------------------------------------------------------- interrupted runs
 
 _NO_LOCK = {"--unlock", "-n", "--dry-run", "--dryrun", "--lint", "--cleanup-metadata",
@@ -306,4 +334,5 @@ def check(config: dict, workflow_dir=".", *, main_process: bool = True) -> dict:
             sums = checksums({n: f"{raw_dir}/{extract_schema(n)['file']}" for n in EXTRACTS})
     if problems:
         raise PreflightError(_lines(problems))
+    write_stamps(sums, fp)
     return {"raw_dir": raw_dir, "synthetic": synthetic, "key_fingerprint": fp, "checksums": sums}

@@ -1,11 +1,13 @@
-# Rules of the clean stage: validate every extract at once, then clean each extract in its
-# own job (reading only what it needs), then gather the cleaning log and numbers.
+# Rules of the clean stage: each extract is validated and cleaned in its own job (reading
+# only what it needs; the first job that finds a problem reports every problem of every
+# extract), then the cleaning log and numbers are gathered.
 #
 # Raw extracts are tracked by content: on real extracts each raw input is ancient() (its
-# file date is ignored) and its sha256 is a param (PREFLIGHT, see common.smk), so a
-# corrected extract copied with an old date (cp -p, rsync -a, unzip) reruns exactly what
-# depends on it, and an unchanged one with a new date reruns nothing. The key fingerprint is
-# a param too: a key change reruns the cleaning.
+# file date is ignored) and a stamp file holding its sha256 is an input (written by the
+# pre-flight check only when the checksum changes, see common.smk and mydirection.preflight),
+# so a corrected extract copied with an old date (cp -p, rsync -a, unzip) reruns exactly
+# what depends on it, and an unchanged one with a new date reruns nothing. The key
+# fingerprint has its stamp too: a key change reruns the cleaning.
 
 CLEAN_NEEDS = {name: ["people"] for name in EXTRACTS if name not in ("people", "staff")}
 CLEAN_NEEDS["contacts"] = ["people", "supervision"]
@@ -17,43 +19,26 @@ def raw_input(name):
     return raw_extract(name) if SYNTHETIC else ancient(raw_extract(name))
 
 
+def raw_stamp(name):
+    """The stamp holding the raw extract's sha256 (real extracts; see mydirection.preflight)."""
+    return [] if SYNTHETIC else [f"results/clean/raw/{name}.sha256"]
+
+
+KEY_STAMP = "results/clean/raw/key.fingerprint"
+
+
 def clean_inputs(wildcards):
     name = wildcards.extract
     return {
         "raw": raw_input(name),
-        "validated": ancient("results/clean/validated.json"),
+        "stamp": raw_stamp(name),
+        "key": KEY_STAMP,
         **{need: f"results/clean/{need}.parquet" for need in CLEAN_NEEDS.get(name, [])},
     }
 
 
-rule clean_validate:
-    """Check all ten raw extracts against their contract; every problem of every file is
-    reported in one message. On synthetic extracts, refuse files the generator did not make.
-    """
-    input:
-        **{name: raw_input(name) for name in EXTRACTS},
-        **({"stamp": f"{RAW_DIR}/mess.json"} if SYNTHETIC else {}),
-    output:
-        validated="results/clean/validated.json",
-    log:
-        "results/logs/clean_validate.log",
-    benchmark:
-        "results/benchmarks/clean_validate.tsv"
-    conda:
-        "../../environment.yml"
-    resources:
-        mem_mb=3000,
-        runtime=10,
-    params:
-        step="validate",
-        raw_dir=config["raw_dir"],
-        checksums=PREFLIGHT["checksums"],
-    script:
-        "../../scripts/clean.py"
-
-
 rule clean_extract:
-    """Clean one extract: fix or exclude what the cleaning rules cover (every row counted),
+    """Validate and clean one extract: fix or exclude what the cleaning rules cover (every row counted),
     link it to the cleaned people (contacts to supervision), pseudonymise crn and the source
     keys, and keep birth_year as the one age fact.
     """
@@ -83,6 +68,7 @@ rule clean_extract:
         extract_end_date=config["extract_end_date"],
         pseudonymisation=config["pseudonymisation"],
         key_fingerprint=PREFLIGHT["key_fingerprint"],
+        raw_files={name: raw_extract(name) for name in EXTRACTS},
     script:
         "../../scripts/clean.py"
 
