@@ -11,6 +11,7 @@ SIGKILL of a running clean job followed by a plain re-run.
 
 from __future__ import annotations
 
+import csv
 import errno
 import os
 import shutil
@@ -54,6 +55,17 @@ def _stage(raw: Path, out: Path):
         key_env="MYDIRECTION_FAULT_KEY",
         plant_stale=True,
     )
+
+
+def _read(path: Path):
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    return rows[0], rows[1:]
+
+
+def _write(path: Path, header, rows) -> None:
+    with path.open("w", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header, *rows])
 
 
 def _one_error(err: str) -> str:
@@ -196,15 +208,16 @@ def test_raw_extracts_are_tracked_by_content_not_by_date(project):
     staff = raw / "staff.csv"
     text = staff.read_text().splitlines(keepends=True)
     staff.write_text("".join(text[:-1]))  # one case manager fewer
-    out = _snakemake(work, "-n", "--quiet", "rules", "cohort", "clean", *config)
-    planned = {line.split()[0] for line in out.stdout.splitlines() if line.strip()}
+    out = _snakemake(work, "cohort", "clean", "-n", *config, "--quiet", "rules")
+    text = out.stdout + out.stderr
+    planned = {line.split()[0] for line in text.splitlines() if line.strip()}
     assert {"clean_extract", "clean"} <= planned, out.stdout
     assert "cohort" not in planned, out.stdout
     out = _snakemake(work, "cohort", "clean", *config)
     assert out.returncode == 0 and "cohort" not in _ran(out)
 
     # a key change reruns the cleaning (the fingerprint is a param)
-    out = _snakemake(work, "-n", "--quiet", "rules", "clean", *config, key=KEY + "-rotated")
+    out = _snakemake(work, "clean", "-n", *config, "--quiet", "rules", key=KEY + "-rotated")
     assert "clean_extract" in out.stdout, out.stdout
 
 
@@ -215,12 +228,9 @@ def test_every_problem_in_every_file_in_one_pass(project, tmp_path):
     sup = broken / "supervision.csv"
     sup.write_text(sup.read_text().replace("community_order", "Community Sentence", 1))
     con = broken / "contacts.csv"
-    lines = con.read_text().splitlines(keepends=True)
-    header = lines[0].strip().split(",")
-    row = lines[5].rstrip("\n").split(",")
-    row[header.index("contact_date")] = "03/25/2019"  # a US date
-    lines[5] = ",".join(row) + "\n"
-    con.write_text("".join(lines))
+    header, rows = _read(con)
+    rows[4][header.index("contact_date")] = "03/25/2019"  # a US date
+    _write(con, header, rows)
     out = _snakemake(work, "clean", "--config", f"raw_dir={broken}")
     text = out.stdout + out.stderr
     assert out.returncode != 0 and "Traceback" not in text
@@ -271,16 +281,13 @@ def test_sigkill_during_cleaning_then_a_plain_rerun(project, tmp_path):
     work, raw = project
     big = _copy(raw, tmp_path / "big")
     contacts = big / "contacts.csv"
-    lines = contacts.read_text().splitlines(keepends=True)
-    header = lines[0].split(",")
+    header, rows = _read(contacts)
     j = header.index("contact_id")
     body = []
     for k in range(60):  # slow enough to be killed while it runs
-        for line in lines[1:]:
-            f = line.split(",")
-            f[j] = f"K{k}{f[j]}"
-            body.append(",".join(f))
-    contacts.write_text(lines[0] + "".join(body))
+        for row in rows:
+            body.append([f"K{k}{v}" if i == j else v for i, v in enumerate(row)])
+    _write(contacts, header, body)
     shutil.rmtree(work / "results", ignore_errors=True)
     env = {**os.environ, "MYDIRECTION_PSEUDO_KEY": KEY}
     proc = subprocess.Popen(

@@ -29,6 +29,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -59,6 +60,8 @@ def _lines(problems: list[str]) -> str:
 def raw_dir_of(config: dict) -> tuple[str, bool]:
     """(folder of the raw extracts, synthetic?) from the config; refuses an empty raw_dir."""
     raw = config.get("raw_dir")
+    if raw is None and any(re.fullmatch(r"raw_dir=\s*(''|\"\")?\s*", a) for a in sys.argv[1:]):
+        raw = ""  # `--config raw_dir=` (an unset shell variable) reads as null: refuse it
     if raw is None:
         return SYNTHETIC_DIR, True
     text = str(raw)
