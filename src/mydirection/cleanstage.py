@@ -1,11 +1,14 @@
 """The clean stage as Snakemake runs it: two kinds of job (``scripts/clean.py``).
 
 1. ``clean_extract`` (one job per extract, people first): reads, validates and cleans one
-   extract, linked to the cleaned people table (and contacts to supervision). When its file
-   has problems, the job also validates every other raw file and reports EVERY problem in
-   every file in one message (one line each): the first failing job names them all. A
-   file validated before with the same content, contract and code is not validated again
-   (``.snakemake/mydirection/validated/``). On synthetic extracts it refuses files the
+   extract, linked to the cleaned people table (and contacts to supervision). The people
+   job, which every other depends on, first validates EVERY raw file (it reads the others
+   only for that, through ``params.raw_files``, so they are not its inputs) and reports every
+   problem of every file in one message (one line each) before any table is written. A file
+   validated before with the same content, contract and code is not validated again
+   (``.snakemake/mydirection/validated/``): the later jobs, and a rerun after one extract
+   changed, validate only what changed. A job whose own file has a problem found later
+   (it changed since) again reports every problem of every file. On synthetic extracts it refuses files the
    generator did not make (:func:`synthetic_stamp_problems`). Writes
    ``results/clean/<extract>.parquet`` and its part of the log,
    ``results/clean/log/<extract>.parquet``.
@@ -27,6 +30,7 @@ import pandas as pd
 
 from mydirection.clean import (
     EXCLUSIONS,
+    NEEDS,
     clean_extract,
     load_key,
     log_frame,
@@ -224,6 +228,10 @@ def extract_step(snakemake) -> None:
             raise ExtractProblems(stamp)
     key = _key(p)
     tag = _code_tag()
+    if name == "people":  # the first job: every file is validated before any table is written
+        problems = every_problem(raw_files, [], None)
+        if problems:
+            raise ExtractProblems(problems)
     cached = _cache_file(name, path, tag)
     try:
         from mydirection.reading import file_problem
@@ -234,7 +242,7 @@ def extract_step(snakemake) -> None:
         earlier = {}
         for need, columns in LINK_COLUMNS.items():
             path_of = getattr(snakemake.input, need, None)
-            if path_of:
+            if path_of and need in NEEDS[name]:
                 earlier[need] = read_link_table(path_of, columns)
         data, lines = read_for_cleaning(path, name)
         holder = [data]
