@@ -16,36 +16,23 @@ CLEAN_NEEDS["contacts"] = ["people", "supervision"]
 CLEAN_MEM_MB = {"contacts": 3000, "convictions": 3000, "supervision": 2000}
 
 
-def raw_input(name):
-    """A raw extract as a rule input: by content on real extracts, by date on synthetic."""
-    return raw_extract(name) if SYNTHETIC else ancient(raw_extract(name))
-
-
-def raw_stamp(name):
-    """The stamp holding the raw extract's sha256 (real extracts; see mydirection.preflight)."""
-    return [] if SYNTHETIC else [f"results/clean/raw/{name}.sha256"]
-
-
-KEY_STAMP = "results/clean/raw/key.fingerprint"
-
-
-def clean_inputs(wildcards):
-    name = wildcards.extract
-    return {
-        "raw": raw_input(name),
-        "stamp": raw_stamp(name),
-        "key": KEY_STAMP,
-        **{need: f"results/clean/{need}.parquet" for need in CLEAN_NEEDS.get(name, [])},
-    }
-
-
 rule clean_extract:
     """Validate and clean one extract: fix or exclude what the cleaning rules cover (every row counted),
     link it to the cleaned people (contacts to supervision), pseudonymise crn and the source
     keys, and keep birth_year as the one age fact.
     """
     input:
-        unpack(clean_inputs),
+        unpack(
+            lambda wildcards: {
+                "raw": raw_input(wildcards.extract),
+                "stamp": raw_stamp(wildcards.extract),
+                "key": KEY_STAMP,
+                **{
+                    need: f"results/clean/{need}.parquet"
+                    for need in CLEAN_NEEDS.get(wildcards.extract, [])
+                },
+            }
+        ),
     output:
         table="results/clean/{extract}.parquet",
         log_part="results/clean/log/{extract}.parquet",

@@ -21,6 +21,8 @@ except PreflightError as err:
     sys.exit(f"ERROR: {err}")
 RAW_DIR = PREFLIGHT["raw_dir"]
 SYNTHETIC = PREFLIGHT["synthetic"]
+# Stamp of the key fingerprint (results/clean/raw/, written by the pre-flight check).
+KEY_STAMP = "results/clean/raw/key.fingerprint"
 
 ALL_TARGETS = []
 NUMBERS = []
@@ -28,3 +30,10 @@ FIGURES = []
 
 # Path of one raw extract (people, supervision, ...), from raw_dir or the synthetic folder.
 raw_extract = lambda name: f"{RAW_DIR}/{name}.csv"
+
+
+# A raw extract as a rule input: by content on real extracts (ancient: the date is ignored,
+# its sha256 stamp is an input beside it, see raw_stamp), by date on synthetic ones.
+raw_input = lambda name: raw_extract(name) if SYNTHETIC else ancient(raw_extract(name))
+# The stamp holding a raw extract's sha256 (real extracts; written by mydirection.preflight).
+raw_stamp = lambda name: [] if SYNTHETIC else [f"results/clean/raw/{name}.sha256"]
