@@ -1103,3 +1103,101 @@ def test_in_memory_tables_clean_exactly_like_the_files(tmp_path, caplog):
     bad = dict(in_memory, staff=in_memory["staff"].assign(grade="boss"))
     with pytest.raises(UserError, match="staff.csv, column grade"):
         clean.clean_tables(bad, END, KEY, validate=True)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (" " * 16, "is blank"),
+        ("a" * 40, "too little variety"),
+        ("abcdefgh" * 4, "8-character pattern repeated"),
+        ("short-key", "too short"),
+    ],
+)
+def test_weak_keys_are_refused(value, says):
+    with pytest.raises(UserError, match=says):
+        clean.load_key({"key_env": "MY_KEY"}, synthetic=False, environ={"MY_KEY": value})
+
+
+def test_one_normalisation_for_the_environment_and_the_key_file(tmp_path):
+    secret = "  a-long-random-secret-0123456789 "
+    key_file = tmp_path / "pseudo.key"
+    key_file.write_text(secret + "\n")
+    key_file.chmod(0o600)
+    from_env = clean.load_key({"key_env": "K"}, synthetic=False, environ={"K": secret})
+    from_file = clean.load_key(
+        {"key_env": "K", "key_file": str(key_file)}, synthetic=False, environ={}
+    )
+    assert from_env == from_file == b"a-long-random-secret-0123456789"
+
+
+def test_a_key_file_other_users_can_read_gets_a_warning(tmp_path, caplog):
+    key_file = tmp_path / "pseudo.key"
+    key_file.write_text("a-long-random-secret-0123456789")
+    key_file.chmod(0o644)
+    clean.load_key({"key_env": "K", "key_file": str(key_file)}, synthetic=False, environ={})
+    assert "can be read by other users (mode 644)" in caplog.text and "chmod 600" in caplog.text
+    caplog.clear()
+    key_file.chmod(0o600)
+    clean.load_key({"key_env": "K", "key_file": str(key_file)}, synthetic=False, environ={})
+    assert "other users" not in caplog.text
+
+
+def test_the_key_fingerprint_tells_keys_apart_without_revealing_them():
+    import hashlib
+    import hmac
+
+    from mydirection.keys import fingerprint
+
+    a, b = b"a-long-random-secret-0123456789", b"another-long-secret-0123456789"
+    expected = hmac.new(a, b"mydirection-key-fingerprint", hashlib.sha256).hexdigest()[:12]
+    assert fingerprint(a) == expected and len(expected) == 12
+    assert fingerprint(a) != fingerprint(b)
+
+
+def test_real_looking_files_in_the_synthetic_folder_are_refused(tmp_path, capsys):
+    import json
+    import os
+
+    raw = tmp_path / "synthetic"
+    paths = write_all(raw)  # no generator stamp: may be real data
+    run = run_clean_stage(paths, tmp_path / "a")  # the harness stamps a bare folder...
+    assert run.code == 0
+    for stamp in ("truth.json", "mess.json"):  # ...so take the stamp away again
+        (raw / stamp).unlink()
+    from mydirection.cleanstage import synthetic_stamp_problems
+
+    (problem,) = synthetic_stamp_problems(raw)
+    assert "without the synthetic generator's stamp" in problem.message()
+    # stamped, but an extract replaced afterwards
+    for stamp in ("truth.json", "mess.json"):
+        (raw / stamp).write_text("{}")
+    later = (raw / "mess.json").stat().st_mtime_ns + 10**9
+    os.utime(raw / "people.csv", ns=(later, later))
+    (problem,) = synthetic_stamp_problems(raw)
+    assert "people.csv changed after the synthetic generator wrote its stamp" in problem.message()
+    # a stamp recording checksums is checked exactly
+    os.utime(raw / "people.csv", ns=(later - 2 * 10**9, later - 2 * 10**9))
+    (raw / "mess.json").write_text(json.dumps({"sha256": {"people": "0" * 64}}))
+    (problem,) = synthetic_stamp_problems(raw)
+    assert "people.csv do not match the checksums" in problem.message()
+
+
+# --------------------------------------------------------------------------- source rows
+
+
+def test_every_cleaned_row_names_its_line_in_the_raw_file(tmp_path):
+    from mydirection.contract import source_lines
+
+    sup = [*ROWS["supervision"], ROWS["supervision"][0]]  # an exact duplicate on line 5
+    tables, _ = run_clean(write_all(tmp_path, {"supervision": sup}))
+    for name, table in tables.items():
+        assert table["source_row"].dtype == "int64", name
+        assert table["source_row"].min() >= 2, name  # line 1 is the header
+    assert tables["supervision"]["source_row"].tolist() == [2, 3, 4]
+    assert source_lines(tables["supervision"], "supervision") == "supervision.csv lines 2, 3, 4"
+    assert source_lines([41], "people") == "people.csv line 41"
+    assert source_lines(range(2, 12), "people") == "people.csv lines 2, 3, 4, 5, 6 and 5 more"

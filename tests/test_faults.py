@@ -145,6 +145,23 @@ def test_a_path_that_is_not_a_file_is_named_as_such(synthetic_raw, tmp_path, cap
     assert f"{target}: " in line and says in line and "file not found" not in line
 
 
+def test_make_report_passes_raw_dir_to_snakemake():
+    root = Path(__file__).resolve().parents[1]
+    stamp = root / ".venv" / ".installed"
+    if not stamp.exists():
+        pytest.skip("no .venv stamp: make would install first")
+
+    def plan(*args):
+        out = subprocess.run(
+            ["make", "-n", "report", *args], cwd=root, capture_output=True, text=True
+        )
+        return [line for line in out.stdout.splitlines() if "snakemake" in line][-1]
+
+    assert "--config 'raw_dir=/secure/extracts'" in plan("RAW_DIR=/secure/extracts")
+    assert "--config 'raw_dir='" in plan("RAW_DIR=")  # an unset variable: refused, not synthetic
+    assert "raw_dir" not in plan()
+
+
 # --------------------------------------------------------------------------- through Snakemake
 
 

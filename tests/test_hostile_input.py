@@ -1038,6 +1038,8 @@ def assert_stops(spec: Stops, run: Run, raw: Path, b: Baseline, info: dict) -> s
     for line in _problems(message):  # one readable line each, whatever the value
         assert len(line) < len(path) + 650, line
     assert not any(crn in message for crn in b.crns)  # no identifier
+    logged = run.stage.log_text()  # results/logs/clean_*.log: no identifier either
+    assert not any(crn in logged for crn in b.crns)
     assert run.stage.failed_rule == "clean_extract"
     assert not [p for p in run.stage.failed_outputs if p.exists()]  # nothing left behind
     return message
