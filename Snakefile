@@ -3,9 +3,11 @@
 #       snakemake --cores all --config raw_dir=/path/to/extracts
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
-from mydirection.config import ConfigError, check_config
+from mydirection.config import check_config
+from mydirection.errors import ConfigError
+from mydirection.settings import SCHEMA_PATH, with_defaults
 
 min_version("9.0")
 
@@ -13,10 +15,9 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
 try:
-    check_config(config, CONFIG_SCHEMA)
-    validate(config, CONFIG_SCHEMA)  # fills in the documented defaults
+    config.update(with_defaults(config))  # the schema's defaults: the only defaults
+    check_config(config, SCHEMA_PATH)
 except ConfigError as err:
     sys.exit(f"ERROR: {err}")  # one message, no traceback
 

@@ -31,9 +31,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mydirection.cohort import NEEDS, CohortSettings, build_cohort, read_clean_table
+from mydirection.cohort import build_cohort, read_clean_table
+from mydirection.covariates import NEEDS
 from mydirection.outcomes import REQUIRED as OUTCOME_INPUTS
 from mydirection.outcomes import proven_reoffending
+from mydirection.settings import CohortSettings
 
 N_PEOPLE = 1_600_000  # gives a comparator pool of about a million people
 N_ENROLLED = 3_000
@@ -171,7 +173,7 @@ def cohort_national():
 
         def stage():
             tables = {n: read_clean_table(CACHE / f"{n}.parquet", n) for n in TABLES}
-            result = build_cohort(**tables, settings=CohortSettings())
+            result = build_cohort(**tables, settings=CohortSettings.default())
             result.cohort.to_parquet(Path(tmp) / "cohort.parquet", index=False)
             result.attrition.to_parquet(Path(tmp) / "attrition.parquet", index=False)
             return result
@@ -256,7 +258,7 @@ def cohort_synthetic_national():
 
         def stage():
             tables = {n: read_clean_table(folder / f"{n}.parquet", n) for n in TABLES}
-            result = build_cohort(**tables, settings=CohortSettings())
+            result = build_cohort(**tables, settings=CohortSettings.default())
             result.cohort.to_parquet(Path(tmp) / "cohort.parquet", index=False)
             result.attrition.to_parquet(Path(tmp) / "attrition.parquet", index=False)
             return result

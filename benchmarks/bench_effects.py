@@ -67,7 +67,7 @@ def att_1e6():
 
 
 def cox_1e6():
-    from mydirection.survival import cox
+    from mydirection.effects.survival import cox
 
     df = matched_frame()
     df["t"] = df["treated"].astype(float)
@@ -83,7 +83,7 @@ def cox_1e6():
 
 
 def km_1e6():
-    from mydirection.survival import kaplan_meier
+    from mydirection.effects.survival import kaplan_meier
 
     df = matched_frame()
     return {
@@ -95,7 +95,7 @@ def km_1e6():
 
 
 def event_study_50k():
-    from mydirection.panel import did, event_study, offence_panel
+    from mydirection.effects.panel import did, event_study, offence_panel
 
     rng = np.random.default_rng(2)
     n = N_PANEL_PEOPLE

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
+from mydirection.effects.panel import did, event_study, offence_panel, plot_event_study
 from mydirection.numbers import number, write_numbers
-from mydirection.panel import did, event_study, offence_panel, plot_event_study
 from mydirection.runner import UserError, run
 
 log = logging.getLogger("mydirection")

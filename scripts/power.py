@@ -5,9 +5,9 @@ import math
 
 import pandas as pd
 
-from mydirection import power as pw
 from mydirection.numbers import number, write_numbers
 from mydirection.runner import UserError, run
+from mydirection.sensitivity import power as pw
 
 log = logging.getLogger("mydirection")
 

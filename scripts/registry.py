@@ -1,46 +1,39 @@
 """Rule `registry`: merge results/numbers/*.json into results/registry.json (with provenance)."""
 
-from pathlib import Path
-
-import yaml
-
-from mydirection.registry import (
-    RegistryError,
-    build_registry,
-    dumps,
-    git_blob_hash,
-    load_numbers,
-    sha256_file,
-)
+from mydirection.reporting.provenance import code_versions, sha256_file
+from mydirection.reporting.registry import RegistryError, build_registry, dumps, load_numbers
 from mydirection.runner import UserError, log, run
+from mydirection.settings import ReportSettings, TestLevel, schema
 
 
-def main(snakemake):
-    numbers = [p for p in snakemake.input.numbers]
-    schema = yaml.safe_load(Path(snakemake.input.schema).read_text())
+def main(job):
+    report = job.settings(ReportSettings)
+    level = job.settings(TestLevel)
     own = {
-        "rule": snakemake.rule,
-        "script": {"path": "scripts/registry.py", "blob": git_blob_hash(__file__)},
-        "inputs": {snakemake.input.schema: sha256_file(snakemake.input.schema)},
+        "script": "scripts/registry.py",
+        "code": code_versions("scripts/registry.py"),
+        "inputs": {job.input.schema: sha256_file(job.input.schema)},
     }
     try:
         registry = build_registry(
-            load_numbers(numbers),
-            threshold=snakemake.params.threshold,
-            config=snakemake.params.config,
-            schema=schema,
+            load_numbers(job.input.numbers),
+            threshold=report.suppression_threshold,
+            alpha=level.alpha,
+            config=job.config,
+            schema=schema(),
             own=own,
         )
     except RegistryError as err:
         raise UserError(str(err)) from err
-    Path(snakemake.output.registry).write_text(dumps(registry))
+    with open(job.output.registry, "w") as fh:
+        fh.write(dumps(registry))
     n_supp = sum(e["suppressed"] for e in registry["numbers"].values())
     log.info(
         "registry: %d numbers (%d suppressed), %d figures from %d numbers files",
         len(registry["numbers"]),
         n_supp,
         len(registry["figures"]),
-        len(numbers),
+        len(job.input.numbers),
     )
 
 

@@ -5,7 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from mydirection.report import (
+from mydirection.reporting.render import (
     ReportKeyError,
     choose_engine,
     engine_version,

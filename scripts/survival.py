@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from mydirection.effects import merge_outcomes
+from mydirection.effects.survival import cox, kaplan_meier, plot_km
 from mydirection.numbers import number, write_numbers
 from mydirection.runner import UserError, run
-from mydirection.survival import cox, kaplan_meier, plot_km
 
 log = logging.getLogger("mydirection")
 

@@ -22,6 +22,14 @@ def main(snakemake):
         truth["n_comparator_pool"],
         out_dir,
     )
+    prevention = truth["enrolment_prevention"]
+    log.info(
+        "planted enrolment prevention: %d people passed over for enrolment (%s)",
+        prevention["n_prevented"],
+        ", ".join(f"{k}={v}" for k, v in prevention["prevented_by"].items()),
+    )
+    attrition = {k: v for k, v in truth["treated_attrition"].items() if k != "description"}
+    log.info("planted treated attrition: %s", ", ".join(f"{k}={v}" for k, v in attrition.items()))
     for name, kinds in mess.items():
         planted = ", ".join(f"{k}={v}" for k, v in kinds.items() if v)
         log.info("planted mess in %s: %s", name, planted or "none")

@@ -34,3 +34,35 @@ def copy_project(dest: Path) -> Path:
     )  # fmt: skip
     shutil.copytree(ROOT, dest, ignore=ignore)
     return dest
+
+
+def stand_in(rule, inputs, outputs, *, params=None, config=None, log=None, wildcards=None):
+    """A stand-in for the ``snakemake`` object a rule's script receives."""
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    from mydirection.settings import load_config
+
+    def named(d):
+        return Namedlist(fromdict={k: v if isinstance(v, list) else str(v) for k, v in d.items()})
+
+    return SimpleNamespace(
+        rule=rule,
+        input=named(inputs),
+        output=named(outputs),
+        params=Namedlist(fromdict=params or {}),
+        wildcards=Namedlist(fromdict=wildcards or {}),
+        log=named({"log": log} if log else {}),
+        config=config if config is not None else load_config(ROOT / "config" / "config.yaml"),
+    )
+
+
+def run_script(script, rule, inputs, outputs, **options):
+    """Run ``scripts/<script>`` as Snakemake would (``options``: see :func:`stand_in`)."""
+    import runpy
+
+    sm = stand_in(rule, inputs, outputs, **options)
+    runpy.run_path(
+        str(ROOT / "scripts" / script), init_globals={"snakemake": sm}, run_name="__main__"
+    )

@@ -13,16 +13,13 @@ from hypothesis import strategies as st
 from mydirection.cohort import (
     ATTRITION_COLUMNS,
     COHORT_COLUMNS,
-    NEEDS,
-    CohortSettings,
     build_cohort,
-    copas_rate,
     draw_comparator_delays,
     first_event,
-    offending_history,
-    plot_attrition,
 )
+from mydirection.covariates import NEEDS, copas_rate, offending_history
 from mydirection.errors import UserError
+from mydirection.settings import CohortSettings
 
 T = pd.Timestamp
 
@@ -103,7 +100,9 @@ def tables(events, enrol=(), assess=(), conv=(), people=None):
 
 
 def build(t, **kw):
-    return build_cohort(**t, settings=CohortSettings(**kw))
+    """The cohort of ``t``; these rule-by-rule tests index at the event start unless told
+    (the enrolment design has tests of its own)."""
+    return build_cohort(**t, settings=CohortSettings.default(**{"index_date": "event_start", **kw}))
 
 
 def row(cohort, person):
@@ -376,9 +375,52 @@ def test_index_date_enrolment_moves_the_covariate_cutoff():
     )
     start = row(build(t, extract_end_date=None).cohort, "p")
     assert start["n_previous_offences"] == 0 and start["ogrs3_missing"]
-    enrol = row(build(t, extract_end_date=None, index_date="enrolment").cohort, "p")
+    enrol = build(t, extract_end_date=None, index_date="enrolment", enrolment_barriers=())
+    enrol = row(enrol.cohort, "p")
     assert enrol["n_previous_offences"] == 1 and enrol["ogrs3_1yr"] == 60.0
     assert enrol["age"] == pytest.approx(30 + 19 / 365.25)
+
+
+def test_enrolment_barriers_make_both_groups_enrollable_at_their_index_date():
+    """Immortal time: with the default enrolment index, anyone with a re-offence (whenever
+    proven) or a custodial disposal between the start of the order and the index date is
+    not eligible, treated or comparator; a breach is no barrier. Every treated delay is 20
+    days, so each comparator's pseudo-enrolment date is its start + 20 days."""
+    start, enrolled = "2018-03-01", "2018-03-21"
+    t = tables(
+        [event(f"e{p}", p, start) for p in ("t1", "t2", "t3", "t4", "c1", "c2", "c3", "c4")],
+        enrol=[(p, enrolled) for p in ("t1", "t2", "t3", "t4")],
+        conv=[
+            conviction("t1", "2018-03-10", "2018-09-01"),  # offence before enrolment, proven later
+            conviction("t2", "2018-03-10", "2018-03-12", group="breach"),  # a breach: no barrier
+            conviction(
+                "t3", "2018-01-05", "2018-03-15", disposal_type="custody"
+            ),  # custody in window
+            conviction("t4", "2018-03-21", "2018-04-01"),  # on the index date: after it starts
+            conviction("c1", "2018-03-20", "2018-05-01"),  # day 19 of a 20-day delay
+            conviction("c2", "2018-03-21", "2018-05-01"),  # on the pseudo-enrolment date
+            conviction("c3", "2018-02-27", "2018-03-05"),  # before the order: history only
+        ],
+    )
+    r = build(t, extract_end_date=None, index_date="enrolment")
+    kept = set(r.cohort["person_id"])
+    assert kept == {"t2", "t4", "c2", "c3", "c4"}
+    assert (r.cohort["index_date"] == T(enrolled)).all()
+    step = r.attrition[r.attrition["rule"] == "enrollable_at_index"].set_index("group")
+    assert step.loc["treated", "n_lost"] == 2 and step.loc["comparator", "n_lost"] == 1
+    only_custody = build(
+        t, extract_end_date=None, index_date="enrolment", enrolment_barriers=("custody",)
+    )
+    assert set(only_custody.cohort["person_id"]) == kept | {"t1", "c1"}
+    start_design = build(t, extract_end_date=None, index_date="event_start")
+    assert len(start_design.cohort) == 8  # no barrier applies when the index is the start
+
+
+def test_attrition_rows_carry_stable_rule_ids():
+    r = build(tables([event("e1", "p", "2018-06-01")], enrol=[("p", "2018-06-20")]))
+    assert r.attrition["rule"].iloc[0] == "received"
+    assert r.attrition["rule"].iloc[-1] == "analysed"
+    assert r.attrition.groupby("step")["rule"].nunique().eq(1).all()
 
 
 # --------------------------------------------------------------------------- history
@@ -528,7 +570,7 @@ def test_cohort_columns_and_types():
 def test_missing_column_is_a_clear_user_error():
     t = _mixed_tables()
     t["supervision"] = t["supervision"].drop(columns=["rosh"])
-    with pytest.raises(UserError, match=r"supervision\.parquet: missing column\(s\) rosh"):
+    with pytest.raises(UserError, match=r"supervision\.parquet .*column rosh: missing"):
         build_cohort(**t)
 
 
@@ -566,16 +608,41 @@ def test_first_event_matches_sorting(rows):
 
 
 def test_bad_config_is_a_clear_user_error():
+    from mydirection.settings import with_defaults
+
     with pytest.raises(UserError, match="recruitment_start is after"):
-        CohortSettings.from_config({"recruitment_start": "2019-01-01"})
-    with pytest.raises(UserError, match="unknown cohort setting"):
-        CohortSettings.from_config({"recruitment_begin": "2019-01-01"})
+        CohortSettings.from_config(with_defaults({"cohort": {"recruitment_start": "2019-01-01"}}))
+    with pytest.raises(UserError, match="not a real date"):
+        CohortSettings.from_config(with_defaults({"cohort": {"recruitment_end": "2018-13-01"}}))
+
+
+def test_chevron_numbers_hide_a_small_loss_from_subtraction():
+    """15 participants, 2 of them under age: the chevron shows "<5 lost", and neither the
+    remaining counts nor the totals give the 2 away (secondary suppression on the chain)."""
+    from mydirection.reporting import disclosure
+
+    people = [(f"t{i}", 30.0) for i in range(13)] + [("y1", 17.0), ("y2", 16.5)]
+    events = [event(f"e{p}", p, "2018-03-01", age_at_start=a) for p, a in people]
+    events += [event(f"ec{i}", f"c{i}", "2018-03-01") for i in range(40)]
+    r = build(tables(events, enrol=[(p, "2018-03-10") for p, _ in people]), extract_end_date=None)
+    numbers = r.numbers()
+    entries = {k: v.as_dict() for k, v in numbers.items()}
+    first, hidden = disclosure.protect(entries, numbers.relations, 5)
+    lost = "cohort.attrition.adult.treated.lost"
+    assert entries[lost]["value"] == 2 and lost in first
+    published = {
+        k: e["value"] for k, e in entries.items() if k not in hidden and e["kind"] == "count"
+    }
+    pairs = [(total, parts) for total, parts, _ in numbers.relations]
+    ranges = disclosure._ranges(published, pairs, hidden, {k: (0, None) for k in hidden})
+    assert all(hi - lo >= 1 for k, (lo, hi) in ranges.items() if k in first)
+    assert "cohort.n_treated" in entries  # the headline count itself stays in the registry
 
 
 def test_attrition_figure_is_deterministic(tmp_path):
     r = build(_mixed_tables(), extract_end_date=None)
-    plot_attrition(r.attrition, tmp_path / "a.png")
-    plot_attrition(r.attrition, tmp_path / "b.png")
+    r.plot_attrition(tmp_path / "a.png", 5)
+    r.plot_attrition(tmp_path / "b.png", 5)
     a, b = (tmp_path / "a.png").read_bytes(), (tmp_path / "b.png").read_bytes()
     assert a[:8] == b"\x89PNG\r\n\x1a\n" and a == b
 
@@ -583,61 +650,46 @@ def test_attrition_figure_is_deterministic(tmp_path):
 # --------------------------------------------------------------------------- entry scripts
 
 
-def _fake_snakemake(rule, inputs, outputs, params, logfile):
-    from types import SimpleNamespace
-
-    from snakemake.iocontainers import Namedlist
-
-    return SimpleNamespace(
-        rule=rule,
-        input=Namedlist(fromdict={k: str(v) for k, v in inputs.items()}),
-        output=Namedlist(fromdict={k: str(v) for k, v in outputs.items()}),
-        params=Namedlist(fromdict=params),
-        log=Namedlist(fromdict={"log": str(logfile)}),
-    )
-
-
 def run_cohort_and_outcomes_scripts(tmp_path, t, cohort_config=None):
     """Run scripts/cohort.py then scripts/outcomes.py on tables ``t`` in ``tmp_path``."""
     import json
-    import runpy
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    from helpers import run_script
+
+    from mydirection.settings import load_config
+
+    config = load_config(
+        "config/config.yaml",
+        {"cohort": {"index_date": "event_start", **(cohort_config or {})}, "seed": 1},
+    )
     clean = tmp_path / "clean"
     clean.mkdir(exist_ok=True)
     inputs = {}
     for name, df in t.items():
+        if name == "people" and "birth_year" not in df:  # the cleaned tables' one age fact:
+            # a birth year giving each person's whole-year age at their first event start
+            sup = t["supervision"].sort_values("start_date").drop_duplicates("person_id")
+            start = pd.DatetimeIndex(sup["start_date"])
+            born = start.year - np.floor(sup["age_at_start"]) - (start.month < 7)
+            df = df.assign(
+                birth_year=df["person_id"].map(dict(zip(sup["person_id"], born, strict=True)))
+            )
+            df["birth_year"] = df["birth_year"].fillna(1988).astype("int64")
         inputs[name] = clean / f"{name}.parquet"
         df.to_parquet(inputs[name], index=False)
     outputs = {
         "cohort": tmp_path / "cohort" / "cohort.parquet",
         "attrition": tmp_path / "cohort" / "attrition.parquet",
-        "figure": tmp_path / "figures" / "attrition.png",
+        "fig_attrition": tmp_path / "figures" / "attrition.png",
         "numbers": tmp_path / "numbers" / "cohort.json",
     }
-    params = {
-        "cohort": cohort_config or {},
-        "followup_days": 365,
-        "waiting_days": 182,
-        "extract_end_date": "2020-06-30",
-        "seed": 1,
-        "suppression_threshold": 5,
-    }
-    sm = _fake_snakemake("cohort", inputs, outputs, params, tmp_path / "cohort.log")
-    runpy.run_path(str(root / "scripts" / "cohort.py"), init_globals={"snakemake": sm})
+    run_script("cohort.py", "cohort", inputs, outputs, config=config, log=tmp_path / "cohort.log")
     o_out = {
         "outcomes": tmp_path / "outcomes" / "outcomes.parquet",
         "numbers": tmp_path / "numbers" / "outcomes.json",
     }
-    sm = _fake_snakemake(
-        "outcomes",
-        {"cohort": outputs["cohort"], "convictions": inputs["convictions"]},
-        o_out,
-        {"outcomes": {"followup_days": 365, "waiting_days": 182}, "extract_end_date": "2020-06-30"},
-        tmp_path / "outcomes.log",
-    )
-    runpy.run_path(str(root / "scripts" / "outcomes.py"), init_globals={"snakemake": sm})
+    o_in = {"cohort": outputs["cohort"], "convictions": inputs["convictions"]}
+    run_script("outcomes.py", "outcomes", o_in, o_out, config=config, log=tmp_path / "outcomes.log")
     numbers = {
         k: json.loads(v.read_text())
         for k, v in (("cohort", outputs["numbers"]), ("outcomes", o_out["numbers"]))
@@ -650,10 +702,10 @@ def test_entry_scripts_write_outputs_and_numbers(tmp_path):
     cohort = pd.read_parquet(outputs["cohort"])
     assert list(cohort.columns) == COHORT_COLUMNS and len(cohort) == 4
     assert list(pd.read_parquet(outputs["attrition"]).columns) == ATTRITION_COLUMNS
-    assert outputs["figure"].read_bytes()[:4] == b"\x89PNG"
+    assert outputs["fig_attrition"].read_bytes()[:4] == b"\x89PNG"
     n = numbers["cohort"]["numbers"]
     assert n["cohort.n_treated"]["value"] == 2 and n["cohort.n_comparator_pool"]["value"] == 2
-    assert n["cohort.n_enrolled_outside_eligible_event"]["value"] == 1
+    assert n["cohort.attrition.treatment_definition.treated.lost"]["value"] == 1
     assert n["cohort.median_enrolment_delay_days"]["value"] == 16.5
     assert numbers["cohort"]["config"]["cohort.index_date"] == "event_start"
     assert "figures.attrition" in numbers["cohort"]["figures"]
@@ -672,9 +724,7 @@ def test_entry_script_user_error_leaves_no_outputs(tmp_path):
         run_cohort_and_outcomes_scripts(tmp_path, t)
     assert exit_info.value.code == 1
     assert not list((tmp_path).glob("cohort/*")) and not list(tmp_path.glob("numbers/*"))
-    assert (
-        "assessments.parquet: missing column(s) ogrs3_1yr" in (tmp_path / "cohort.log").read_text()
-    )
+    assert "column ogrs3_1yr: missing" in (tmp_path / "cohort.log").read_text()
 
 
 # --------------------------------------------------------------------------- brute force
@@ -745,8 +795,10 @@ def test_cohort_matches_brute_force(raw_events, raw_enrol):
         for i, (p, s, n, rosh, st_, age) in enumerate(raw_events)
     ]
     enrol = {f"p{p}": day0 + pd.Timedelta(days=d) for p, d in raw_enrol.items()}
-    config = CohortSettings(
-        sentence_types=("community_order", "licence"), extract_end_date="2020-03-01"
+    config = CohortSettings.default(
+        sentence_types=("community_order", "licence"),
+        extract_end_date="2020-03-01",
+        index_date="event_start",
     )
     t = tables(events, enrol=[(p, str(d.date())) for p, d in enrol.items()])
     r = build_cohort(**t, settings=config)

@@ -715,10 +715,11 @@ CORE_OUT = {
 
 
 def _config():
-    import yaml
     from snakemake.utils import validate
 
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    from mydirection.settings import load_config
+
+    cfg = load_config(ROOT / "config" / "config.yaml")
     validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
     return cfg
 
@@ -825,13 +826,7 @@ def synthetic_stage(overrides: str, seed: int = 1):
             {n: f"{d}/{n}.csv" for n in EXTRACTS}, cfg["extract_end_date"], b"test-key" * 4
         )
     oc = cfg["outcomes"]
-    settings = cohort.CohortSettings.from_config(
-        dict(cfg["cohort"]),
-        followup_days=oc["followup_days"],
-        waiting_days=oc["waiting_days"],
-        extract_end_date=cfg["extract_end_date"],
-        seed=cfg["seed"],
-    )
+    settings = cohort.CohortSettings.from_config(cfg)
     names = ("people", "supervision", "assessments", "convictions", "enrolments")
     coh = cohort.build_cohort(**{n: tables[n] for n in names}, settings=settings).cohort
     coh = coh.reset_index(drop=True)

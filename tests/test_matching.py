@@ -370,8 +370,8 @@ def test_weighted_ks_equals_naive_ecdf_difference(xt, xc, data):
         ft = wt[xt <= v].sum() / wt.sum()
         fc = wc[xc <= v].sum() / wc.sum()
         naive = max(naive, abs(ft - fc))
-    assert mt._wecdf_max(xt, wt, xc, wc) == pytest.approx(naive, abs=1e-12)
-    assert mt._wecdf_max(xc, wc, xt, wt) == pytest.approx(naive, abs=1e-12)
+    assert mt.balance._wecdf_max(xt, wt, xc, wc) == pytest.approx(naive, abs=1e-12)
+    assert mt.balance._wecdf_max(xc, wc, xt, wt) == pytest.approx(naive, abs=1e-12)
 
 
 def test_balance_verdict_thresholds():
@@ -700,7 +700,7 @@ def test_weighted_means_and_variances_equal_the_direct_formulas(rows):
     x = np.array([r[0] for r in rows])
     w = np.array([r[1] for r in rows], dtype=float)
     t = np.array([r[2] for r in rows])
-    (mt_, mc_), (vt_, vc_) = mt._moments(x[:, None], np.vstack([w * t, w * ~t]))
+    (mt_, mc_), (vt_, vc_) = mt.balance._moments(x[:, None], np.vstack([w * t, w * ~t]))
     for g, m_, v_ in ((t, mt_[0], vt_[0]), (~t, mc_[0], vc_[0])):
         wg, xg = w[g], x[g]
         W = wg.sum()

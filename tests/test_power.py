@@ -13,7 +13,7 @@ from scipy import stats
 from statsmodels.stats.power import NormalIndPower, zt_ind_solve_power
 from statsmodels.stats.proportion import power_proportions_2indep, proportion_effectsize
 
-from mydirection import power as pw
+from mydirection.sensitivity import power as pw
 
 sizes = st.integers(min_value=10, max_value=5000)
 ratios = st.floats(min_value=0.5, max_value=5.0)
@@ -88,9 +88,9 @@ def test_mde_standardised_matches_statsmodels(n1, ratio, alpha, power):
 
 
 def test_mde_mean_scales_with_sd():
-    d = pw.mde_standardised(150, 450)
-    assert pw.mde_mean(2.5, 150, 450) == pytest.approx(2.5 * d)
-    assert pw.power_mean(d, 150, 450) == pytest.approx(0.8, abs=1e-9)
+    d = pw.mde_standardised(150, 450, 0.05, 0.8)
+    assert pw.mde_mean(2.5, 150, 450, 0.05, 0.8) == pytest.approx(2.5 * d)
+    assert pw.power_mean(d, 150, 450, 0.05) == pytest.approx(0.8, abs=1e-9)
 
 
 @settings(max_examples=40, deadline=None)
@@ -125,10 +125,12 @@ def test_mde_rate_arcsine_vs_fleiss(p0, n1, ratio):
     """The arcsine MDE reproduces statsmodels' Cohen's h exactly, and differs from the
     Fleiss (pooled-null) MDE we report by a small amount that shrinks with n."""
     n0 = n1 * ratio
-    arc = pw.mde_rate_arcsine(p0, n1, n0)
-    fleiss = pw.mde_rate(p0, n1, n0)
+    arc = pw.mde_rate_arcsine(p0, n1, n0, 0.05, 0.8)
+    fleiss = pw.mde_rate(p0, n1, n0, 0.05, 0.8)
     if math.isnan(arc) or math.isnan(fleiss):  # rate too low for any reduction to be seen
-        assert pw.mde_standardised(n1, n0) > 2 * math.asin(math.sqrt(p0)) or math.isnan(fleiss)
+        assert pw.mde_standardised(n1, n0, 0.05, 0.8) > 2 * math.asin(math.sqrt(p0)) or math.isnan(
+            fleiss
+        )
         return
     h = abs(proportion_effectsize(p0 - arc, p0))
     assert NormalIndPower().power(h, n1, 0.05, ratio=ratio) == pytest.approx(0.8, abs=1e-9)
@@ -142,26 +144,26 @@ def test_mde_rate_worked_example():
     # ((1.96 sqrt(2 .35 .65) + 0.8416 sqrt(.4 .6 + .3 .7))^2 / 0.01 = 355.9)
     z_a, z_b = stats.norm.isf(0.025), stats.norm.ppf(0.8)
     closed = (z_a * math.sqrt(2 * 0.35 * 0.65) + z_b * math.sqrt(0.4 * 0.6 + 0.3 * 0.7)) ** 2 / 0.01
-    n = pw.n_needed_rate(0.4, -0.10, ratio=1.0)
+    n = pw.n_needed_rate(0.4, -0.10, ratio=1.0, alpha=0.05, power=0.8)
     assert n == pytest.approx(closed, rel=1e-5)  # closed form drops the far tail
     assert math.ceil(n) == 356
     # and the MDE at that n is the 10-point difference
-    assert pw.mde_rate(0.4, n, n) == pytest.approx(0.10, abs=1e-6)
+    assert pw.mde_rate(0.4, n, n, 0.05, 0.8) == pytest.approx(0.10, abs=1e-6)
 
 
 @settings(max_examples=30, deadline=None)
 @given(rates, ratios, powers)
 def test_n_needed_is_inverse_of_mde(p0, ratio, power):
-    n = pw.n_needed_rate(p0, -0.05, ratio=ratio, power=power)
-    ref = power_proportions_2indep(-0.05, p0, n, ratio=ratio, return_results=False)
+    n = pw.n_needed_rate(p0, -0.05, ratio=ratio, alpha=0.05, power=power)
+    ref = power_proportions_2indep(-0.05, p0, n, ratio=ratio, alpha=0.05, return_results=False)
     assert ref == pytest.approx(power, abs=1e-6)
-    assert pw.mde_rate(p0, n, n * ratio, power=power) == pytest.approx(0.05, abs=1e-6)
+    assert pw.mde_rate(p0, n, n * ratio, 0.05, power) == pytest.approx(0.05, abs=1e-6)
 
 
 def test_more_people_smaller_mde():
-    a = pw.mde_rate(0.45, 100, 100)
-    b = pw.mde_rate(0.45, 100, 300)
-    c = pw.mde_rate(0.45, 400, 400)
+    a = pw.mde_rate(0.45, 100, 100, 0.05, 0.8)
+    b = pw.mde_rate(0.45, 100, 300, 0.05, 0.8)
+    c = pw.mde_rate(0.45, 400, 400, 0.05, 0.8)
     assert a > b > c
 
 
@@ -176,8 +178,27 @@ def test_weighted_mean_sd():
 
 def test_bad_arguments():
     with pytest.raises(ValueError):
-        pw.mde_rate(0.0, 100, 100)
+        pw.mde_rate(0.0, 100, 100, 0.05, 0.8)
     with pytest.raises(ValueError):
-        pw.mde_rate(0.3, 100, 100, power=1.2)
+        pw.mde_rate(0.3, 100, 100, 0.05, power=1.2)
     with pytest.raises(ValueError):
-        pw.n_needed_rate(0.3, 0.0)
+        pw.n_needed_rate(0.3, 0.0, 1.0, 0.05, 0.8)
+    with pytest.raises(ValueError):
+        pw.power_rate(0.3, 0.2, 100, 100, alpha=0.0)
+
+
+def test_no_hidden_test_level_or_power():
+    """alpha and power come from the analysis plan: no function here has a default for them
+    (a call without them is an error, not a silent 5 % / 80 %)."""
+    import inspect
+
+    for name in pw.__all__:
+        fn = getattr(pw, name)
+        if not callable(fn) or inspect.isclass(fn):
+            continue
+        for param in ("alpha", "power"):
+            if param in inspect.signature(fn).parameters:
+                default = inspect.signature(fn).parameters[param].default
+                assert default is inspect.Parameter.empty, f"{name}({param}={default})"
+    with pytest.raises(TypeError):
+        pw.mde_rate(0.4, 100, 100)  # noqa: the level is required

@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 from clean_harness import run_clean_stage
 
-from mydirection.cohort import CohortSettings, build_cohort
+from mydirection.cohort import CohortSettings, build_cohort  # noqa: F401
 from mydirection.contract import EXTRACTS, age_in_years
 from mydirection.keys import SYNTHETIC_KEY, pseudonym
 from mydirection.synthetic import write_extracts
@@ -39,7 +39,11 @@ def _build(raw: Path, out: Path) -> dict[str, pd.DataFrame]:
     run = run_clean_stage({n: raw / f"{n}.csv" for n in EXTRACTS}, out)
     assert run.code == 0, run.log_text()
     tables = {n: run.table(n) for n in EXTRACTS}
-    settings = CohortSettings.from_config({}, extract_end_date=END)
+    settings = (
+        CohortSettings.default(extract_end_date=END)
+        if hasattr(CohortSettings, "default")
+        else CohortSettings.from_config({}, extract_end_date=END)
+    )
     result = build_cohort(
         **{
             n: tables[n]

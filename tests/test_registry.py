@@ -7,7 +7,6 @@ import hashlib
 import itertools
 import json
 import subprocess
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -15,20 +14,41 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mydirection.numbers import number, write_numbers
-from mydirection.registry import (
+from mydirection.reporting.disclosure import (
     SUPPRESSED,
-    RegistryError,
-    apply_disclosure_control,
-    build_registry,
-    derive_summary,
-    dumps,
-    format_display,
-    git_blob_hash,
+    protect,
     secondary_suppression,
-    sha256_file,
     suppress_table,
 )
+from mydirection.reporting.format import format_display
+from mydirection.reporting.numbers import Number
+from mydirection.reporting.provenance import git_blob_hash, sha256_file
+from mydirection.reporting.registry import RegistryError, build_registry, dumps
+from mydirection.reporting.summary import derive_summary
+
+
+def number(value, kind, unit="", *, derived_from=(), people=None, label="a number", **kw):
+    """A registry entry as a stage reports it (counts of people unless told otherwise)."""
+    if people is None:
+        people = kind == "count"
+    return Number(
+        value, kind, label, unit=unit, people=people, derived_from=tuple(derived_from), **kw
+    ).as_dict()
+
+
+def apply_disclosure_control(entries, threshold, relations=()):
+    """The registry's disclosure step on plain entries (display and suppressed flags)."""
+    first, hidden = protect(entries, relations, threshold)
+    out = {}
+    for k, e in entries.items():
+        e = dict(e)
+        if k in hidden:
+            e.update(value=None, suppressed=True)
+            e["display"] = f"<{threshold}" if k in first else SUPPRESSED
+        else:
+            e.update(suppressed=False, display=format_display(e["value"], e["kind"]))
+        out[k] = e
+    return out
 
 
 # ----------------------------------------------------------------------------- hashing
@@ -79,12 +99,31 @@ def test_sha256_streams_large_files(tmp_path):
     ],
 )
 def test_format_display(value, kind, decimals, expected):
-    assert format_display(value, kind, decimals=decimals, threshold=5) == expected
+    if expected == "<5":  # suppression is disclosure control's job, not formatting's
+        expected = f"{value:,}"
+    assert format_display(value, kind, decimals=decimals) == expected
+
+
+def test_a_size_is_printed_without_a_sign():
+    assert format_display(-0.14, "pp", signed=False) == "14.0 pp"
+    assert format_display(-1.83, "estimate", signed=False) == "1.83"
+    assert format_display(0.14, "pp") == "+14.0 pp"
 
 
 def test_count_threshold_is_configurable():
-    assert format_display(7, "count", threshold=10) == "<10"
-    assert format_display(10, "count", threshold=10) == "10"
+    e = {"a": number(7, "count"), "b": number(10, "count")}
+    out = apply_disclosure_control(e, 10)
+    assert out["a"]["display"] == "<10" and out["b"]["display"] == "10"
+
+
+def test_only_counts_of_people_are_suppressed():
+    e = {
+        "x.n_specifications": number(3, "count", "specifications", people=False),
+        "x.n_people": number(3, "count"),
+    }
+    out = apply_disclosure_control(e, 5)
+    assert out["x.n_specifications"]["display"] == "3"
+    assert out["x.n_people"]["display"] == "<5"
 
 
 # ----------------------------------------------------------------------------- disclosure
@@ -123,7 +162,8 @@ def test_subgroup_levels_get_secondary_suppression():
         },
         "reoffending.n_treated": {**number(52, "count"), "rule": "e"},
     }
-    out = apply_disclosure_control(e, 5)
+    levels = [f"subgroups.sex.{lvl}.n_treated" for lvl in ("female", "male", "other")]
+    out = apply_disclosure_control(e, 5, [("reoffending.n_treated", levels)])
     assert out["subgroups.sex.female.n_treated"]["display"] == "<5"
     # 52 - 40 - 9 would give the female count away: the smallest other level goes too
     assert out["subgroups.sex.other.n_treated"]["suppressed"]
@@ -134,10 +174,10 @@ def test_subgroup_levels_get_secondary_suppression():
     assert not any(out[k]["suppressed"] for k in e if k.endswith("n_comparison"))
 
 
-def test_unknown_derived_from_key_is_an_error():
-    entries = {"x.rate": {**number(0.1, "proportion", derived_from=["x.n"]), "rule": "r"}}
+def test_unknown_derived_from_key_is_an_error(tmp_path):
+    doc = _doc("r", {"x.rate": number(0.1, "proportion", derived_from=["x.n"])})
     with pytest.raises(RegistryError, match=r"'x.rate' \(rule r\).*'x.n'"):
-        apply_disclosure_control(entries, 5)
+        build_registry([doc], threshold=5, alpha=0.05)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -182,7 +222,8 @@ def test_single_small_cell_gets_a_complement():
     assert recoverable_cells(full, primary) == [(0, 0)]  # alone, it is recoverable
     mask = secondary_suppression(full, primary)
     assert mask[0, 0] and mask.sum() >= 4
-    assert recoverable_cells(full, mask) == []
+    # only the small (primary) cell needs protecting; a complement may be recoverable
+    assert (0, 0) not in recoverable_cells(full, mask)
     # the complements are the smallest cells of the affected row and column
     assert mask[0, 1] and mask[1, 0]
 
@@ -203,7 +244,8 @@ def test_secondary_suppression_leaves_nothing_recoverable(rows):
     mask = secondary_suppression(full, primary)
     assert (mask | ~primary).all()  # keeps every primary suppression
     if mask.sum() <= 10:  # brute force stays fast
-        assert recoverable_cells(full, mask) == []
+        exposed = [c for c in recoverable_cells(full, mask) if primary[c]]
+        assert exposed == []
 
 
 def test_suppress_table_display():
@@ -232,7 +274,7 @@ def test_summary_for_a_significant_reduction():
         "reoffending.rate_difference_p": number(0.0004, "p_value"),
         "power.mde_rate_pp": number(0.06, "pp"),
     }
-    s = derive_summary(e)
+    s = derive_summary(e, 0.05)
     assert s["summary.typical_treated"]["value"] == pytest.approx(30)
     assert s["summary.typical_comparison"]["value"] == pytest.approx(40)
     assert (
@@ -249,49 +291,52 @@ def test_summary_not_significant_when_interval_spans_zero():
         "reoffending.rate_difference_ci_high": number(0.01, "pp"),
         "reoffending.rate_difference_p": number(0.2, "p_value"),
     }
-    assert derive_summary(e)["summary.verdict"]["value"] == "not statistically significant"
+    assert derive_summary(e, 0.05)["summary.verdict"]["value"] == "not statistically significant"
 
 
 # ----------------------------------------------------------------------------- merging
-def _write(tmp_path, rule, numbers, figures=None, inputs=("data/in.csv",)):
-    for p in inputs:
-        (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / p).write_text("a,b\n1,2\n")
-    script = tmp_path / "scripts" / f"{rule}.py"
-    script.parent.mkdir(exist_ok=True)
-    script.write_text(f"# {rule}\n")
-    path = tmp_path / "results" / "numbers" / f"{rule}.json"
-    with contextlib.chdir(tmp_path):
-        write_numbers(
-            path,
-            SimpleNamespace(rule=rule, input=list(inputs)),
-            numbers,
-            config_keys={"seed": 1},
-            figures=figures,
-        )
-    doc = json.loads(path.read_text())
-    doc["script"] = f"scripts/{rule}.py"
-    return doc
+def _doc(rule, numbers, figures=None, inputs=None, outputs=None):
+    """A numbers file as the rule harness writes it."""
+    return {
+        "rule": rule,
+        "stage": f"mydirection.{rule}.stage",
+        "script": f"scripts/{rule}.py",
+        "code": {f"src/mydirection/{rule}.py": "b" * 40},
+        "inputs": inputs or {},
+        "outputs": outputs or {},
+        "config": {"seed": 1},
+        "numbers": numbers,
+        "figures": figures or {},
+        "relations": [],
+    }
 
 
-def test_build_registry_provenance(tmp_path):
+def test_build_registry_groups_provenance_by_rule(tmp_path):
     (tmp_path / "results" / "figures").mkdir(parents=True)
     (tmp_path / "results" / "figures" / "f.png").write_bytes(b"\x89PNG fake")
-    a = _write(
-        tmp_path,
+    a = _doc(
         "cohort",
         {"cohort.n_treated": number(412, "count", "people")},
         figures={"figures.f": {"path": "results/figures/f.png", "caption": "F"}},
+        inputs={"data/in.csv": "1" * 64},
+        outputs={"results/cohort/cohort.parquet": "2" * 64},
     )
-    b = _write(tmp_path, "effects", {"reoffending.rate_treated": number(0.3, "proportion")})
+    b = _doc(
+        "effects",
+        {"reoffending.rate_treated": number(0.3, "proportion")},
+        inputs={"results/cohort/cohort.parquet": "2" * 64},
+    )
     with contextlib.chdir(tmp_path):
-        reg = build_registry([b, a], threshold=5, config={"seed": 1, "report": {"x": [1, 2]}})
+        reg = build_registry(
+            [b, a], threshold=5, alpha=0.05, config={"seed": 1, "report": {"x": [1, 2]}}
+        )
     n = reg["numbers"]["cohort.n_treated"]
     assert n["value"] == 412 and n["display"] == "412" and n["unit"] == "people"
-    assert n["rule"] == "cohort" and n["script"]["path"] == "scripts/cohort.py"
-    assert n["script"]["blob"] == hashlib.sha1(b"blob 9\0# cohort\n").hexdigest()
-    assert n["inputs"] == {"data/in.csv": hashlib.sha256(b"a,b\n1,2\n").hexdigest()}
-    assert n["config"] == {"seed": 1} and n["suppressed"] is False
+    assert n["rule"] == "cohort" and n["suppressed"] is False
+    rule = reg["rules"]["cohort"]
+    assert rule["stage"] == "mydirection.cohort.stage" and rule["config"] == {"seed": 1}
+    assert rule["inputs"] == {"data/in.csv": {"sha256": "1" * 64, "made_by": None}}
+    assert reg["rules"]["effects"]["inputs"]["results/cohort/cohort.parquet"]["made_by"] == "cohort"
     f = reg["figures"]["figures.f"]
     assert f["sha256"] == hashlib.sha256(b"\x89PNG fake").hexdigest() and f["rule"] == "cohort"
     assert reg["numbers"]["config.seed"]["used_by"] == ["cohort", "effects"]
@@ -301,18 +346,29 @@ def test_build_registry_provenance(tmp_path):
     assert text == dumps(json.loads(text))  # stable, sorted
 
 
-def test_duplicate_key_names_both_rules(tmp_path):
-    a = _write(tmp_path, "cohort", {"cohort.n": number(10, "count")})
-    b = _write(tmp_path, "matching", {"cohort.n": number(11, "count")})
-    with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="cohort and matching"):
-        build_registry([a, b])
+def test_duplicate_key_names_both_rules():
+    a = _doc("cohort", {"cohort.n": number(10, "count")})
+    b = _doc("matching", {"cohort.n": number(11, "count")})
+    with pytest.raises(RegistryError, match="cohort and matching"):
+        build_registry([a, b], threshold=5, alpha=0.05)
 
 
-def test_missing_input_file_is_named(tmp_path):
-    a = _write(tmp_path, "cohort", {"cohort.n": number(10, "count")})
-    a["inputs"] = ["data/gone.csv"]
-    with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="data/gone.csv"):
-        build_registry([a])
+def test_missing_figure_file_is_named(tmp_path):
+    a = _doc("cohort", {}, figures={"figures.g": {"path": "results/gone.png", "caption": "G"}})
+    with contextlib.chdir(tmp_path), pytest.raises(RegistryError, match="results/gone.png"):
+        build_registry([a], threshold=5, alpha=0.05)
+
+
+def test_a_figure_from_a_suppressed_count_is_withheld(tmp_path):
+    (tmp_path / "f.png").write_bytes(b"\x89PNG")
+    a = _doc(
+        "survival",
+        {"survival.n": number(3, "count")},
+        figures={"figures.km": {"path": "f.png", "caption": "KM", "derived_from": ["survival.n"]}},
+    )
+    with contextlib.chdir(tmp_path):
+        reg = build_registry([a], threshold=5, alpha=0.05)
+    assert reg["figures"]["figures.km"]["withheld"] is True
 
 
 def test_summary_entries_exist_but_are_na_when_a_source_is_not_finite():
@@ -322,9 +378,9 @@ def test_summary_entries_exist_but_are_na_when_a_source_is_not_finite():
         "reoffending.rate_difference_ci_low": number(None, "pp"),
         "reoffending.rate_difference_ci_high": number(0.01, "pp"),
     }
-    s = derive_summary(e)
+    s = derive_summary(e, 0.05)
     assert s["summary.typical_treated"]["value"] is None
     assert s["summary.typical_direction"]["value"] is None
     assert s["summary.verdict"]["value"] is None
     assert format_display(s["summary.verdict"]["value"], "text") == "n/a"
-    assert derive_summary({}) == {}
+    assert derive_summary({}, 0.05) == {}

@@ -17,14 +17,14 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from bs4 import BeautifulSoup
 
-from mydirection.numbers import number, write_numbers
-from mydirection.registry import build_registry, dumps
-from mydirection.report import (
+from mydirection.numbers import number
+from mydirection.reporting.provenance import sha256_file
+from mydirection.reporting.registry import build_registry, dumps
+from mydirection.reporting.render import (
     ReportKeyError,
     figure_filename,
     fill_template,
@@ -164,6 +164,7 @@ def fake_stage_numbers() -> dict[str, dict]:
             ["results/matching/matched.parquet"],
             {
                 "subgroups.n_levels": number(2, "estimate", decimals=0),
+                "subgroups.n_treated": number(398, "count", "people"),
                 "subgroups.sex.female.n_treated": number(3, "count", "people"),
                 "subgroups.sex.male.n_treated": number(395, "count", "people"),
                 "subgroups.sex.female.n_comparison": number(40, "count", "people"),
@@ -193,8 +194,20 @@ def fake_stage_numbers() -> dict[str, dict]:
     }
 
 
+#: Additive relations the fake stages declare (the subgroup levels add up to the total).
+FAKE_RELATIONS = {
+    "subgroups": [
+        [
+            "subgroups.n_treated",
+            ["subgroups.sex.female.n_treated", "subgroups.sex.male.n_treated"],
+            "part",
+        ]
+    ]
+}
+
 FAKE_CONFIG = {
     "seed": 20180101,
+    "analysis": {"alpha": 0.05, "power": 0.8},
     "raw_dir": None,
     "cohort": {"min_age": 18},
     "matching": {"caliper": 0.2, "ratio": 3},
@@ -215,15 +228,25 @@ def write_fake_inputs(root: Path) -> None:
 
 
 def write_fake_numbers(root: Path) -> list[Path]:
+    """Numbers files as the rule harness writes them, one per fake stage."""
     out = []
     for rule, (inputs, numbers, config_keys, figures) in fake_stage_numbers().items():
         path = root / "results" / "numbers" / f"{rule}.json"
-        snake = SimpleNamespace(rule=rule, input=inputs)
-        with contextlib.chdir(root):
-            write_numbers(path, snake, numbers, config_keys=config_keys, figures=figures)
-        doc = json.loads(path.read_text())
-        doc["script"] = f"scripts/{rule}.py"
-        (root / doc["script"]).write_text(f"# fake entry script of rule {rule}\n")
+        script = root / "scripts" / f"{rule}.py"
+        script.write_text(f"# fake entry script of rule {rule}\n")
+        doc = {
+            "rule": rule,
+            "stage": f"mydirection.fake.{rule}",
+            "script": f"scripts/{rule}.py",
+            "code": {f"scripts/{rule}.py": "0" * 40},
+            "inputs": {p: sha256_file(root / p) for p in inputs},
+            "outputs": {},
+            "config": config_keys,
+            "numbers": numbers,
+            "figures": figures,
+            "relations": FAKE_RELATIONS.get(rule, []),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         out.append(path)
     return out
@@ -251,7 +274,9 @@ def build(
                 doc["numbers"][k] = v
         docs.append(doc)
     with contextlib.chdir(root):
-        registry = build_registry(docs, threshold=threshold, config=FAKE_CONFIG, schema={})
+        registry = build_registry(
+            docs, threshold=threshold, alpha=0.05, config=FAKE_CONFIG, schema={}
+        )
         (root / "results" / "registry.json").write_text(dumps(registry))
         stamp = {"build": {"commit": "unknown"}, "packages": {}, "inputs": source_inputs(registry)}
         markdown = fill_template(TEMPLATE, registry, stamp)
@@ -322,7 +347,7 @@ def test_stray_digit_check_can_fail(built):
     assert stray_digits(soup) == ["balance on 12 covariates"]
 
 
-def test_every_span_names_a_registry_key_and_links_to_its_row(built):
+def test_every_span_names_a_registry_key_and_links_to_its_rule(built):
     registry, _, soup = built
     spans = soup.select("span.num")
     assert len(spans) > 30
@@ -332,16 +357,18 @@ def test_every_span_names_a_registry_key_and_links_to_its_row(built):
     for span in spans:
         key = span["data-key"]
         assert key in keys
-        assert span.parent.name == "a" and span.parent["href"] == f"#prov-{key}"
-        assert span["title"] == f"rule: {registry['numbers'][key]['rule']}"
+        rule = registry["numbers"][key]["rule"]
+        assert span.parent.name == "a" and span.parent["href"] == f"#rule-{rule}"
+        assert span["title"].endswith(f"(rule {rule})")
         assert " ".join(span.get_text().split()) == registry["numbers"][key]["display"]
-        row = soup.find(id=f"prov-{key}")
-        assert row is not None and row.name == "tr"
-    # every number and figure has a provenance row with its rule and script blob
-    for key, entry in [*registry["numbers"].items(), *registry["figures"].items()]:
-        row = soup.find(id=f"prov-{key}")
-        assert row is not None, key
-        assert entry["rule"] in row.get_text()
+    # one provenance entry per rule, with its stage, code versions, settings and inputs
+    for rule, entry in registry["rules"].items():
+        section = soup.find(id=f"rule-{rule}")
+        assert section is not None, rule
+        text = section.get_text(" ")
+        assert (entry["stage"] or "script") in text
+        for path in entry["inputs"]:
+            assert path in text
 
 
 def test_figures_are_embedded_and_captions_link_to_provenance(built):
@@ -351,8 +378,8 @@ def test_figures_are_embedded_and_captions_link_to_provenance(built):
     for fig in figures:
         assert fig.img["src"].startswith("data:image/png;base64,")
         link = fig.figcaption.find("a", class_="provlink")
-        assert link["href"] == f"#prov-{link['data-key']}"
         assert link["data-key"] in registry["figures"]
+        assert link["href"] == f"#rule-{registry['figures'][link['data-key']]['rule']}"
 
 
 def test_report_is_self_contained(built):
@@ -492,27 +519,26 @@ def test_report_in_headless_chromium(built, tmp_path):
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
         key = "matching.max_abs_smd_after"
-        link = driver.find_element("css selector", f'a.numlink[href="#prov-{key}"]')
+        link = driver.find_element("css selector", f'a.numlink:has(span[data-key="{key}"])')
         driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", link)
         driver.execute_script(
             "document.getElementById('matching').scrollIntoView({block: 'start'});"
         )
         driver.save_screenshot("/tmp/report_matching.png")
-        assert link.find_element("css selector", "span.num").get_attribute("title") == (
-            "rule: matching"
-        )
+        title = link.find_element("css selector", "span.num").get_attribute("title")
+        assert title.endswith("(rule matching)")
         link.click()
-        assert driver.execute_script("return location.hash") == f"#prov-{key}"
+        assert driver.execute_script("return location.hash") == "#rule-matching"
         target = driver.execute_script("return document.querySelector(':target')")
-        assert target.get_attribute("id") == f"prov-{key}"
-        assert target.tag_name == "tr"
+        assert target.get_attribute("id") == "rule-matching"
+        assert target.tag_name == "section"
         in_view = driver.execute_script(
             "const r = arguments[0].getBoundingClientRect();"
             "return r.top >= -1 && r.top < window.innerHeight && r.bottom > 0;",
             target,
         )
         assert in_view
-        assert "matching" in target.text and str(registry["numbers"][key]["value"]) in target.text
+        assert "matching" in target.text and registry["rules"]["matching"]["stage"] in target.text
         driver.save_screenshot("/tmp/report_provenance_row.png")
         severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
         assert severe == []
@@ -541,9 +567,6 @@ def test_quarto_renders_the_same_template(tmp_path):
 # ----------------------------------------------------------------------------- snakemake
 FAKE_STAGE_SCRIPT = """
 import json
-import os
-import subprocess
-import sys
 import shutil
 from pathlib import Path
 
@@ -599,6 +622,7 @@ def make_workflow(root: Path) -> None:
         shutil.copyfile(ROOT / rel, root / rel)
     (root / "Snakefile").write_text(
         'configfile: "config/config.yaml"\n\nNUMBERS = []\nFIGURES = []\nALL_TARGETS = []\n\n'
+        "def code(script):\n    return [script]\n\n"
         + "\n".join(rules)
         + '\ninclude: "workflow/rules/report.smk"\n\n'
         "rule all:\n    default_target: True\n    input: ALL_TARGETS\n"
@@ -650,7 +674,7 @@ def test_snakemake_builds_twice_identically_and_reruns_only_users(tmp_path):
 
 
 def test_text_is_escaped_once_for_markdown_and_html():
-    from mydirection.report import text
+    from mydirection.reporting.render import text
 
     assert text('a "b" <5> [c] *d* @e 100%') == (
         "a &#34;b&#34; &lt;5&gt; &#91;c&#93; &#42;d&#42; &#64;e 100%"

@@ -84,7 +84,8 @@ def test_bounds_equal_exact_enumeration(sets, pos, gamma):
     t_obs = int(frame["treated_y"].sum())
     lo, hi = brute_force_bounds(sets, t_obs, gamma)
     assert sens.rosenbaum_upper_p(frame, gamma) == pytest.approx(hi, abs=1e-12)
-    assert sens.rosenbaum_table(frame, [gamma])["p_lower"].iloc[0] == pytest.approx(lo, abs=1e-12)
+    table = sens.rosenbaum_table(frame, [gamma], alpha=0.025)
+    assert table["p_lower"].iloc[0] == pytest.approx(lo, abs=1e-12)
 
 
 def test_pairs_are_mcnemar_binomial():
@@ -104,21 +105,80 @@ def test_pairs_are_mcnemar_binomial():
     assert sens.rosenbaum_upper_p(frame, 1.0) == pytest.approx(
         stats.binomtest(21, 30, 0.5, alternative="greater").pvalue, abs=1e-12
     )
-    g = sens.gamma_crossing(frame, alpha=0.05)
-    assert g > 1
-    assert stats.binom.sf(20, 30, g / (1 + g)) == pytest.approx(0.05, abs=1e-8)
+    for alpha in (0.05, 0.025):
+        g = sens.gamma_crossing(frame, alpha=alpha)
+        assert g > 1
+        assert stats.binom.sf(20, 30, g / (1 + g)) == pytest.approx(alpha, abs=1e-8)
 
 
 def test_gamma_crossing_edges():
     not_sig = pd.DataFrame(
         {"set_id": [0, 1], "treated_y": [1, 0], "n_controls": [1, 1], "controls_y": [0, 1]}
     )
-    assert sens.gamma_crossing(not_sig) == 1.0
+    # no crossing when not significant without hidden bias (today's code said 1.0, which the
+    # report read as "significant until Gamma = 1")
+    assert math.isnan(sens.gamma_crossing(not_sig, alpha=0.025))
     none_informative = pd.DataFrame(
         {"set_id": [0], "treated_y": [1], "n_controls": [1], "controls_y": [1]}
     )
     assert math.isnan(sens.rosenbaum_upper_p(none_informative, 1.0))
-    assert sens.gamma_crossing(none_informative) == 1.0
+    assert math.isnan(sens.gamma_crossing(none_informative, alpha=0.025))
+    with pytest.raises(TypeError):
+        sens.gamma_crossing(not_sig)  # the level has no default
+    with pytest.raises(ValueError):
+        sens.rosenbaum_table(not_sig, [1.0], alpha=1.5)
+
+
+def _mcnemar_frame(t: int, discordant: int) -> pd.DataFrame:
+    """1:1 pairs: ``t`` discordant pairs in favour of the programme out of ``discordant``."""
+    return pd.DataFrame(
+        {
+            "set_id": range(discordant),
+            "treated_y": [1] * t + [0] * (discordant - t),
+            "n_controls": 1,
+            "controls_y": [0] * t + [1] * (discordant - t),
+        }
+    )
+
+
+def test_bounds_at_the_headline_level():
+    """A two-sided 5 % headline is matched by the one-sided 2.5 % bound. With 40 of 64
+    discordant pairs the one-sided McNemar p is 0.030 (two-sided 0.060): significant at the
+    one-sided 5 % level today's code used, not at the 2.5 % that matches the headline."""
+    frame = _mcnemar_frame(40, 64)
+    p1 = stats.binomtest(40, 64, 0.5, alternative="greater").pvalue
+    assert 0.025 < p1 < 0.05
+    assert 0.05 < 2 * p1 < 0.1  # the two-sided headline is not significant either
+    old = sens.rosenbaum_summary(frame, alpha=0.05)
+    assert old.significant and old.gamma_crossing > 1  # what the report wrongly said
+    new = sens.rosenbaum_summary(frame, alpha=0.025)
+    assert new.p_no_hidden_bias == pytest.approx(p1, abs=1e-12)
+    assert not new.significant and new.gamma_crossing is None
+    assert new.status == "not_significant"
+    assert "not significant at the one-sided 2.5 % level" in new.text
+    assert "until Gamma" not in new.text
+
+
+def test_bounds_summary_statuses():
+    strong = _mcnemar_frame(40, 50)
+    s = sens.rosenbaum_summary(strong, alpha=0.025, gamma_max=20.0)
+    assert s.significant and s.status == "sensitive"
+    assert stats.binom.sf(39, 50, s.gamma_crossing / (1 + s.gamma_crossing)) == pytest.approx(
+        0.025, abs=1e-8
+    )
+    assert f"until Gamma = {s.gamma_crossing:.2f}" in s.text
+    assert s.as_dict()["status"] == "sensitive"
+    # the headline itself not significant: nothing to explain away, no crossing computed
+    h = sens.rosenbaum_summary(strong, alpha=0.025, headline_significant=False)
+    assert h.status == "headline_not_significant" and h.gamma_crossing is None
+    assert not h.significant and h.p_no_hidden_bias < 0.025
+    # significant beyond the search bound
+    huge = _mcnemar_frame(60, 60)
+    i = sens.rosenbaum_summary(huge, alpha=0.025, gamma_max=3.0)
+    assert i.status == "insensitive" and math.isinf(i.gamma_crossing)
+    # nothing informative
+    none = pd.DataFrame({"set_id": [0], "treated_y": [1], "n_controls": [1], "controls_y": [1]})
+    assert sens.rosenbaum_summary(none, alpha=0.025).status == "no_informative_sets"
 
 
 @st.composite
@@ -147,7 +207,7 @@ def test_upper_p_monotone_and_above_lower(frame, gamma):
     pg = sens.rosenbaum_upper_p(frame, gamma)
     assert pg >= p1 - 1e-12
     assert sens.rosenbaum_upper_p(frame, gamma * 1.5) >= pg - 1e-12
-    table = sens.rosenbaum_table(frame, [gamma])
+    table = sens.rosenbaum_table(frame, [gamma], alpha=0.025)
     assert table["p_lower"].iloc[0] <= table["p_upper"].iloc[0] + 1e-12
 
 
@@ -179,8 +239,8 @@ def test_normal_approximation_close_for_many_sets():
         exact = sens.rosenbaum_upper_p(frame, g, "exact")
         approx = sens.rosenbaum_upper_p(frame, g, "normal")
         assert approx == pytest.approx(exact, abs=0.02)
-    ge = sens.gamma_crossing(frame, method="exact")
-    gn = sens.gamma_crossing(frame, method="normal")
+    ge = sens.gamma_crossing(frame, 0.025, method="exact")
+    gn = sens.gamma_crossing(frame, 0.025, method="normal")
     assert gn == pytest.approx(ge, rel=0.05)
 
 

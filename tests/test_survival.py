@@ -1,4 +1,4 @@
-"""Tests of mydirection.survival against published results and independent software."""
+"""Tests of mydirection.effects.survival against published results and independent software."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from statsmodels.duration.hazard_regression import PHReg
 
-from mydirection.survival import _score_residuals, _Sorted, _terms, at_risk_at, cox, kaplan_meier
+from mydirection.effects.survival import (
+    _score_residuals,
+    _Sorted,
+    _terms,
+    at_risk_at,
+    cox,
+    kaplan_meier,
+)
 
 lifelines = pytest.importorskip("lifelines")
 from lifelines.datasets import load_rossi  # noqa: E402
@@ -178,3 +185,91 @@ def test_weighted_kaplan_meier_equals_duplicated_rows(rossi):
     dup = kaplan_meier(df.loc[df.index.repeat(df["w"])], "week", "arrest")
     np.testing.assert_allclose(weighted["survival"], dup["survival"], atol=1e-12)
     np.testing.assert_allclose(weighted["at_risk"], dup["at_risk"], atol=1e-12)
+
+
+def _ij_brute_force(d, h=1e-6):
+    """Infinitesimal jackknife by numerical derivatives: U_i(t) = w_i dS(t)/dw_i (central
+    differences of the weighted KM in each observation's weight), one group."""
+    d = d.reset_index(drop=True)
+
+    def surv(w):
+        return kaplan_meier(d.assign(w=w), "week", "arrest", weights="w", variance="greenwood")[
+            "survival"
+        ].to_numpy()
+
+    w = d["w"].to_numpy(float)
+    U = np.empty((len(d), len(surv(w))))
+    for i in range(len(d)):
+        up, dn = w.copy(), w.copy()
+        up[i] += h
+        dn[i] -= h
+        U[i] = w[i] * (surv(up) - surv(dn)) / (2 * h)
+    return U
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_robust_km_variance_equals_brute_force_infinitesimal_jackknife(rossi, clustered):
+    rng = np.random.default_rng(7)
+    df = rossi.iloc[:160].assign(
+        w=rng.uniform(0.2, 2.5, 160), cl=rng.integers(0, 50, 160)
+    )  # heavily tied weeks, non-integer weights, clusters that span times
+    km = kaplan_meier(
+        df, "week", "arrest", group="fin", weights="w", cluster="cl" if clustered else None
+    )
+    assert km.attrs["variance"] == "robust" and set(km["variance"]) == {"robust"}
+    for g, d in df.groupby("fin"):
+        U = _ij_brute_force(d)
+        if clustered:
+            codes = pd.factorize(d["cl"], sort=True)[0]
+            summed = np.zeros((codes.max() + 1, U.shape[1]))
+            np.add.at(summed, codes, U)
+            U = summed
+        mine = km.loc[km["group"] == g, "std_err"].to_numpy()
+        np.testing.assert_allclose(mine**2, (U**2).sum(0), rtol=1e-6, atol=1e-12)
+
+
+def test_km_variance_rule_follows_r_survfit(rossi):
+    # R survfit (single state): robust when there is a cluster or a non-integer weight
+    df = rossi.assign(one=1.0, two=2.0, half=np.where(rossi["fin"] == 1, 1.0, 0.5))
+    df["cl"] = np.arange(len(df)) // 2
+    assert kaplan_meier(df, "week", "arrest").attrs["variance"] == "greenwood"
+    assert kaplan_meier(df, "week", "arrest", weights="two").attrs["variance"] == "greenwood"
+    assert kaplan_meier(df, "week", "arrest", weights="half").attrs["variance"] == "robust"
+    assert kaplan_meier(df, "week", "arrest", cluster="cl").attrs["variance"] == "robust"
+    forced = kaplan_meier(df, "week", "arrest", weights="half", variance="greenwood")
+    assert forced.attrs["variance"] == "greenwood"
+    with pytest.raises(ValueError, match="variance"):
+        kaplan_meier(df, "week", "arrest", variance="bootstrap")
+
+
+def test_robust_km_equals_greenwood_with_unit_weights_and_ignores_weight_scale(rossi):
+    # R's tests/survfit1.R: with unit weights and one row per person the IJ variance is
+    # Greenwood's; multiplying every weight by 3 leaves the IJ variance unchanged, while
+    # Greenwood (frequency weights) shrinks it by 3.
+    ij = kaplan_meier(rossi, "week", "arrest", group="fin", variance="robust")
+    gw = kaplan_meier(rossi, "week", "arrest", group="fin", variance="greenwood")
+    np.testing.assert_allclose(ij["std_err"], gw["std_err"], rtol=1e-10)
+    np.testing.assert_allclose(ij["ci_low"], gw["ci_low"], rtol=1e-10)
+    three = rossi.assign(w=3.0)
+    ij3 = kaplan_meier(three, "week", "arrest", group="fin", weights="w", variance="robust")
+    gw3 = kaplan_meier(three, "week", "arrest", group="fin", weights="w")
+    np.testing.assert_allclose(ij3["std_err"], ij["std_err"], rtol=1e-10)
+    np.testing.assert_allclose(gw3["std_err"] ** 2 * 3, gw["std_err"] ** 2, rtol=1e-10)
+
+
+def test_robust_km_log_log_interval_and_a_curve_that_reaches_zero():
+    # everyone dies: at S = 0 the IJ variance is 0 (R) and the interval undefined
+    df = pd.DataFrame({"t": [1, 2, 2, 3, 4], "e": [1, 1, 0, 1, 1], "w": [0.5, 1.5, 1, 2, 1]})
+    km = kaplan_meier(df, "t", "e", weights="w").set_index("time")
+    assert km.attrs["variance"] == "robust"
+    assert km.loc[4, "survival"] == 0 and km.loc[4, "std_err"] == 0
+    assert np.isnan(km.loc[4, "ci_low"]) and np.isnan(km.loc[4, "ci_high"])
+    s, se = km.loc[2, "survival"], km.loc[2, "std_err"]
+    z = 1.959963984540054
+    sell = (se / s) / abs(math.log(s))
+    assert km.loc[2, "ci_low"] == pytest.approx(s ** math.exp(z * sell))
+    assert km.loc[2, "ci_high"] == pytest.approx(s ** math.exp(-z * sell))
+    # people counts stay unweighted
+    assert list(km["n_at_risk"]) == [5, 4, 2, 1] and list(km["n_events"]) == [1, 1, 1, 1]
+    assert list(km["n_censored"]) == [0, 1, 0, 0]
+    assert km["at_risk"].tolist() == [6.0, 5.5, 3.0, 1.0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +24,7 @@ from mydirection.synthetic import (
     default_config,
     generate,
     load_config,
+    merge_config,
     resolve_config,
     write_extracts,
 )
@@ -51,8 +53,20 @@ def raw(tiny_dir):
 
 
 @pytest.fixture(scope="module")
+def tiny_truth(tiny_dir):
+    return json.loads((tiny_dir / "truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
 def moderate():
     return generate({"n_treated": 150, "n_comparator_pool": 3000}, 7)
+
+
+@pytest.fixture(scope="module")
+def default_run():
+    """The embedded default: config/synthetic.yaml at the project's master seed, in memory
+    (the same text as the CSV files: test_generate_returns_what_write_extracts_writes)."""
+    return generate(load_config(ROOT / "config/synthetic.yaml"), SEED)
 
 
 def parse_dates(col: pd.Series) -> pd.Series:
@@ -135,7 +149,7 @@ def test_ids_link_across_files(raw):
     assert (clean["contacts"].event_id.map(ev) == clean["contacts"].crn).all()
 
 
-def test_caseload_shape(raw):
+def test_caseload_shape(raw, tiny_truth):
     clean = strip_mess(raw)
     sup = clean["supervision"]
     assert sup.start_date.min() >= pd.Timestamp("2017-07-01")
@@ -144,7 +158,10 @@ def test_caseload_shape(raw):
     assert (sup.office == sup.office.str.lower()).all()
     enr = clean["enrolments"][clean["enrolments"].crn.isin(clean["people"].crn)]
     assert len(enr) == TINY["n_treated"]
-    assert enr.enrolment_date.dt.year.eq(2018).all()
+    # enrolled in 2018, but for the planted late enrolments (incomplete follow-up)
+    late = enr.enrolment_date > "2018-12-31"
+    assert late.sum() == tiny_truth["treated_attrition"]["incomplete_followup"] > 0
+    assert enr.enrolment_date.between("2018-01-01", "2019-03-01").all()
     pilot = sup[sup.crn.isin(enr.crn) & (sup.start_date >= "2018-01-01")]
     assert set(pilot.office) <= {"hull_central", "bridlington"}
     # some comparators at the pilot offices (spill-over) and some people with two events
@@ -204,14 +221,33 @@ def test_same_config_and_seed_give_the_same_bytes(tmp_path):
 
 
 def test_generate_returns_what_write_extracts_writes(tiny_dir, raw):
+    """In memory, every extract is exactly the text of its CSV file, as the cleaning stage
+    reads it (string columns, blanks empty, rows numbered from 1)."""
+    from mydirection.validate import read_extract
+
     extracts, truth, mess, _ = generate(TINY, SEED)
     assert json.loads((tiny_dir / "mess.json").read_text()) == mess
-    assert json.loads((tiny_dir / "truth.json").read_text())["sample_att"] == truth["sample_att"]
+    written = json.loads((tiny_dir / "truth.json").read_text())
+    assert written["sample_att_event_start"] == truth["sample_att_event_start"]
+    assert written["treated_attrition"] == truth["treated_attrition"]
+    assert list(extracts) == list(EXTRACTS)
     for name in EXTRACTS:
-        df = extracts[name].astype(str).replace({"<NA>": ""})
-        assert len(df) == len(raw[name])
-        for col in ("crn",) if "crn" in df else df.columns[:1]:
-            assert df[col].tolist() == raw[name][col].tolist()
+        df = extracts[name]
+        assert (df.dtypes == pd.ArrowDtype(pa.string())).all(), name
+        assert df.to_numpy().tolist() == raw[name].to_numpy().tolist(), name
+        pd.testing.assert_frame_equal(df, read_extract(tiny_dir / f"{name}.csv", name).data)
+
+
+def test_generate_can_leave_extracts_out_without_changing_the_others():
+    full = generate(TINY, SEED)
+    chain = ("people", "supervision", "assessments", "convictions", "enrolments")
+    some = generate(TINY, SEED, extracts=chain)
+    assert list(some.extracts) == list(chain)
+    for name in chain:
+        pd.testing.assert_frame_equal(some.extracts[name], full.extracts[name])
+    assert some.mess == full.mess and some.truth == full.truth
+    with pytest.raises(ValueError, match="unknown extract"):
+        generate(TINY, SEED, extracts=["peeple"])
 
 
 # ------------------------------------------------------------------- planted truth
@@ -260,29 +296,54 @@ def test_ogrs3_is_consistent_with_history_and_age(moderate):
     assert fit[2] < 0
 
 
-def test_sample_att_equals_mean_difference_of_potential_outcomes(moderate):
-    _, truth, _, po = moderate
-    t = po[po.treated]
-    assert len(t) == truth["n_treated"] == 150
-    assert truth["sample_att"] == pytest.approx((t.y1 - t.y0).mean(), abs=1e-12)
-    assert truth["treated_mean_y1"] == pytest.approx(t.y1.mean(), abs=1e-12)
-    assert truth["treated_mean_y0"] == pytest.approx(t.y0.mean(), abs=1e-12)
-    # coupled randomness with HR < 1: treatment never turns a non-offender into an offender
-    assert ((t.y1 == 1) & (t.y0 == 0)).sum() == 0
+END = pd.Timestamp("2020-06-30")  # extract_end_date (default)
+WINDOW = ("2018-01-01", "2018-12-31")  # pilot year (default)
+POTENTIAL = {"event_start": ("y0", "y1"), "enrolment": ("y0_enrolment", "y1_enrolment")}
+CHAIN = ("people", "supervision", "assessments", "convictions", "enrolments")
 
 
-def proven_reoffending(clean: dict[str, pd.DataFrame]) -> pd.Series:
-    """The outcomes stage's definition, recomputed from the cleaned text (by crn)."""
+def as_text(extracts: dict[str, pd.DataFrame], names=EXTRACTS) -> dict[str, pd.DataFrame]:
+    """In-memory extracts as plain text frames (as read from the CSV with dtype=str)."""
+    return {n: extracts[n].reset_index(drop=True).astype(str) for n in names}
+
+
+def eligible_events(clean: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Events started in the pilot year, RoSH low or medium, person 18 or over at the start."""
     sup = clean["supervision"]
     sup = sup[sup.end_date.isna() | (sup.end_date >= sup.start_date)]
     dob = clean["people"].set_index("crn").date_of_birth
     age = (sup.start_date - sup.crn.map(dob)).dt.days / 365.25
-    eligible = (
-        sup.start_date.between("2018-01-01", "2018-12-31")
-        & sup.rosh.isin(["low", "medium"])
-        & (age >= 18)
+    return sup[sup.start_date.between(*WINDOW) & sup.rosh.isin(["low", "medium"]) & (age >= 18)]
+
+
+def enrolment_events(clean: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each enrolled person in the people extract and the event they were enrolled during
+    (the latest event that started on or before the enrolment date), with age at its start."""
+    enr = clean["enrolments"][["crn", "enrolment_date"]]
+    m = enr.merge(clean["supervision"], on="crn")
+    m = m[m.start_date <= m.enrolment_date].sort_values(["crn", "start_date"])
+    m = m.groupby("crn").tail(1).reset_index(drop=True)
+    dob = m.crn.map(clean["people"].set_index("crn").date_of_birth)
+    return m.assign(age_at_start=(m.start_date - dob).dt.days / 365.25)
+
+
+def analysed_treated(clean: dict[str, pd.DataFrame], design: str) -> pd.Series:
+    """Index dates of the treated the cohort stage analyses, by crn: enrolled during an
+    eligible event, index date (event start or enrolment) + 547 days by the extract end."""
+    m = clean["enrolments"][["crn", "enrolment_date"]].merge(eligible_events(clean), on="crn")
+    during = (m.start_date <= m.enrolment_date) & (
+        m.end_date.isna() | (m.enrolment_date <= m.end_date)
     )
-    index = sup[eligible].groupby("crn").start_date.min()
+    m = m[during].sort_values(["crn", "start_date"]).groupby("crn").head(1)
+    index = m.set_index("crn")["start_date" if design == "event_start" else "enrolment_date"]
+    return index[index + pd.Timedelta(days=547) <= END]
+
+
+def proven_reoffending(clean: dict[str, pd.DataFrame], index: pd.Series | None = None):
+    """The outcomes stage's definition, recomputed from the cleaned text (by crn). Index
+    dates by crn; default: the start of the person's first eligible event."""
+    if index is None:
+        index = eligible_events(clean).groupby("crn").start_date.min()
     conv = clean["convictions"]
     conv = conv[(conv.offence_group != "breach") & conv.crn.isin(index.index)]
     days_off = (conv.offence_date - conv.crn.map(index)).dt.days
@@ -292,14 +353,45 @@ def proven_reoffending(clean: dict[str, pd.DataFrame]) -> pd.Series:
     return y.astype(int)
 
 
+def test_sample_att_equals_mean_difference_of_potential_outcomes(moderate):
+    """Both sample ATTs are over the treated the cohort stage analyses under that index
+    date (recounted from the extracts), from the coupled potential outcomes."""
+    extracts, truth, _, po = moderate
+    assert int(po.treated.sum()) == truth["n_treated"] == 150
+    clean = strip_mess(as_text(extracts, CHAIN))
+    po = po.set_index("crn")
+    for design, (y0, y1) in POTENTIAL.items():
+        t = po.loc[analysed_treated(clean, design).index]
+        out = truth["potential_outcomes"][design]
+        assert t.treated.all() and len(t) == out["n_treated"] > 120
+        diff = t[y1].astype(int) - t[y0].astype(int)
+        assert truth[f"sample_att_{design}"] == out["sample_att"]
+        assert out["sample_att"] == pytest.approx(diff.mean(), abs=1e-12)
+        assert out["treated_mean_y1"] == pytest.approx(t[y1].mean(), abs=1e-12)
+        assert out["treated_mean_y0"] == pytest.approx(t[y0].mean(), abs=1e-12)
+        # coupled randomness with HR < 1: treatment never turns a non-offender into one
+        assert ((t[y1] == 1) & (t[y0] == 0)).sum() == 0
+    # the late enrolments have complete follow-up only from the start of their order
+    n = {d: truth["potential_outcomes"][d]["n_treated"] for d in POTENTIAL}
+    assert n["event_start"] - n["enrolment"] == truth["treated_attrition"]["incomplete_followup"]
+    assert po.y0_enrolment[~po.treated].isna().all()
+
+
 def test_realised_convictions_reproduce_the_potential_outcomes(raw):
-    """Y observed in the CSVs = Y(1) for the treated and Y(0) for everyone else."""
+    """Y observed in the CSVs = Y(1) for the treated and Y(0) for everyone else, from the
+    start of the index event; from the enrolment date, Y(1) of the treated."""
     _, truth, _, po = generate(TINY, SEED)
-    y = proven_reoffending(strip_mess(raw))
-    po = po[po.eligible].set_index("crn")
-    assert set(y.index) == set(po.index)  # eligibility as planted
-    realised = np.where(po.treated, po.y1, po.y0)
-    assert (y.reindex(po.index).to_numpy() == realised).all()
+    clean = strip_mess(raw)
+    y = proven_reoffending(clean)
+    po = po.set_index("crn")
+    assert set(y.index) == set(po.index[po.eligible])  # eligibility as planted
+    realised = np.where(po.treated, po.y1, po.y0)[po.eligible]
+    assert (y.reindex(po.index[po.eligible]).to_numpy() == realised).all()
+    index = analysed_treated(clean, "enrolment")
+    y = proven_reoffending(clean, index)
+    assert len(y) == truth["potential_outcomes"]["enrolment"]["n_treated"] > 0
+    assert (y.to_numpy() == po.y1_enrolment.reindex(y.index).to_numpy()).all()
+    assert 0 < y.sum() < len(y)  # the comparison can fail both ways
 
 
 @settings(
@@ -324,13 +416,18 @@ def test_invariants_hold_for_any_seed_and_effect(tmp_path_factory, seed, hr, by_
     raw = {n: pd.read_csv(out / f"{n}.csv", dtype=str, keep_default_na=False) for n in EXTRACTS}
     assert count_mess(raw) == mess
     po = generate(cfg, seed).potential_outcomes
+    clean = strip_mess(raw)
+    for design, (y0, y1) in POTENTIAL.items():
+        t = po.set_index("crn").loc[analysed_treated(clean, design).index]
+        att = truth[f"sample_att_{design}"]
+        assert att == pytest.approx((t[y1].astype(int) - t[y0].astype(int)).mean(), abs=1e-12)
     t = po[po.treated]
-    assert truth["sample_att"] == pytest.approx((t.y1 - t.y0).mean(), abs=1e-12)
-    if hr < 1:
-        assert (t.y1 <= t.y0).all()
-    elif hr > 1:
-        assert (t.y1 >= t.y0).all()
-    y = proven_reoffending(strip_mess(raw))
+    for y0, y1 in POTENTIAL.values():
+        if hr < 1:
+            assert (t[y1] <= t[y0]).all()
+        elif hr > 1:
+            assert (t[y1] >= t[y0]).all()
+    y = proven_reoffending(clean)
     po = po[po.eligible].set_index("crn")
     assert (y.reindex(po.index).to_numpy() == np.where(po.treated, po.y1, po.y0)).all()
 
@@ -338,14 +435,43 @@ def test_invariants_hold_for_any_seed_and_effect(tmp_path_factory, seed, hr, by_
 def test_no_effect_means_identical_potential_outcomes():
     _, truth, _, po = generate({**TINY, "true_effect": {"hazard_ratio": 1.0}}, 3)
     assert (po.y0 == po.y1).all()
-    assert truth["sample_att"] == 0.0
+    t = po[po.treated]
+    assert (t.y0_enrolment == t.y1_enrolment).all()
+    assert truth["sample_att_event_start"] == truth["sample_att_enrolment"] == 0.0
 
 
 def test_effect_size_moves_the_att_in_the_right_direction():
     strong = generate({**TINY, "true_effect": {"hazard_ratio": 0.3}}, 5).truth
     harmful = generate({**TINY, "true_effect": {"hazard_ratio": 2.0}}, 5).truth
-    assert strong["sample_att"] < -0.05
-    assert harmful["sample_att"] > 0.05
+    for design in POTENTIAL:
+        assert strong[f"sample_att_{design}"] < -0.05
+        assert harmful[f"sample_att_{design}"] > 0.05
+
+
+def test_the_effect_starts_at_enrolment():
+    """Offences up to the enrolment date do not depend on the effect; later ones do; the
+    records of people never enrolled do not depend on it at all."""
+    base = {"n_treated": 150, "n_comparator_pool": 3000}
+    runs = [
+        generate({**base, "true_effect": {"hazard_ratio": hr}}, 13, extracts=CHAIN)
+        for hr in (1.0, 0.3)
+    ]
+    po = [r.potential_outcomes for r in runs]
+    assert (po[0].treated == po[1].treated).all()  # selection happens before the effect
+    assert (po[0].y0 == po[1].y0)[~po[0].treated].all()
+    before, after, others = [], [], []
+    for r in runs:
+        clean = strip_mess(as_text(r.extracts, CHAIN))
+        conv = clean["convictions"].merge(clean["enrolments"][["crn", "enrolment_date"]])
+        key = conv.drop(columns="enrolment_date").astype(str).agg("|".join, axis=1)
+        early = conv.offence_date <= conv.enrolment_date
+        before.append(sorted(key[early]))
+        after.append(int((~early & (conv.offence_group != "breach")).sum()))
+        rest = clean["convictions"][~clean["convictions"].crn.isin(conv.crn)]
+        others.append(sorted(rest.astype(str).agg("|".join, axis=1)))
+    assert before[0] == before[1] and len(before[0]) > 150
+    assert after[1] < 0.7 * after[0]
+    assert others[0] == others[1] and len(others[0]) > 10_000
 
 
 def test_fidelity_dependent_effect_helps_high_fidelity_people_more():
@@ -392,7 +518,207 @@ def test_hidden_confounding_selects_on_the_hidden_trait():
     off = generate(base, 21).truth
     on = generate({**base, "hidden_confounding": {"strength": 1.5}}, 21).truth
     assert on["hidden_confounding"]["strength"] == 1.5
-    assert on["treated_mean_y0"] < off["treated_mean_y0"]
+    for design in POTENTIAL:
+        y0 = [r["potential_outcomes"][design]["treated_mean_y0"] for r in (on, off)]
+        assert y0[0] < y0[1]
+
+
+# ------------------------------------------------- enrolment prevention (immortal time)
+
+OFF = {"enrolment_prevention": {"reoffence": False, "custody": False, "recall": False}}
+
+
+def events_before(clean: dict[str, pd.DataFrame], frame: pd.DataFrame, until: str):
+    """For each row of ``frame`` (crn, start_date, end_date, ``until``): whether, on or after
+    start_date and before ``until``, the person committed a non-breach offence that was
+    proven (it is in the convictions), had a custodial disposal, or their event ended."""
+    f = frame[["crn", "start_date", "end_date", until]].reset_index(drop=True)
+    m = f.reset_index().merge(clean["convictions"], on="crn")
+    inside = lambda col: (m[col] >= m.start_date) & (m[col] < m[until])  # noqa: E731
+    out = pd.DataFrame(index=f.index)
+    for name, hit in (
+        ("reoffence", (m.offence_group != "breach") & inside("offence_date")),
+        ("custody", (m.disposal_type == "custody") & inside("disposal_date")),
+    ):
+        out[name] = hit.groupby(m["index"]).any().reindex(f.index, fill_value=False)
+    out["ended"] = (f.end_date.notna() & (f.end_date < f[until])).to_numpy()
+    return out
+
+
+def comparators_with_treated_delays(clean: dict[str, pd.DataFrame], seed: int):
+    """Eligible never-enrolled people at their first eligible event, each given an
+    enrolment delay drawn (with replacement) from the treated people's delays."""
+    elig = eligible_events(clean)
+    treated = enrolment_events(clean)
+    treated = treated[treated.crn.isin(analysed_treated(clean, "event_start").index)]
+    delays = np.sort((treated.enrolment_date - treated.start_date).dt.days.to_numpy())
+    comp = elig[~elig.crn.isin(clean["enrolments"].crn)]
+    comp = comp.sort_values(["crn", "start_date"]).groupby("crn").head(1)
+    drawn = np.random.default_rng(seed).choice(delays, len(comp))
+    return comp.assign(pseudo=comp.start_date + pd.to_timedelta(drawn, unit="D")), delays
+
+
+def test_no_one_is_enrolled_after_a_preventing_event_in_the_default_data(default_run):
+    """In the embedded default, no enrolled person re-offended (proven), was sentenced to
+    custody or had their licence end between the start of their order and enrolment."""
+    clean = strip_mess(as_text(default_run.extracts, CHAIN))
+    enrolled = enrolment_events(clean)
+    assert len(enrolled) == default_run.truth["n_treated"] == 150
+    found = events_before(clean, enrolled, "enrolment_date")
+    assert not found.to_numpy().any(), enrolled[found.any(axis=1)]
+
+
+def test_prevented_people_stay_in_the_comparator_pool(default_run):
+    _, truth, _, po = default_run
+    prevented = po[po.prevented]
+    assert len(prevented) == truth["enrolment_prevention"]["n_prevented"] > 0
+    assert not prevented.treated.any() and po.treated.sum() == truth["n_treated"] == 150
+    clean = strip_mess(as_text(default_run.extracts, CHAIN))
+    assert prevented.crn.isin(clean["people"].crn).all()
+    assert not prevented.crn.isin(clean["enrolments"].crn).any()
+    # each of them has, in the extracts, an event that prevented the planned enrolment
+    sup = clean["supervision"].merge(prevented[["crn", "index_date", "planned_enrolment_date"]])
+    sup = sup[sup.start_date == sup.index_date]
+    assert len(sup) == len(prevented)
+    assert events_before(clean, sup, "planned_enrolment_date").any(axis=1).all()
+
+
+def test_comparators_reoffend_inside_a_treated_like_delay(default_run):
+    """The immortal time of the event_start design, measured on the embedded default:
+    comparators do re-offend (proven) inside an enrolment delay drawn from the treated
+    delays, the treated by construction never do (previous test)."""
+    clean = strip_mess(as_text(default_run.extracts, CHAIN))
+    comp, delays = comparators_with_treated_delays(clean, SEED)
+    assert len(comp) == default_run.truth["n_eligible_comparators"] > 4000
+    assert 25 < delays.mean() < 35  # uniform 0-60 days
+    share = events_before(clean, comp, "pseudo")["reoffence"].mean()
+    assert share > 0.03, share  # 0.047 on this data (seed 20180101)
+
+
+def test_switching_prevention_off_enrols_people_after_such_events():
+    cfg = merge_config(load_config(ROOT / "config/synthetic.yaml"), OFF)
+    syn = generate(cfg, SEED, extracts=CHAIN)
+    assert syn.truth["enrolment_prevention"]["n_prevented"] == 0
+    assert not syn.potential_outcomes.prevented.any()
+    assert syn.potential_outcomes.treated.sum() == 150
+    clean = strip_mess(as_text(syn.extracts, CHAIN))
+    found = events_before(clean, enrolment_events(clean), "enrolment_date")
+    assert found["reoffence"].sum() >= 1
+
+
+@pytest.mark.parametrize("kind", ["reoffence", "custody", "recall"])
+def test_each_prevention_mechanism_has_its_own_switch(kind):
+    """With one mechanism off, enrolled people have that event and none of the others.
+    Long delays, breaches and recalls are made frequent here so that every kind occurs."""
+    cfg = {
+        "n_treated": 150,
+        "n_comparator_pool": 3000,
+        "max_enrolment_delay_days": 120,
+        "recall": {"per_year": 4.0},
+        "reoffending": {"breaches_per_year": 12.0},
+        "enrolment_prevention": {kind: False},
+    }
+    syn = generate(cfg, 3, extracts=CHAIN)
+    clean = strip_mess(as_text(syn.extracts, CHAIN))
+    enrolled = enrolment_events(clean)
+    found = events_before(clean, enrolled, "enrolment_date")
+    column = {"reoffence": "reoffence", "custody": "custody", "recall": "ended"}[kind]
+    assert found[column].sum() >= 2
+    others = [c for c in found if c != column]
+    if kind == "reoffence":  # a custodial disposal of such a re-offence still prevents
+        others = ["custody", "ended"]
+    assert not found[others].to_numpy().any()
+    # the licences ended before enrolment are the recalled ones
+    if kind == "recall":
+        assert (enrolled.sentence_type[found.ended] == "licence").all()
+    assert syn.truth["enrolment_prevention"]["prevented_by"][kind] == 0
+
+
+# ------------------------------------------------------------------- treated attrition
+
+
+def attrition_in_extracts(clean: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Enrolled people the evaluation cannot use, recounted from the cleaned text."""
+    enrolled = enrolment_events(clean)
+    kinds = {
+        "order_before_window": enrolled.start_date < WINDOW[0],
+        "rosh_high": enrolled.rosh.isin(["high", "very_high"]),
+        "under_18": enrolled.age_at_start < 18,
+        "incomplete_followup": enrolled.enrolment_date + pd.Timedelta(days=547) > END,
+    }
+    reasons = pd.concat(kinds, axis=1)
+    assert (reasons.sum(axis=1) <= 1).all()  # one reason each
+    counts = {k: int(v.sum()) for k, v in kinds.items()}
+    known = set(clean["people"].crn)
+    counts["not_found_in_case_management"] = int((~clean["enrolments"].crn.isin(known)).sum())
+    return counts
+
+
+def test_treated_attrition_is_planted_as_configured(default_run):
+    truth = default_run.truth
+    planted = {k: v for k, v in truth["treated_attrition"].items() if k != "description"}
+    clean = strip_mess(as_text(default_run.extracts, CHAIN))
+    assert attrition_in_extracts(clean) == planted
+    cfg = load_config(ROOT / "config/synthetic.yaml")
+    assert planted == {
+        **cfg["treated_attrition"],
+        "not_found_in_case_management": cfg["mess"]["orphan_enrolments"],
+    }
+    assert all(v > 0 for v in planted.values())
+    po = default_run.potential_outcomes
+    assert po.attrition[po.treated].value_counts().to_dict() == cfg["treated_attrition"]
+    assert po.attrition[~po.treated].isna().all()
+
+
+def test_treated_attrition_amounts_are_configurable():
+    none = dict.fromkeys(("order_before_window", "rosh_high", "under_18"), 0)
+    cfg = {**TINY, "treated_attrition": {**none, "incomplete_followup": 4}}
+    syn = generate({**cfg, "mess": {"orphan_enrolments": 0}}, 8, extracts=CHAIN)
+    clean = strip_mess(as_text(syn.extracts, CHAIN))
+    counts = attrition_in_extracts(clean)
+    assert counts == {**none, "incomplete_followup": 4, "not_found_in_case_management": 0}
+    with pytest.raises(ValueError, match="treated_attrition"):
+        generate({**TINY, "treated_attrition": {"rosh_high": 40}}, 1)
+
+
+def test_the_cohort_stage_excludes_the_planted_attrition_at_its_steps(tmp_path):
+    """The agreement with the cleaning and cohort stages on the embedded default: each kind
+    of planted attrition is lost at the step whose rule it breaks, and only there."""
+    from mydirection.clean import clean_extracts, load_key
+    from mydirection.cohort import build_cohort
+    from mydirection.settings import CohortSettings
+
+    truth, _ = write_extracts(tmp_path, load_config(ROOT / "config/synthetic.yaml"), SEED)
+    tables, log = clean_extracts(
+        {n: tmp_path / f"{n}.csv" for n in EXTRACTS}, "2020-06-30", load_key({}, synthetic=True)
+    )
+    planted = truth["treated_attrition"]
+    orphans = log[(log.file == "enrolments") & (log.rule == "person_not_in_people")]
+    assert orphans.rows.sum() == planted["not_found_in_case_management"]
+    step_of = {  # the cohort's attrition rule -> the attrition lost there
+        "recruitment_window": planted["order_before_window"],
+        "crc_managed": planted["rosh_high"],
+        "adult": planted["under_18"],
+    }
+    for design in POTENTIAL:
+        settings = CohortSettings.default(index_date=design)
+        att = build_cohort(**{n: tables[n] for n in CHAIN}, settings=settings).attrition
+        att = att[att.group == "treated"]
+        assert att.n_remaining.iloc[0] == truth["n_treated"]
+        expected = {
+            **step_of,
+            "followup": planted["incomplete_followup"] if design == "enrolment" else 0,
+        }
+        if design == "enrolment":  # no participant has an enrolment barrier (none enrolled)
+            expected["enrollable_at_index"] = 0
+        lost = {}
+        for rule in expected:
+            rows = att[att.rule == rule]
+            assert len(rows) == 1, rule
+            lost[rule] = int(rows.n_lost.iloc[0])
+        assert lost == expected
+        assert att.n_lost.sum() == sum(expected.values())
+        assert att.n_remaining.iloc[-1] == truth["potential_outcomes"][design]["n_treated"]
 
 
 # ------------------------------------------------------------------- planted mess
@@ -526,8 +852,8 @@ def test_codes_come_from_the_contract():
     for name in EXTRACTS:
         for col, spec in extract_schema(name)["columns"].items():
             if spec["type"] == "code":
-                values = extracts[name][col].dropna().astype(str).str.strip().str.lower()
-                assert set(values) <= set(codes(name, col))
+                values = extracts[name][col].astype(str).str.strip().str.lower()
+                assert set(values[values != ""]) <= set(codes(name, col))
 
 
 def test_data_contract_page_is_rendered_from_the_schemas():
@@ -566,7 +892,7 @@ def test_merge_config_merges_nested_settings_but_replaces_shares_and_mess_kinds(
 
 def test_identical_conviction_rows_are_found_exactly():
     """The guard that keeps original convictions free of exact duplicates (brute force)."""
-    from mydirection.synthetic import _identical_rows
+    from mydirection.synthetic import identical_rows
 
     rng = np.random.default_rng(0)
     key, key2 = rng.integers(0, 20, 300), rng.integers(0, 3, 300)
@@ -574,4 +900,4 @@ def test_identical_conviction_rows_are_found_exactly():
     for pair in zip(key.tolist(), key2.tolist(), strict=True):
         expected.append(pair in seen)
         seen.add(pair)
-    assert _identical_rows(key, key2).tolist() == expected
+    assert identical_rows(key, key2).tolist() == expected

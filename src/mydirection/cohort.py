@@ -21,10 +21,21 @@ definition "treated" means "in the enrolment extract"):
    first eligible event (earliest start, ties broken by event_id).
 5. Spill-over (``exclude_pilot_office_nonenrolled``): never-enrolled people with any
    eligible event at a pilot office are removed.
-6. Index date: the start of the index event (``index_date: event_start``), or the enrolment
-   date (``index_date: enrolment``), with comparators given the event start plus a delay
-   drawn (seeded) from the treated delays; comparators whose event ended before that date
-   are removed (a treated person could not have been enrolled then).
+6. Index date (``index_date``). ``enrolment`` (the default): the treated person's
+   enrolment date; each comparator gets the start of their index event plus a delay drawn
+   (seeded) from the treated people's delays (prescription-time distribution matching,
+   Zhou et al. 2005), so both groups' follow-up starts at a comparable time after the
+   start of the order. Comparators whose event ended before that date are removed (a
+   treated person could not have been enrolled then). Then, for everyone, an event between
+   the start of the order and the index date that would have stopped an enrolment
+   (``enrolment_barriers``: a re-offence committed in the window, whenever proven; a
+   custodial disposal in the window) removes the person: both groups must have been
+   "enrollable" on their index date, so no one has immortal time. ``event_start``: the
+   start of the index event for everyone. That design has immortal time: a treated person
+   must stay under supervision and free of re-offending until enrolment (0-60 days later),
+   while a comparator needs nothing after the index date, so comparators' early
+   re-offences count against them and the bias favours the pilot; it is kept as an option
+   to show that bias.
 7. Follow-up availability: index date + follow-up + waiting period after the extract end
    date -> removed (``exclude_incomplete_followup``; dates only).
 
@@ -35,87 +46,31 @@ birth year, so at most a year from the true age (either way). "Aged ``min_age`` 
 the start" is judged on that age. Hand-built tables that carry ``supervision.age_at_start``
 and ``convictions.age_at_offence`` (unit tests) have them used as given.
 
-Covariates are measured strictly before the index date (``<``, never ``<=``):
-
-- ``age``: whole-year age at the index date (derived from the birth year).
-- ``sex``, ``ethnicity`` (people); ``sentence_type``, ``index_offence_group``, ``rosh``,
-  ``office``, ``case_manager_id`` (index event); ``pilot_office``: office is a pilot office.
-- OGRS3 scores and needs from the latest assessment completed before the index date, with
-  ``assessment_age_days`` = index date - assessment date. Missing rule: no assessment ->
-  ``ogrs3_missing`` True, the score set to the cohort median of the observed scores (same
-  median for treated and comparators), ``assessment_age_days`` left NaN (the indicator says
-  why); a need flag that is missing (no assessment, or blank in it) -> False, with
-  ``needs_missing`` True.
-- Criminal history from convictions proven (disposal date) before the index date, breaches
-  excluded (as in the proven re-offending definition): ``n_previous_offences``,
-  ``n_previous_custody`` (disposal custody), ``age_first_offence`` (youngest
-  age at a previous offence, whole years; with no previous proven offence, the age at index: the index offence
-  is the first), ``offences_last_12m`` (those committed in the 365 days before the index
-  date) and the Copas-style rate ``copas_rate = log((n_previous_offences + 1) /
-  (age - age_first_offence + 10))`` (OGRS3's rate of offending: sanctions per year of
-  criminal career, damped by 10 years).
+Covariates are measured strictly before the index date: see :mod:`mydirection.covariates`.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from mydirection import tables
 from mydirection.contract import age_in_years
+from mydirection.covariates import NEEDS, add_covariates, at_pilot_office
 from mydirection.errors import UserError
+from mydirection.reporting.numbers import Numbers
+from mydirection.settings import CohortSettings
 
-NEEDS = (
-    "need_accommodation",
-    "need_ete",
-    "need_finance",
-    "need_relationships",
-    "need_lifestyle",
-    "need_drugs",
-    "need_alcohol",
-    "need_thinking",
-    "need_attitudes",
-)
+#: Columns of the cohort and attrition tables (``schemas/tables.yaml``, docs/stages.md).
+COHORT_COLUMNS = tables.columns("cohort")
+ATTRITION_COLUMNS = tables.columns("attrition")
 
-#: Columns of ``results/cohort/cohort.parquet`` (docs/stages.md), in order.
-COHORT_COLUMNS = [
-    "person_id",
-    "treated",
-    "event_id",
-    "index_date",
-    "event_start",
-    "event_end",
-    "enrolment_date",
-    "enrolment_delay_days",
-    "office",
-    "case_manager_id",
-    "age",
-    "sex",
-    "ethnicity",
-    "sentence_type",
-    "index_offence_group",
-    "rosh",
-    "ogrs3_1yr",
-    "ogrs3_2yr",
-    "ogrs3_missing",
-    "assessment_age_days",
-    *NEEDS,
-    "needs_missing",
-    "n_previous_offences",
-    "n_previous_custody",
-    "age_first_offence",
-    "offences_last_12m",
-    "copas_rate",
-    "pilot_office",
-]
-
-ATTRITION_COLUMNS = ["step", "description", "group", "n_remaining", "n_lost", "reason"]
-
-#: Columns of the cleaned tables the cohort reads.
-REQUIRED_COLUMNS = {
-    "people": ["person_id", "sex", "ethnicity"],
+#: Columns of the cleaned tables the cohort reads (``clean.<name>`` table specs).
+READS = {
+    "people": ["person_id", "sex", "ethnicity", "birth_year"],
     "supervision": [
         "event_id",
         "person_id",
@@ -138,73 +93,7 @@ REQUIRED_COLUMNS = {
     "enrolments": ["person_id", "enrolment_date"],
 }
 
-#: Read when present: the one age fact of the cleaned tables (people.birth_year), or the
-#: ages of hand-built tables (see "Ages" in the module docstring).
-AGE_COLUMNS = {
-    "people": ["birth_year"],
-    "supervision": ["age_at_start"],
-    "convictions": ["age_at_offence"],
-}
-
 DAY = np.timedelta64(1, "D")
-
-
-@dataclass(frozen=True)
-class CohortSettings:
-    """The cohort section of the config plus the keys of other sections the cohort uses."""
-
-    recruitment_start: str = "2018-01-01"
-    recruitment_end: str = "2018-12-31"
-    rosh: tuple[str, ...] = ("low", "medium")
-    sentence_types: tuple[str, ...] = (
-        "community_order",
-        "suspended_sentence_order",
-        "licence",
-        "post_sentence_supervision",
-    )
-    min_age: float = 18
-    index_date: str = "event_start"
-    pilot_offices: tuple[str, ...] = ("hull_central", "bridlington")
-    exclude_pilot_office_nonenrolled: bool = False
-    exclude_incomplete_followup: bool = True
-    #: outcomes.followup_days, outcomes.waiting_days, extract_end_date (dates only)
-    followup_days: int = 365
-    waiting_days: int = 182
-    extract_end_date: str | None = "2020-06-30"
-    #: master seed (config ``seed``); used only by ``index_date: enrolment``
-    seed: int = 20180101
-
-    @classmethod
-    def from_config(cls, cohort: dict, **other) -> CohortSettings:
-        """Build from the ``cohort`` config section and keyword settings from other sections."""
-        known = {f.name for f in fields(cls)}
-        values = {**cohort, **other}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UserError(f"config: unknown cohort setting(s) {unknown}; see the config schema")
-        for key in ("rosh", "sentence_types", "pilot_offices"):
-            if key in values:
-                values[key] = tuple(values[key])
-        settings = cls(**values)
-        settings.check()
-        return settings
-
-    def check(self) -> None:
-        try:
-            start, end = pd.Timestamp(self.recruitment_start), pd.Timestamp(self.recruitment_end)
-        except ValueError as err:
-            raise UserError(
-                f"config: cohort.recruitment_start/recruitment_end is not a date ({err}); "
-                "use YYYY-MM-DD"
-            ) from None
-        if start > end:
-            raise UserError(
-                "config: cohort.recruitment_start is after cohort.recruitment_end; swap them"
-            )
-        if self.index_date not in ("event_start", "enrolment"):
-            raise UserError(
-                f"config: cohort.index_date is {self.index_date!r}; use event_start or enrolment"
-            )
 
 
 # --------------------------------------------------------------------------------------
@@ -212,91 +101,14 @@ class CohortSettings:
 # --------------------------------------------------------------------------------------
 
 
-def check_columns(df: pd.DataFrame, name: str, required=None) -> None:
-    """Stop with one clear message when a cleaned table lacks a column the cohort needs."""
-    required = REQUIRED_COLUMNS[name] if required is None else required
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise UserError(
-            f"results/clean/{name}.parquet: missing column(s) {', '.join(missing)} "
-            f"({len(df)} rows); rerun the clean stage (snakemake --forcerun clean)"
-        )
+#: Read when present (people.birth_year is required only where no table gives ages).
+AGE_FACTS = ("birth_year",)
 
 
-def read_clean_table(path, name: str, required=None) -> pd.DataFrame:
-    """Read the columns a stage needs from a Parquet table; a clear error if one is missing."""
-    import pyarrow.parquet as pq
-
-    required = REQUIRED_COLUMNS[name] if required is None else required
-    try:
-        present = set(pq.read_schema(path).names)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{path}: not a readable Parquet file ({type(err).__name__}); rerun the clean stage"
-        ) from None
-    missing = [c for c in required if c not in present]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {', '.join(missing)}; rerun the clean stage "
-            "(snakemake --forcerun clean)"
-        )
-    # Text as Arrow-backed strings whatever the writer's pandas dtype: a tenth of the memory
-    # of Python string objects at national scale, and fast hashing of person_id.
-    optional = [c for c in AGE_COLUMNS.get(name, []) if c in present and c not in required]
-    table = pq.read_table(path, columns=[*required, *optional])
-    return table.to_pandas(types_mapper=_arrow_strings)
-
-
-def _arrow_strings(arrow_type):
-    import pyarrow as pa
-
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return pd.ArrowDtype(pa.string())
-    return None
-
-
-def _check_unique(df: pd.DataFrame, name: str, key: str) -> None:
-    dup = df[key].duplicated(keep=False).to_numpy()
-    if dup.any():
-        rows = np.flatnonzero(dup)[:5]
-        raise UserError(
-            f"results/clean/{name}.parquet, column {key}: {int(dup.sum())} rows share a key "
-            f"(e.g. rows {', '.join(str(r) for r in rows)}); the clean stage should make it "
-            "unique — rerun it or report the extract"
-        )
-
-
-# --------------------------------------------------------------------------------------
-# Eligibility
-# --------------------------------------------------------------------------------------
-
-
-def eligibility_rules(settings: CohortSettings) -> list[tuple[str, str, callable]]:
-    """The event-level eligibility rules: (description, reason lost, events -> bool mask)."""
-    start = pd.Timestamp(settings.recruitment_start)
-    end = pd.Timestamp(settings.recruitment_end)
-    return [
-        (
-            f"Supervision event started {start:%Y-%m-%d} to {end:%Y-%m-%d}",
-            "no supervision event started in the recruitment window",
-            lambda e: (e["start_date"] >= start) & (e["start_date"] <= end),
-        ),
-        (
-            f"Managed by the CRC (RoSH {' or '.join(settings.rosh)})",
-            "remaining events at another RoSH level (not managed by the CRC)",
-            lambda e: e["rosh"].isin(settings.rosh),
-        ),
-        (
-            f"Sentence type: {', '.join(settings.sentence_types)}",
-            "remaining events of another sentence type",
-            lambda e: e["sentence_type"].isin(settings.sentence_types),
-        ),
-        (
-            f"Aged {settings.min_age:g} or over at the start of the event",
-            f"under {settings.min_age:g} (or age unknown) at the start of every remaining event",
-            lambda e: (e["age_at_start"] >= settings.min_age).fillna(False).astype(bool),
-        ),
-    ]
+def check_columns(df: pd.DataFrame, name: str) -> None:
+    """Stop with one clear message when a cleaned table breaks what the cohort reads."""
+    wanted = [c for c in READS[name] if c in df.columns or c not in AGE_FACTS]
+    tables.check(df, f"clean.{name}", tables.spec(f"clean.{name}")["path"], wanted)
 
 
 def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.DataFrame):
@@ -310,8 +122,8 @@ def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.D
         if column not in table.columns:
             if "birth_year" not in people.columns:
                 raise UserError(
-                    "results/clean/people.parquet: missing column birth_year (the one age fact "
-                    "the cleaned tables keep); rerun the clean stage (snakemake --forcerun clean)"
+                    f"{tables.spec('clean.people')['path']}: missing column birth_year (the one "
+                    f"age fact the cleaned tables keep); rerun the clean stage"
                 )
             unique = people.drop_duplicates("person_id")
             pos = pd.Index(unique["person_id"]).get_indexer(table["person_id"])
@@ -322,12 +134,52 @@ def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.D
     return tuple(out)
 
 
-def eligible_events(supervision: pd.DataFrame, settings: CohortSettings) -> pd.DataFrame:
-    """The supervision events passing every eligibility rule."""
-    keep = np.ones(len(supervision), dtype=bool)
-    for _, _, rule in eligibility_rules(settings):
-        keep &= np.asarray(rule(supervision), dtype=bool)
-    return supervision[keep]
+def _check_unique(df: pd.DataFrame, name: str, key: str) -> None:
+    dup = df[key].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)[:5]
+        raise UserError(
+            f"{tables.spec('clean.' + name)['path']}, column {key}: {int(dup.sum())} rows share a key "
+            f"(e.g. rows {', '.join(str(r) for r in rows)}); the clean stage should make it "
+            "unique — rerun it or report the extract"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# Eligibility
+# --------------------------------------------------------------------------------------
+
+
+def eligibility_rules(settings: CohortSettings) -> list[tuple[str, str, str, callable]]:
+    """The event-level eligibility rules: (rule id, description, reason lost, events -> mask)."""
+    start = pd.Timestamp(settings.recruitment_start)
+    end = pd.Timestamp(settings.recruitment_end)
+    return [
+        (
+            "recruitment_window",
+            f"Supervision event started {start:%Y-%m-%d} to {end:%Y-%m-%d}",
+            "no supervision event started in the recruitment window",
+            lambda e: (e["start_date"] >= start) & (e["start_date"] <= end),
+        ),
+        (
+            "crc_managed",
+            f"Managed by the CRC (RoSH {' or '.join(settings.rosh)})",
+            "remaining events at another RoSH level (not managed by the CRC)",
+            lambda e: e["rosh"].isin(settings.rosh),
+        ),
+        (
+            "sentence_type",
+            f"Sentence type: {', '.join(settings.sentence_types)}",
+            "remaining events of another sentence type",
+            lambda e: e["sentence_type"].isin(settings.sentence_types),
+        ),
+        (
+            "adult",
+            f"Aged {settings.min_age:g} or over at the start of the event",
+            f"under {settings.min_age:g} (or age unknown) at the start of every remaining event",
+            lambda e: (e["age_at_start"] >= settings.min_age).fillna(False).astype(bool),
+        ),
+    ]
 
 
 def first_enrolment(enrolments: pd.DataFrame) -> pd.DataFrame:
@@ -390,6 +242,41 @@ def followup_available(
     return index_date + pd.Timedelta(days=followup_days + waiting_days) <= end
 
 
+#: The enrolment barriers (``cohort.enrolment_barriers``) in words.
+BARRIER_TEXT = {"reoffence": "re-offence", "custody": "custodial sentence"}
+
+
+def enrolment_barred(idx: pd.DataFrame, convictions: pd.DataFrame, barriers) -> np.ndarray:
+    """Per index row: an event that would have stopped an enrolment happened on or after the
+    start of the index event and before the index date (module docstring, step 6).
+
+    ``idx``: person_id, event_start, index_date; ``convictions``: person_id, offence_date,
+    disposal_date, offence_group, disposal_type (same person keys). ``reoffence``: an
+    offence other than a breach committed in the window, whenever it was proven;
+    ``custody``: a custodial disposal dated in the window.
+    """
+    pos = pd.Index(idx["person_id"]).get_indexer(convictions["person_id"])
+    keep = pos >= 0
+    pos = pos[keep]
+    start = idx["event_start"].to_numpy(dtype="datetime64[ns]")[pos]
+    end = idx["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
+
+    def inside(column):
+        day = convictions[column].to_numpy(dtype="datetime64[ns]")[keep]
+        return (day >= start) & (day < end)
+
+    hit = np.zeros(len(pos), dtype=bool)
+    if "reoffence" in barriers:
+        not_breach = (convictions["offence_group"] != "breach").fillna(True).to_numpy(bool)
+        hit |= not_breach[keep] & inside("offence_date")
+    if "custody" in barriers:
+        custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)
+        hit |= custody[keep] & inside("disposal_date")
+    barred = np.zeros(len(idx), dtype=bool)
+    barred[pos[hit]] = True
+    return barred
+
+
 def draw_comparator_delays(treated_delays: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Delays (days) for ``n`` comparators, drawn with replacement from the treated delays.
 
@@ -407,136 +294,6 @@ def draw_comparator_delays(treated_delays: np.ndarray, n: int, seed: int) -> np.
 
 
 # --------------------------------------------------------------------------------------
-# Covariates (strictly before the index date)
-# --------------------------------------------------------------------------------------
-
-
-def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.DataFrame:
-    """For each cohort row, the latest assessment completed strictly before its index date.
-
-    Returns a frame aligned with ``cohort`` (same index): ogrs3_1yr, ogrs3_2yr, the needs
-    (nullable boolean, NA where there is no assessment) and assessment_age_days.
-    """
-    left = cohort[["person_id", "index_date"]].copy()
-    left["_row"] = np.arange(len(left))
-    left = left.sort_values("index_date", kind="stable")
-    cols = ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]
-    usable = assessments["assessment_date"].notna() & assessments["person_id"].isin(
-        cohort["person_id"]
-    )
-    rows = np.flatnonzero(usable.to_numpy(bool))
-    day = assessments["assessment_date"].to_numpy(dtype="datetime64[ns]")[rows]
-    right = assessments.iloc[rows[np.argsort(day, kind="stable")]][cols]  # by date, one copy
-    m = pd.merge_asof(
-        left,
-        right,
-        left_on="index_date",
-        right_on="assessment_date",
-        by="person_id",
-        direction="backward",
-        allow_exact_matches=False,  # an assessment on the index date is not "before" it
-    )
-    m = m.sort_values("_row", kind="stable")
-    out = pd.DataFrame(index=cohort.index)
-    out["ogrs3_1yr"] = m["ogrs3_1yr"].to_numpy(dtype=float)
-    out["ogrs3_2yr"] = m["ogrs3_2yr"].to_numpy(dtype=float)
-    for need in NEEDS:
-        out[need] = pd.array(m[need].to_numpy(), dtype="boolean")
-    age = (m["index_date"] - m["assessment_date"]) / DAY
-    out["assessment_age_days"] = age.to_numpy(dtype=float)
-    return out
-
-
-def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.DataFrame:
-    """Criminal history from offences proven strictly before each person's index date.
-
-    Breaches are excluded. Returns a frame aligned with ``cohort``: n_previous_offences,
-    n_previous_custody, age_first_offence (NaN with no previous offence), offences_last_12m.
-    """
-    n = len(cohort)
-    pos = pd.Index(cohort["person_id"]).get_indexer(convictions["person_id"])
-    keep = pos >= 0
-    pos = pos[keep]
-
-    def column(name, dtype=None):  # one column of the cohort's convictions (no frame copy)
-        return np.asarray(convictions[name].to_numpy(dtype=dtype), dtype=dtype)[keep]
-
-    index_date = cohort["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
-    before = (convictions["offence_group"] != "breach").fillna(True).to_numpy(bool)[keep]
-    before &= column("disposal_date", "datetime64[ns]") < index_date  # proven before index
-    recent = before & (
-        column("offence_date", "datetime64[ns]") >= index_date - np.timedelta64(365, "D")
-    )
-    del index_date
-    custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)[keep]
-    person = pos[before]
-
-    out = pd.DataFrame(index=cohort.index)
-    out["n_previous_offences"] = np.bincount(person, minlength=n)
-    out["n_previous_custody"] = np.bincount(pos[before & custody], minlength=n)
-    first = np.full(n, np.inf)
-    np.minimum.at(first, person, column("age_at_offence", float)[before])
-    first[np.isinf(first)] = np.nan  # no previous proven offence
-    out["age_first_offence"] = first
-    out["offences_last_12m"] = np.bincount(pos[recent], minlength=n)
-    return out
-
-
-def copas_rate(n_previous, age, age_first_offence):
-    """Copas-style rate of offending: log((n_previous + 1) / (years of career + 10))."""
-    career = np.maximum(np.asarray(age, float) - np.asarray(age_first_offence, float), 0.0)
-    return np.log((np.asarray(n_previous, float) + 1.0) / (career + 10.0))
-
-
-def handle_missing(cohort: pd.DataFrame) -> pd.DataFrame:
-    """Apply the documented missing-value rules (see the module docstring); returns a copy."""
-    c = cohort.copy()
-    c["ogrs3_missing"] = (c["ogrs3_1yr"].isna() | c["ogrs3_2yr"].isna()).to_numpy(bool)
-    for col in ("ogrs3_1yr", "ogrs3_2yr"):
-        observed = c[col].dropna()
-        if len(observed):  # the median of the observed scores, whole cohort
-            c[col] = c[col].fillna(observed.median())
-    needs = c[list(NEEDS)]
-    c["needs_missing"] = needs.isna().any(axis=1).to_numpy(bool)
-    for need in NEEDS:
-        c[need] = c[need].fillna(False).astype(bool)
-    no_history = c["age_first_offence"].isna()
-    c["age_first_offence"] = c["age_first_offence"].where(~no_history, c["age"])
-    return c
-
-
-def at_pilot_office(office: pd.Series, pilot_offices) -> np.ndarray:
-    """Whether each office is a pilot office (case and surrounding spaces ignored)."""
-    wanted = {str(o).strip().lower() for o in pilot_offices}
-    codes, uniques = pd.factorize(office)
-    hit = np.array([str(u).strip().lower() in wanted for u in uniques] + [False])
-    return hit[codes]  # code -1 (missing office) -> the trailing False
-
-
-def add_covariates(
-    cohort: pd.DataFrame,
-    people: pd.DataFrame,
-    assessments: pd.DataFrame,
-    convictions: pd.DataFrame,
-    pilot_offices=(),
-) -> pd.DataFrame:
-    """Add every covariate to a frame of index events (person_id, index_date, event columns)."""
-    c = cohort.reset_index(drop=True)
-    cols = ["person_id", "sex", "ethnicity"] + (["birth_year"] if "birth_year" in people else [])
-    c = c.merge(people[cols], on="person_id", how="left")
-    if "birth_year" in c:  # the cleaned tables: whole years from the birth year
-        c["age"] = age_in_years(c["index_date"], c["birth_year"])
-        c = c.drop(columns="birth_year")
-    else:  # hand-built tables with age_at_start
-        years = (c["index_date"] - c["event_start"]) / DAY / 365.25
-        c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
-    c = pd.concat([c, latest_assessment(c, assessments), offending_history(c, convictions)], axis=1)
-    c = handle_missing(c)
-    c["copas_rate"] = copas_rate(c["n_previous_offences"], c["age"], c["age_first_offence"])
-    c["pilot_office"] = at_pilot_office(c["office"], pilot_offices)
-    return c
-
-
 # --------------------------------------------------------------------------------------
 # The whole stage
 # --------------------------------------------------------------------------------------
@@ -550,7 +307,7 @@ class _Attrition:
         self.rows: list[dict] = []
         self.previous: dict[str, int] | None = None
 
-    def record(self, description: str, codes: np.ndarray, reason: str = "") -> None:
+    def record(self, rule: str, description: str, codes: np.ndarray, reason: str = "") -> None:
         present = np.zeros(len(self.enrolled), dtype=bool)
         present[codes] = True
         n_all = int(present.sum())
@@ -562,6 +319,7 @@ class _Attrition:
             self.rows.append(
                 {
                     "step": step,
+                    "rule": rule,
                     "description": description,
                     "group": group,
                     "n_remaining": n,
@@ -576,10 +334,76 @@ class _Attrition:
         return df.astype({"step": "int64", "n_remaining": "int64", "n_lost": "int64"})
 
 
+GROUPS = ("treated", "comparator", "all")
+ATTRITION_CAPTION = (
+    "Cohort attrition: people remaining after each eligibility step, participants and "
+    "comparators, with the number lost at each step and why (small counts suppressed)."
+)
+
+
 @dataclass
 class CohortResult:
+    """The cohort, its attrition chevron, and the numbers the cohort stage reports."""
+
     cohort: pd.DataFrame
     attrition: pd.DataFrame
+
+    def numbers(self) -> Numbers:
+        """Every attrition step (remaining and lost, per group, with the additive relations
+        disclosure control needs) and the cohort's summary counts."""
+        n = Numbers()
+        a = self.attrition
+        previous = None
+        for _, rows in a.groupby("step", sort=True):
+            rows = rows.set_index("group")
+            rule_id = rows["rule"].iloc[0]
+            what = rows["description"].iloc[0]
+            keys = {}
+            for g in GROUPS:
+                k = f"cohort.attrition.{rule_id}.{g}"
+                keys[g] = (k + ".remaining", k + ".lost")
+                n.count(keys[g][0], rows.loc[g, "n_remaining"], f"{what}: {g}, remaining")
+                if previous is not None:
+                    n.count(keys[g][1], rows.loc[g, "n_lost"], f"{what}: {g}, lost")
+                    n.relation(previous[g][0], [keys[g][0], keys[g][1]], prefer="total")
+            n.relation(keys["all"][0], [keys["treated"][0], keys["comparator"][0]])
+            if previous is not None:
+                n.relation(keys["all"][1], [keys["treated"][1], keys["comparator"][1]])
+            previous = keys
+        c = self.cohort
+        t = c["treated"].astype(bool)
+        first = a[a["step"] == 1].set_index("group")["n_remaining"]
+        n_t = n.count("cohort.n_treated", int(t.sum()), "Participants in the cohort (analysed)")
+        n_c = n.count("cohort.n_comparator_pool", int((~t).sum()), "Comparator pool (analysed)")
+        n.relation(n_t, [previous["treated"][0]])
+        n.relation(n_c, [previous["comparator"][0]])
+        n.count("cohort.n_received", int(first["all"]), "People in the extracts")
+        n.count("cohort.n_enrolled", int(first["treated"]), "People in the enrolment extract")
+        n.count(
+            "cohort.n_treated_ogrs3_missing",
+            int(c.loc[t, "ogrs3_missing"].sum()),
+            "Participants without an OGRS3 score before the index date",
+        )
+        n.count(
+            "cohort.n_comparator_ogrs3_missing",
+            int(c.loc[~t, "ogrs3_missing"].sum()),
+            "Comparators without an OGRS3 score before the index date",
+        )
+        delays = c.loc[t, "enrolment_delay_days"].dropna()
+        n.add(
+            "cohort.median_enrolment_delay_days",
+            float(delays.median()) if len(delays) else None,
+            "days",
+            "Median days from the start of the order to enrolment (participants)",
+            unit="days",
+            derived_from=[n_t],
+            decimals=0,
+        )
+        return n
+
+    def plot_attrition(self, path, threshold: int) -> None:
+        """The chevron figure, with disclosure control applied to the numbers it shows."""
+        plot_attrition(self.attrition, path, self.numbers(), threshold)
 
 
 def build_cohort(
@@ -591,7 +415,7 @@ def build_cohort(
     settings: CohortSettings | None = None,
 ) -> CohortResult:
     """Apply the rules of the module docstring; return the cohort and its attrition chevron."""
-    s = settings or CohortSettings()
+    s = settings or CohortSettings.default()
     supervision, convictions = with_ages(people, supervision, convictions)
     for name, df in (
         ("people", people),
@@ -618,13 +442,13 @@ def build_cohort(
         blank = np.flatnonzero(c < 0)
         if len(blank):
             raise UserError(
-                f"results/clean/{name}.parquet, column person_id: {len(blank)} rows are blank "
+                f"{tables.spec('clean.' + name)['path']}, column person_id: {len(blank)} rows are blank "
                 f"(e.g. rows {', '.join(str(r) for r in blank[:5])}); rerun the clean stage"
             )
     n_universe = int(max((c.max() + 1 for c in code[:3] if len(c)), default=0))
     if len(code[0]) and np.bincount(code[0]).max() > 1:
         _check_unique(people, "people", "person_id")
-    people = people[["sex", "ethnicity", *(["birth_year"] if "birth_year" in people else [])]]
+    people = people[["sex", "ethnicity", *(c for c in AGE_FACTS if c in people.columns)]]
     people = people.assign(person_id=code[0])
     event_person = code[1]  # supervision rows stay in the caller's frame (no copy)
     enrolments = enrolments[["enrolment_date"]].assign(person_id=code[2])
@@ -634,10 +458,7 @@ def build_cohort(
     convictions = pd.DataFrame(
         {
             "person_id": code[4],
-            **{
-                c: convictions[c].array
-                for c in [*REQUIRED_COLUMNS["convictions"][1:], "age_at_offence"]
-            },
+            **{c: convictions[c].array for c in [*READS["convictions"][1:], "age_at_offence"]},
         },
         copy=False,
     )
@@ -648,6 +469,7 @@ def build_cohort(
     enrolled[enrolments["person_id"].to_numpy()] = True
     att = _Attrition(enrolled)
     att.record(
+        "received",
         "Records received: people in the people, supervision or enrolment extracts",
         np.arange(n_universe),
     )
@@ -657,13 +479,14 @@ def build_cohort(
     has_person[people["person_id"].to_numpy()] = True
     keep = has_person[event_person]
     att.record(
+        "person_record",
         "Person record with a supervision event",
         event_person[keep],
         "no supervision event, or no person record",
     )
-    for description, reason, rule in eligibility_rules(s):  # row-wise rules
+    for rule_id, description, reason, rule in eligibility_rules(s):  # row-wise rules
         keep &= np.asarray(rule(supervision), dtype=bool)
-        att.record(description, event_person[keep], reason)
+        att.record(rule_id, description, event_person[keep], reason)
     rows = np.flatnonzero(keep)
 
     # Treated: enrolled during an eligible event; comparators: never enrolled.
@@ -677,6 +500,7 @@ def build_cohort(
     treated_rows = rows[during]
     comparator_rows = rows[~enrolled[event_person[rows]]]
     att.record(
+        "treatment_definition",
         "Treated: enrolled in My Direction during an eligible event; comparators: never enrolled",
         np.concatenate([event_person[treated_rows], event_person[comparator_rows]]),
         "enrolled, but not during an eligible event (in neither group)",
@@ -688,6 +512,7 @@ def build_cohort(
         spill[event_person[comparator_rows[at_pilot_office(office, s.pilot_offices)]]] = True
         comparator_rows = comparator_rows[~spill[event_person[comparator_rows]]]
         att.record(
+            "spillover",
             "Comparators: no eligible event at a pilot office (spill-over excluded)",
             np.concatenate([event_person[treated_rows], event_person[comparator_rows]]),
             "never enrolled, but supervised at a pilot office",
@@ -731,10 +556,22 @@ def build_cohort(
         supervised = idx["event_end"].isna() | (idx["index_date"] <= idx["event_end"])
         idx = idx[supervised.to_numpy(bool)]
         att.record(
+            "supervised_at_index",
             "Comparators: still supervised at their assigned index date",
             idx["person_id"].to_numpy(),
             "event ended before event start + drawn enrolment delay",
         )
+        if s.enrolment_barriers:
+            barred = enrolment_barred(idx, convictions, s.enrolment_barriers)
+            idx = idx[~barred]
+            att.record(
+                "enrollable_at_index",
+                "Enrollable at the index date: no "
+                + " or ".join(BARRIER_TEXT[b] for b in s.enrolment_barriers)
+                + " between the start of the order and the index date",
+                idx["person_id"].to_numpy(),
+                "an event that stops an enrolment happened before the index date",
+            )
 
     if s.exclude_incomplete_followup:
         ok = followup_available(
@@ -742,12 +579,13 @@ def build_cohort(
         )
         idx = idx[ok.to_numpy(bool)]
         att.record(
+            "followup",
             f"Follow-up ({s.followup_days} days) and waiting period ({s.waiting_days} days) "
             f"end by the extract end date {s.extract_end_date}",
             idx["person_id"].to_numpy(),
             "index date too late for complete follow-up",
         )
-    att.record("Analysed: treated and comparator pool", idx["person_id"].to_numpy())
+    att.record("analysed", "Analysed: treated and comparator pool", idx["person_id"].to_numpy())
 
     cohort = add_covariates(idx, people, assessments, convictions, s.pilot_offices)
     cohort["person_id"] = cohort["person_name"]
@@ -765,96 +603,80 @@ def build_cohort(
 # --------------------------------------------------------------------------------------
 
 
-def _shown(n: int, threshold: int) -> str:
-    return f"<{threshold}" if 0 < n < threshold else f"{n:,}"
-
-
-def plot_attrition(attrition: pd.DataFrame, path, suppression_threshold: int = 5) -> None:
+def plot_attrition(attrition: pd.DataFrame, path, numbers: Numbers, threshold: int) -> None:
     """A flow (chevron) figure: each step with people remaining and lost, per group.
 
-    Counts greater than zero and below ``suppression_threshold`` are shown as "<k".
+    The counts shown are those the registry publishes: disclosure control
+    (:func:`mydirection.reporting.disclosure.display`) is applied to ``numbers`` with their
+    additive relations, so no suppressed count can be recovered by subtraction.
     """
     import textwrap
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    steps = sorted(attrition["step"].unique())
-    wide = attrition.pivot(index="step", columns="group", values=["n_remaining", "n_lost"])
-    info = attrition.drop_duplicates("step").set_index("step")
+    from mydirection.reporting import disclosure
+    from mydirection.reporting.figures import COLOURS, figure
+
+    entries = {k: v.as_dict() for k, v in numbers.items()}
+    hidden = disclosure.display(entries, numbers.relations, threshold)
+
+    def shown(key: str) -> str:
+        return hidden.get(key) or disclosure.shown_count(entries[key]["value"], threshold)
+
+    steps = attrition.drop_duplicates("step").sort_values("step")
     n = len(steps)
-    fig, ax = plt.subplots(figsize=(11, 0.95 * n + 1.2))
-    ax.set_xlim(0, 11)
-    ax.set_ylim(-0.4, n + 0.2)
-    ax.axis("off")
-    ax.set_title("Cohort attrition: people remaining after each step (lost and why)", fontsize=12)
-    ax.text(2.6, n - 0.15, "Step", ha="center", fontsize=10, weight="bold")
-    ax.text(6.4, n - 0.15, "Treated", ha="center", fontsize=10, weight="bold")
-    ax.text(9.2, n - 0.15, "Comparator", ha="center", fontsize=10, weight="bold")
-    for i, step in enumerate(steps):
-        y = n - 1 - i
-        reason = str(info.loc[step, "reason"] or "")
-        lost_any = int(wide.loc[step, ("n_lost", "all")]) > 0
-        desc = "\n".join(textwrap.wrap(f"{step}. {info.loc[step, 'description']}", 60))
-        ax.add_patch(
-            FancyBboxPatch(
-                (0.1, y + 0.12), 5.0, 0.62, boxstyle="round,pad=0.02", fc="#eef2f7", ec="#5b6b82"
+    with figure(path, figsize=(11, 0.95 * n + 1.2)) as (_, ax):
+        ax.set_xlim(0, 11)
+        ax.set_ylim(-0.4, n + 0.2)
+        ax.axis("off")
+        ax.set_title("Cohort attrition: people remaining after each step (lost and why)")
+        for x, head in ((2.6, "Step"), (6.4, "Participants"), (9.2, "Comparators")):
+            ax.text(x, n - 0.15, head, ha="center", fontsize=10, weight="bold")
+        for i, step in enumerate(steps.itertuples()):
+            y = n - 1 - i
+            lost_any = (
+                i > 0
+                and int(
+                    attrition.loc[
+                        (attrition["step"] == step.step) & (attrition["group"] == "all"), "n_lost"
+                    ].iloc[0]
+                )
+                > 0
             )
-        )
-        ax.text(0.25, y + (0.52 if lost_any else 0.43), desc, va="center", fontsize=7.5)
-        if reason and lost_any:
-            ax.text(
-                0.25,
-                y + 0.22,
-                "lost: " + textwrap.shorten(reason, 85),
-                va="center",
-                fontsize=6.5,
-                color="#a83232",
-            )
-        for x, group, colour in ((6.4, "treated", "#1b6ca8"), (9.2, "comparator", "#6b6b6b")):
-            remaining = int(wide.loc[step, ("n_remaining", group)])
-            lost = int(wide.loc[step, ("n_lost", group)])
+            desc = "\n".join(textwrap.wrap(str(step.description), 60))
             ax.add_patch(
                 FancyBboxPatch(
-                    (x - 1.1, y + 0.3),
-                    2.2,
-                    0.44,
+                    (0.1, y + 0.12),
+                    5.0,
+                    0.62,
                     boxstyle="round,pad=0.02",
-                    fc="white",
-                    ec=colour,
-                    lw=1.5,
+                    fc="#eef2f7",
+                    ec="#5b6b82",
                 )
             )
-            ax.text(
-                x,
-                y + 0.52,
-                _shown(remaining, suppression_threshold),
-                ha="center",
-                va="center",
-                fontsize=9,
-                color=colour,
-                weight="bold",
-            )
-            if i > 0:  # arrow from the previous step, with the people lost on the way
-                ax.annotate(
-                    "",
-                    xy=(x, y + 0.76),
-                    xytext=(x, y + 1.28),
-                    arrowprops={"arrowstyle": "->", "color": colour, "lw": 1},
+            ax.text(0.25, y + (0.52 if lost_any else 0.43), desc, va="center", fontsize=7.5)
+            if step.reason and lost_any:
+                ax.text(0.25, y + 0.22, "lost: " + textwrap.shorten(str(step.reason), 85),
+                        va="center", fontsize=6.5, color=COLOURS["highlight"])  # fmt: skip
+            for x, group in ((6.4, "treated"), (9.2, "comparator")):
+                colour = COLOURS[group]
+                key = f"cohort.attrition.{step.rule}.{group}"
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (x - 1.1, y + 0.3),
+                        2.2,
+                        0.44,
+                        boxstyle="round,pad=0.02",
+                        fc="white",
+                        ec=colour,
+                        lw=1.5,
+                    )  # fmt: skip
                 )
-                if lost:
-                    ax.text(
-                        x + 0.12,
-                        y + 1.02,
-                        f"{_shown(lost, suppression_threshold)} lost",
-                        ha="left",
-                        va="center",
-                        fontsize=7.5,
-                        color="#a83232",
-                    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=150, metadata={"Software": None})
-    plt.close(fig)
+                ax.text(x, y + 0.52, shown(key + ".remaining"), ha="center", va="center",
+                        fontsize=9, color=colour, weight="bold")  # fmt: skip
+                if i > 0:
+                    ax.annotate("", xy=(x, y + 0.76), xytext=(x, y + 1.28),
+                                arrowprops={"arrowstyle": "->", "color": colour, "lw": 1})  # fmt: skip
+                    if entries[key + ".lost"]["value"]:
+                        ax.text(x + 0.12, y + 1.02, f"{shown(key + '.lost')} lost", ha="left",
+                                va="center", fontsize=7.5, color=COLOURS["highlight"])  # fmt: skip

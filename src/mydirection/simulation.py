@@ -117,11 +117,11 @@ def replicate_seed(master_seed: int, rep: int) -> int:
 def generator_config(base: dict, overrides: dict, scenario: str, hidden_strength: float) -> dict:
     """The generator config of one replicate: the pipeline's synthetic config, the
     simulation's overrides (size, planted effect) and the scenario's hidden confounding."""
-    from mydirection.synthetic import _merge
+    from mydirection.synthetic import merge_config
 
-    cfg = _merge(base or {}, overrides or {})
+    cfg = merge_config(base or {}, overrides or {})
     strength = float(hidden_strength) if scenario == "hidden" else 0.0
-    return _merge(cfg, {"hidden_confounding": {"strength": strength}})
+    return merge_config(cfg, {"hidden_confounding": {"strength": strength}})
 
 
 #: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
@@ -187,19 +187,25 @@ def run_replicate(
     from mydirection import effects, synthetic
     from mydirection import sensitivity as sens
     from mydirection.clean import clean_extracts, pseudonymise
-    from mydirection.cohort import CohortSettings, build_cohort
+    from mydirection.cohort import build_cohort
     from mydirection.outcomes import proven_reoffending
+    from mydirection.settings import CohortSettings
 
     syn = synthetic.generate(generator, seed)
     with tempfile.TemporaryDirectory(prefix="mydirection-sim-") as tmp:
         paths = _write_csvs(syn.extracts, tmp)
         tables, _ = clean_extracts(paths, extract_end_date, SIMULATION_KEY)
+    from mydirection.settings import with_defaults
+
     settings = CohortSettings.from_config(
-        dict(cohort),
-        followup_days=outcomes["followup_days"],
-        waiting_days=outcomes["waiting_days"],
-        extract_end_date=extract_end_date,
-        seed=seed,
+        with_defaults(
+            {
+                "cohort": cohort,
+                "outcomes": outcomes,
+                "extract_end_date": extract_end_date,
+                "seed": seed,
+            }
+        )
     )
     coh = build_cohort(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=settings).cohort
     out = proven_reoffending(

@@ -27,6 +27,7 @@ rule clean_extract:
                 "raw": raw_input(wildcards.extract),
                 "stamp": raw_stamp(wildcards.extract),
                 "key": KEY_STAMP,
+                "code": code("scripts/clean.py"),
                 **{
                     need: f"results/clean/{need}.parquet"
                     for need in CLEAN_NEEDS.get(wildcards.extract, [])
@@ -68,6 +69,7 @@ rule clean:
     """
     input:
         parts=expand("results/clean/log/{extract}.parquet", extract=EXTRACTS),
+        code=code("scripts/clean.py"),
     output:
         log_table="results/clean/cleaning_log.parquet",
         numbers="results/numbers/clean.json",

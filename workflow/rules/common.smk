@@ -1,14 +1,18 @@
 # Shared definitions for every rule file.
 #
 # Conventions (see README "Layout"):
-# - each rule passes the config section(s) it uses as `params:` (so changing a setting reruns
-#   exactly the rules that use it) and has a `log:` under results/logs/;
-# - a rule that reports numbers writes results/numbers/<rule>.json and adds it to NUMBERS;
-#   final targets are added to ALL_TARGETS.
+# - a rule's params are derived from the settings objects its script builds
+#   (`settings_params`), so changing a setting reruns exactly the rules that read it;
+# - a rule's `code` input is its script and every library module the script runs
+#   (`code`), so editing a module reruns exactly the rules that run it;
+# - every rule has a `log:` under results/logs/; a rule that reports numbers writes
+#   results/numbers/<rule>.json and adds it to NUMBERS; final targets go to ALL_TARGETS.
 import sys
 
+from mydirection import settings as S
 from mydirection.contract import EXTRACTS
 from mydirection.preflight import PreflightError, check as preflight_check
+from mydirection.reporting.provenance import library_sources
 
 # Fail fast, all at once, before any job is scheduled (raw_dir, key, the ten files and
 # their headers, an interrupted earlier run); also the raw checksums and key fingerprint
@@ -28,12 +32,15 @@ ALL_TARGETS = []
 NUMBERS = []
 FIGURES = []
 
+
 # Path of one raw extract (people, supervision, ...), from raw_dir or the synthetic folder.
 raw_extract = lambda name: f"{RAW_DIR}/{name}.csv"
-
-
 # A raw extract as a rule input: by content on real extracts (ancient: the date is ignored,
 # its sha256 stamp is an input beside it, see raw_stamp), by date on synthetic ones.
 raw_input = lambda name: raw_extract(name) if SYNTHETIC else ancient(raw_extract(name))
 # The stamp holding a raw extract's sha256 (real extracts; written by mydirection.preflight).
 raw_stamp = lambda name: [] if SYNTHETIC else [f"results/clean/raw/{name}.sha256"]
+# A rule's script and the library modules it runs.
+code = lambda script: [script, *library_sources(script)]
+# The config keys (and values) the rule's settings objects read.
+settings_params = lambda *classes: S.params(*(c.from_config(config) for c in classes))

@@ -8,6 +8,7 @@ rule effects:
     input:
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/effects.py"),
     output:
         headline="results/effects/headline.parquet",
         numbers="results/numbers/effects.json",
@@ -34,6 +35,7 @@ rule survival:
     input:
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/survival.py"),
     output:
         km="results/effects/km.parquet",
         cox="results/effects/cox.parquet",
@@ -63,6 +65,7 @@ rule event_study:
     input:
         matched="results/matching/matched.parquet",
         convictions="results/clean/convictions.parquet",
+        code=code("scripts/event_study.py"),
     output:
         event_study="results/effects/event_study.parquet",
         did="results/effects/did.parquet",
@@ -90,6 +93,7 @@ rule subgroups:
     input:
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/subgroups.py"),
     output:
         table="results/effects/subgroups.parquet",
         figure="results/figures/subgroups_forest.png",

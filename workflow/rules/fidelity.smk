@@ -15,6 +15,7 @@ rule fidelity:
         staff="results/clean/staff.parquet",
         supervision="results/clean/supervision.parquet",
         cohort="results/cohort/cohort.parquet",
+        code=code("scripts/fidelity.py"),
     output:
         item_scores="results/fidelity/items.parquet",
         index_person="results/fidelity/index_person.parquet",
@@ -53,6 +54,7 @@ rule fidelity_dose:
         matched="results/matching/matched.parquet",
         propensity="results/matching/propensity.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/fidelity_dose.py"),
     output:
         dose_response="results/fidelity/dose_response.parquet",
         fig_dose="results/figures/fidelity_dose_response.png",

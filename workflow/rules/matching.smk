@@ -8,6 +8,7 @@ rule propensity:
     """
     input:
         cohort="results/cohort/cohort.parquet",
+        code=code("scripts/propensity.py"),
     output:
         propensity="results/matching/propensity.parquet",
         numbers="results/numbers/propensity.json",
@@ -34,6 +35,7 @@ rule match:
     input:
         cohort="results/cohort/cohort.parquet",
         propensity="results/matching/propensity.parquet",
+        code=code("scripts/match.py"),
     output:
         matched="results/matching/matched.parquet",
         pairs="results/matching/pairs.parquet",
@@ -71,6 +73,7 @@ rule balance:
         cohort="results/cohort/cohort.parquet",
         propensity="results/matching/propensity.parquet",
         matched="results/matching/matched.parquet",
+        code=code("scripts/balance.py"),
     output:
         balance="results/matching/balance.parquet",
         verdict="results/matching/verdict.json",

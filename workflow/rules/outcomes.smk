@@ -8,6 +8,7 @@ rule outcomes:
     input:
         cohort="results/cohort/cohort.parquet",
         convictions="results/clean/convictions.parquet",
+        code=code("scripts/outcomes.py"),
     output:
         outcomes="results/outcomes/outcomes.parquet",
         numbers="results/numbers/outcomes.json",
@@ -21,8 +22,7 @@ rule outcomes:
         mem_mb=3000,
         runtime=10,
     params:
-        outcomes=config["outcomes"],
-        extract_end_date=config["extract_end_date"],
+        settings=settings_params(S.OutcomeSettings),
     script:
         "../../scripts/outcomes.py"
 

@@ -2,7 +2,7 @@
 # Included last: every stage has appended its numbers files to NUMBERS and its figures to
 # FIGURES by now. `registry` is a checkpoint so that `report` can declare as inputs every
 # figure the registry lists (read from registry.json once it exists).
-from mydirection.report import git_state, registry_figure_paths
+from mydirection.reporting.render import git_state, registry_figure_paths
 
 # The report's reproducibility stamp: re-rendered when the commit or dirty flag changes.
 GIT_COMMIT, GIT_DIRTY = git_state()
@@ -13,6 +13,7 @@ checkpoint registry:
         numbers=NUMBERS,
         figures=FIGURES,
         schema="workflow/schemas/config.schema.yaml",
+        code=code("scripts/registry.py"),
     output:
         registry="results/registry.json",
     log:
@@ -25,7 +26,6 @@ checkpoint registry:
         mem_mb=1000,
         runtime=10,
     params:
-        threshold=config["report"]["suppression_threshold"],
         config=config,
     script:
         "../../scripts/registry.py"
@@ -40,6 +40,7 @@ rule report:
         template="reports/evaluation.qmd",
         css="reports/style.css",
         bibliography="reports/references.bib",
+        code=code("scripts/report.py"),
     output:
         html="results/report/evaluation.html",
         run_log="results/report/run_log.json",

@@ -28,6 +28,7 @@ rule power:
     input:
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/power.py"),
     output:
         table="results/sensitivity/power.parquet",
         numbers="results/numbers/power.json",
@@ -54,6 +55,7 @@ rule sensitivity:
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
         cox="results/effects/cox.parquet",
+        code=code("scripts/sensitivity.py"),
     output:
         rosenbaum="results/sensitivity/rosenbaum.parquet",
         evalues="results/sensitivity/evalues.parquet",
@@ -81,6 +83,7 @@ rule placebo:
         cohort="results/cohort/cohort.parquet",
         matched="results/matching/matched.parquet",
         outcomes="results/outcomes/outcomes.parquet",
+        code=code("scripts/placebo.py"),
     output:
         placebo="results/sensitivity/placebo.parquet",
         pre_outcome="results/sensitivity/placebo_outcome.parquet",
@@ -111,6 +114,7 @@ rule spec:
     input:
         cohort="results/cohort/cohort.parquet",
         convictions="results/clean/convictions.parquet",
+        code=code("scripts/spec.py"),
     output:
         "results/sensitivity/specs/{spec}.parquet",
     log:
@@ -136,6 +140,7 @@ rule spec_curve:
     """Every specification's estimate, CI and balance verdict, and the curve figure."""
     input:
         specs=expand("results/sensitivity/specs/{spec}.parquet", spec=SPECS),
+        code=code("scripts/spec_curve.py"),
     output:
         table="results/sensitivity/spec_curve.parquet",
         figure="results/figures/spec_curve.png",
@@ -164,6 +169,8 @@ SIM_REPS = list(range(SIM["replicates"]))
 rule simulation_replicate:
     """One replicate: generator -> clean -> cohort -> outcomes -> matching -> ATT, in process,
     with a planted effect (the headline specification and a naive comparison)."""
+    input:
+        code=code("scripts/simulation_replicate.py"),
     output:
         "results/simulation/replicates/{scenario}/{rep}.parquet",
     log:
@@ -198,6 +205,7 @@ rule simulation:
             scenario=SIM_SCENARIOS,
             rep=SIM_REPS,
         ),
+        code=code("scripts/simulation_summary.py"),
     output:
         replicates="results/simulation/replicates.parquet",
         summary="results/simulation/summary.parquet",

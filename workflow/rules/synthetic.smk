@@ -4,6 +4,10 @@ from pathlib import Path
 import yaml
 
 SYNTHETIC_DIR = "data/synthetic"
+# The generator package (a change to the model regenerates the data).
+SYNTHETIC_SOURCES = sorted(
+    str(p) for p in Path("src/mydirection/synthetic").glob("*.py")
+)
 
 
 # The generator config, loaded here and passed as params so that changing it reruns the
@@ -20,9 +24,9 @@ SYNTHETIC_SIZE = SYNTHETIC_SETTINGS.get("n_comparator_pool", 5000)
 rule synthetic:
     input:
         config=config["synthetic"],
-        # the generator itself: a change to the model regenerates the data
-        generator="src/mydirection/synthetic.py",
+        generator=SYNTHETIC_SOURCES,
         schema="workflow/schemas/synthetic.schema.yaml",
+        code=code("scripts/synthetic.py"),
     output:
         extracts=expand(f"{SYNTHETIC_DIR}/{{extract}}.csv", extract=EXTRACTS),
         truth=f"{SYNTHETIC_DIR}/truth.json",

@@ -13,6 +13,9 @@ A null result from a small pilot says little unless the report shows what effect
 3. How many treated people (at the achieved effective comparison ratio) would have been
    needed to detect a stated effect, e.g. a 5-point reduction (:func:`n_needed_rate`)?
 
+The test level ``alpha`` (two-sided) and the ``power`` are arguments without defaults: they
+come from the analysis plan (``power.alpha``, ``power.power``), never from this module.
+
 Formulas
 --------
 Binary rate (comparison rate ``p0``, treated rate ``p1 = p0 - delta``; sizes ``n1``, ``n0``):
@@ -160,7 +163,7 @@ def _check_power(power: float) -> None:
 
 
 def power_rate(
-    p_control: float, p_treated: float, n_treated: float, n_control: float, alpha: float = 0.05
+    p_control: float, p_treated: float, n_treated: float, n_control: float, alpha: float
 ) -> float:
     """Power of the two-sided two-proportion z-test (pooled null, unpooled alternative)."""
     z = _z(alpha)
@@ -178,8 +181,8 @@ def mde_rate(
     p_control: float,
     n_treated: float,
     n_control: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
+    alpha: float,
+    power: float,
     direction: str = "reduction",
 ) -> float:
     """Minimum detectable difference in a binary rate, as a proportion (0.05 = 5 points).
@@ -208,8 +211,8 @@ def mde_rate_arcsine(
     p_control: float,
     n_treated: float,
     n_control: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
+    alpha: float,
+    power: float,
     direction: str = "reduction",
 ) -> float:
     """MDE in a binary rate via Cohen's arcsine effect size ``h`` (variance-stabilised).
@@ -227,16 +230,14 @@ def mde_rate_arcsine(
     return abs(p_control - p1)
 
 
-def power_mean(d: float, n_treated: float, n_control: float, alpha: float = 0.05) -> float:
+def power_mean(d: float, n_treated: float, n_control: float, alpha: float) -> float:
     """Power of the two-sided two-sample z-test for a standardised difference ``d``."""
     z = _z(alpha)
     ncp = abs(d) * math.sqrt(1 / (1 / n_treated + 1 / n_control))
     return float(stats.norm.cdf(ncp - z) + stats.norm.cdf(-ncp - z))
 
 
-def mde_standardised(
-    n_treated: float, n_control: float, alpha: float = 0.05, power: float = 0.8
-) -> float:
+def mde_standardised(n_treated: float, n_control: float, alpha: float, power: float) -> float:
     """Minimum detectable standardised difference (difference / SD), equal variances."""
     _check_power(power)
     if n_treated <= 0 or n_control <= 0:
@@ -251,15 +252,13 @@ def mde_standardised(
     return float(optimize.brentq(f, 0.0, hi, xtol=_XTOL, rtol=1e-14))
 
 
-def mde_mean(
-    sd: float, n_treated: float, n_control: float, alpha: float = 0.05, power: float = 0.8
-) -> float:
+def mde_mean(sd: float, n_treated: float, n_control: float, alpha: float, power: float) -> float:
     """Minimum detectable difference in a mean (e.g. re-offences per person) with SD ``sd``."""
     return mde_standardised(n_treated, n_control, alpha, power) * float(sd)
 
 
 def n_needed_rate(
-    p_control: float, effect: float, ratio: float = 1.0, alpha: float = 0.05, power: float = 0.8
+    p_control: float, effect: float, ratio: float, alpha: float, power: float
 ) -> float:
     """Treated people needed to detect a change ``effect`` in the rate (proportion units,
     negative for a reduction), with ``ratio`` effective comparators per treated person.

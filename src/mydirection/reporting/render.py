@@ -3,11 +3,14 @@
 The report source ``reports/evaluation.qmd`` is a Jinja2 template. It runs no code: every
 number comes from ``results/registry.json`` through :meth:`Report.n`, which prints it as::
 
-    <a class="numlink" href="#prov-KEY"><span class="num" data-key="KEY"
-       title="rule: RULE">DISPLAY</span></a>
+    <a class="numlink" href="#rule-RULE"><span class="num" data-key="KEY"
+       title="LABEL (rule RULE)">DISPLAY</span></a>
 
-and the provenance appendix (:meth:`Report.provenance`) has a row ``id="prov-KEY"`` for
-every key. A section is rendered only when its stage has reported (:meth:`Report.has`);
+and the provenance appendix (:meth:`Report.provenance`) has one entry ``id="rule-RULE"``
+per rule: its library stage function, the git blob of each module it ran, its settings and
+its inputs with the rule that made each (a link upstream). The full, number-by-number
+provenance is the registry itself, copied beside the report as ``provenance.json``.
+Figure captions name registry numbers as ``{key}``; each is printed as a linked number. A section is rendered only when its stage has reported (:meth:`Report.has`);
 inside a rendered section a key that no rule wrote stops the build with
 :class:`ReportKeyError` naming the key.
 
@@ -28,24 +31,6 @@ from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
-
-#: Key prefixes that belong to each report section (in report order).
-SECTION_PREFIXES: dict[str, tuple[str, ...]] = {
-    "summary": ("summary",),
-    "cohort": ("synthetic", "clean", "cleaning", "cohort"),
-    "matching": ("matching", "balance", "propensity"),
-    "reoffending": (
-        "reoffending",
-        "outcomes",
-        "effects",
-        "survival",
-        "panel",
-        "event_study",
-        "subgroups",
-    ),
-    "fidelity": ("fidelity",),
-    "trust": ("power", "sensitivity", "simulation", "placebo", "specification"),
-}
 
 _MD_SPECIAL = {
     "[": "&#91;",
@@ -86,6 +71,7 @@ class Report:
     def __init__(self, registry: Mapping):
         self.numbers: dict = dict(registry.get("numbers", {}))
         self.figures: dict = dict(registry.get("figures", {}))
+        self.rules: dict = dict(registry.get("rules", {}))
         self.threshold = registry.get("threshold", 5)
         self.config_hash = registry.get("config_hash", "")
         self.used: set[str] = set()
@@ -147,24 +133,34 @@ class Report:
 
     # -- printing numbers and figures
     def n(self, key: str) -> Markup:
-        """A registry number as a span linking to its provenance row."""
+        """A registry number as a span linking to its rule's provenance entry."""
         e = self.entry(key)
         self.used.add(key)
         cls = "num suppressed" if e.get("suppressed") else "num"
         if e.get("kind") == "text":
             cls += " text"
+        title = f"{e.get('label') or key} (rule {e['rule']})"
         return Markup(
-            f'<a class="numlink" href="#prov-{escape(key)}"><span class="{cls}" '
-            f'data-key="{escape(key)}" title="rule: {escape(e["rule"])}">'
-            f"{text(e['display'])}</span></a>"
+            f'<a class="numlink" href="#rule-{escape(e["rule"])}"><span class="{cls}" '
+            f'data-key="{escape(key)}" title="{escape(title)}">{text(e["display"])}</span></a>'
         )
 
     def opt(self, key: str, missing: str = "\u2014") -> Markup:
         """Like :meth:`n`, but an em dash when the key is absent (optional table cells)."""
         return self.n(key) if key in self.numbers else Markup(missing)
 
+    def caption(self, key: str) -> Markup:
+        """A figure caption with each ``{registry.key}`` printed as a linked number."""
+        f = self.figures[key]
+        parts = re.split(r"\{([a-z0-9_.]+)\}", f.get("caption", ""))
+        out = Markup("")
+        for i, part in enumerate(parts):
+            out += self.n(part) if i % 2 else self.regtext(key, part)
+        return out
+
     def fig(self, key: str) -> Markup:
-        """A figure with its caption and a link to its provenance row."""
+        """A figure with its caption and a link to its rule's provenance entry; a figure that
+        disclosure control withholds is replaced by a note."""
         if key not in self.figures:
             raise ReportKeyError(
                 f"report section {self.section_name!r} uses figure {key!r}, which no rule "
@@ -172,14 +168,22 @@ class Report:
             )
         f = self.figures[key]
         self.used.add(key)
+        rule = escape(f["rule"])
+        link = (
+            f'<a class="provlink" href="#rule-{rule}" data-key="{escape(key)}" '
+            f'title="rule {rule}">(source: rule {text(f["rule"])})</a>'
+        )
+        if f.get("withheld"):
+            return Markup(
+                f'<p class="withheld" id="figure-{escape(key)}">A figure is withheld here: it '
+                f"would show counts of fewer people than the suppression threshold. {link}</p>\n"
+            )
         src = figure_filename(key, f["path"])
+        alt = re.sub(r"\{[a-z0-9_.]+\}", "", f.get("caption") or key)
         return Markup(
             f'<figure id="figure-{escape(key)}">\n'
-            f'<img src="{escape(src)}" alt="{escape(f.get("caption") or key)}" />\n'
-            f"<figcaption>{self.regtext(key, f.get('caption', ''))} "
-            f'<a class="provlink" href="#prov-{escape(key)}" data-key="{escape(key)}" '
-            f'title="rule: {escape(f["rule"])}">(source: rule {text(f["rule"])})</a>'
-            "</figcaption>\n</figure>\n"
+            f'<img src="{escape(src)}" alt="{escape(alt)}" />\n'
+            f"<figcaption>{self.caption(key)} {link}</figcaption>\n</figure>\n"
         )
 
     def _in_section(self, key: str, prefixes: Iterable[str], rule: str | None = None) -> bool:
@@ -302,43 +306,47 @@ class Report:
         return Markup("\n".join(parts))
 
     def provenance(self) -> Markup:
-        """One row per number and figure: key, value, rule, script@blob, inputs, config."""
-        rows = []
-        for key in sorted([*self.numbers, *self.figures]):
-            e = self.numbers.get(key) or self.figures[key]
-            is_fig = key in self.figures
-            if is_fig:
-                value = f"{e['path']} (sha256 {e['sha256'][:12]})"
-            elif e.get("suppressed"):
-                value = "suppressed"
-            else:
-                value = json.dumps(e.get("value"), ensure_ascii=False)
-            blob = (e["script"].get("blob") or "unknown")[:10]
-            inputs = (
-                "<br />".join(
-                    f"{text(p)} <code>{h[:12]}</code>"
-                    for p, h in sorted(e.get("inputs", {}).items())
+        """One entry per rule: stage function, code versions, settings, inputs (with the rule
+        that made each, linked) and outputs; every number links here."""
+        parts = []
+        for rule in sorted(self.rules):
+            r = self.rules[rule]
+            code = "".join(
+                f"<li><code>{text(path)}</code> <code>{text(blob[:10])}</code></li>"
+                for path, blob in sorted(r.get("code", {}).items())
+            )
+            settings = "".join(
+                f"<li><code>{text(k)}</code> = "
+                f"<code>{text(json.dumps(v, ensure_ascii=False, sort_keys=True))}</code></li>"
+                for k, v in sorted(r.get("config", {}).items())
+            )
+            inputs = []
+            for path, info in sorted(r.get("inputs", {}).items()):
+                sha = info.get("sha256")
+                sha = sha.get("manifest_sha256", "") if isinstance(sha, dict) else sha or ""
+                made = info.get("made_by")
+                by = (
+                    f' from <a href="#rule-{escape(made)}">rule {text(made)}</a>'
+                    if made
+                    else " (source)"
                 )
-                or "\u2014"
-            )
-            config = (
-                "<br />".join(
-                    f"{text(k)} = {text(json.dumps(v, ensure_ascii=False, sort_keys=True))}"
-                    for k, v in sorted(e.get("config", {}).items())
+                inputs.append(
+                    f"<li><code>{text(path)}</code> <code>{text(sha[:12])}</code>{by}</li>"
                 )
-                or "\u2014"
+            n_numbers = sum(1 for e in self.numbers.values() if e.get("rule") == rule)
+            parts.append(
+                f'<section class="rule-prov" id="rule-{escape(rule)}">\n'
+                f"<h3>Rule {text(rule)}</h3>\n"
+                f"<p>Library stage <code>{text(r.get('stage') or 'script')}</code>, script "
+                f"<code>{text(r.get('script', ''))}</code>; {text(n_numbers)} reported "
+                f"numbers.</p>\n"
+                f"<details><summary>Code versions (git blobs)</summary><ul>{code}</ul></details>\n"
+                f"<details><summary>Settings</summary><ul>{settings or '<li>none</li>'}</ul>"
+                f"</details>\n"
+                f"<details><summary>Inputs</summary><ul>{''.join(inputs) or '<li>none</li>'}"
+                f"</ul></details>\n</section>\n"
             )
-            rows.append(
-                f'<tr id="prov-{escape(key)}"><td><code>{text(key)}</code></td>'
-                f"<td>{text(value)}</td><td>{text(e.get('display', e.get('caption', '')))}</td>"
-                f"<td>{text(e['rule'])}</td><td><code>{text(e['script']['path'])}@{blob}</code></td>"
-                f"<td>{inputs}</td><td>{config}</td></tr>"
-            )
-        return Markup(
-            '<table class="provenance">\n<thead><tr><th>Key</th><th>Value</th><th>Shown as</th>'
-            "<th>Rule</th><th>Script@blob</th><th>Inputs (sha256)</th><th>Config</th></tr></thead>\n"
-            "<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
-        )
+        return Markup("".join(parts))
 
     def stamp_table(self, stamp: Mapping) -> Markup:
         rows = [
@@ -359,12 +367,13 @@ class Report:
 
 
 def source_inputs(registry: Mapping) -> dict[str, str]:
-    """Checksums of the inputs the pipeline did not make (extracts, config), from the registry."""
+    """Checksums of the inputs no rule made (extracts, config schema), from the registry."""
     out = {}
-    for e in [*registry.get("numbers", {}).values(), *registry.get("figures", {}).values()]:
-        for p, h in e.get("inputs", {}).items():
-            if not p.startswith("results/"):
-                out[p] = h
+    for r in registry.get("rules", {}).values():
+        for path, info in r.get("inputs", {}).items():
+            sha = info.get("sha256")
+            if info.get("made_by") is None and isinstance(sha, str):
+                out[path] = sha
     return dict(sorted(out.items()))
 
 

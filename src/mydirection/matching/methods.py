@@ -1,0 +1,242 @@
+"""The matching methods: nearest-neighbour matching (MatchIt semantics) and inverse-probability
+weighting for the ATT, each returning a :class:`MatchResult`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from mydirection.matching.balance import BalanceVerdict, _balance, balance_verdict
+from mydirection.matching.design import (
+    _expand,
+    _first_levels,
+    categorical_columns,
+    treatment_indicator,
+)
+from mydirection.matching.engine import (
+    ORDERS,
+    _strata_codes,
+    mahalanobis_transform,
+    matching_weights,
+    nearest_neighbour,
+)
+from mydirection.matching.propensity import _propensity
+
+DISTANCES = ("ps", "logit_ps", "mahalanobis")
+
+
+DISCARDS = ("none", "treated", "control", "both")
+
+
+ADDED_COLUMNS = ("distance", "weights", "subclass")
+
+
+@dataclass
+class MatchResult:
+    """The result of :func:`match` (``method="nearest"``) or :func:`ipw` (``method="ipw"``).
+
+    ``data``: the adjusted rows of the input (index preserved) plus ``distance``,
+    ``weights`` and ``subclass`` (see the module docstring; all-missing for IPW).
+    ``pairs``: one row per link, ``treated`` and ``control`` (index labels), ``round``
+    (1..ratio) and ``subclass``; empty for IPW. ``propensity``: ``ps`` and ``logit_ps``
+    for every input row.
+    """
+
+    data: pd.DataFrame
+    pairs: pd.DataFrame
+    balance: pd.DataFrame
+    counts: pd.DataFrame
+    treatment: str
+    covariates: list[str]
+    distance: str
+    ratio: int | None
+    replace: bool
+    method: str = "nearest"
+    categorical: list[str] = field(default_factory=list)
+    caliper: float | None = None
+    caliper_width: float | None = None
+    order: str | None = None
+    exact: list[str] = field(default_factory=list)
+    discard: str = "none"
+    seed: int = 0
+    propensity: pd.DataFrame | None = None
+
+    def verdict(self, smd_threshold: float = 0.1, var_ratio_bounds=(0.5, 2)) -> BalanceVerdict:
+        return balance_verdict(self.balance, smd_threshold, var_ratio_bounds)
+
+
+def _counts(treated, adjusted, discarded) -> pd.DataFrame:
+    rows = []
+    for name, g in (("treated", treated), ("control", ~treated)):
+        rows.append(
+            {
+                "group": name,
+                "all": int(g.sum()),
+                "matched": int((g & adjusted).sum()),
+                "unmatched": int((g & ~adjusted & ~discarded).sum()),
+                "discarded": int((g & discarded).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _check_added_columns(data):
+    clash = [c for c in ADDED_COLUMNS if c in data.columns]
+    if clash:
+        raise ValueError(f"column {clash[0]}: the result adds this column; rename it in the data")
+
+
+def match(
+    data: pd.DataFrame,
+    treatment: str,
+    covariates,
+    *,
+    distance: str = "ps",
+    ratio: int = 1,
+    replace: bool = False,
+    caliper: float | None = None,
+    order: str = "largest",
+    exact=None,
+    seed: int = 0,
+    categorical=None,
+    discard: str = "none",
+    propensity=None,
+    terms=(),
+) -> MatchResult:
+    """Greedy nearest-neighbour matching for the ATT (MatchIt semantics; module docstring).
+
+    ``categorical``: covariates to expand to indicators (non-numeric ones always are).
+    ``propensity``: optional precomputed propensity scores (probabilities, aligned to the
+    index of ``data``); otherwise they are fitted by :func:`fit_propensity`.
+    """
+    covariates = list(covariates)
+    exact = list(exact or [])
+    if distance not in DISTANCES:
+        raise ValueError(f"distance {distance!r}: use one of {DISTANCES}")
+    if order not in ORDERS:
+        raise ValueError(f"order {order!r}: use one of {ORDERS}")
+    if discard not in DISCARDS:
+        raise ValueError(f"discard {discard!r}: use one of {DISCARDS}")
+    if int(ratio) != ratio or ratio < 1:
+        raise ValueError(f"ratio {ratio!r}: must be a whole number >= 1")
+    if caliper is not None and not caliper > 0:
+        raise ValueError(f"caliper {caliper!r}: must be positive (or None for no caliper)")
+    ratio = int(ratio)
+    _check_added_columns(data)
+    t = treatment_indicator(data, treatment)
+    cats = categorical_columns(data, covariates, categorical)
+    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    prop = _propensity(data, t, X, names, variables, propensity, terms)
+    scalar = prop["ps" if distance == "ps" else "logit_ps"].to_numpy()
+    width = math.inf
+    if caliper is not None:
+        width = float(caliper) * float(np.std(scalar, ddof=1))
+    ps = prop["ps"].to_numpy()
+    eligible = np.ones(len(data), dtype=bool)
+    if discard != "none":
+        lo_c, hi_c = ps[~t].min(), ps[~t].max()
+        lo_t, hi_t = ps[t].min(), ps[t].max()
+        if discard in ("treated", "both"):
+            eligible &= ~(t & ((ps < lo_c) | (ps > hi_c)))
+        if discard in ("control", "both"):
+            eligible &= ~(~t & ((ps < lo_t) | (ps > hi_t)))
+    coords = None
+    if distance == "mahalanobis":
+        coords = mahalanobis_transform(X[:, ~_first_levels(names, variables)], t)
+    links = nearest_neighbour(
+        t,
+        scalar,
+        ratio=ratio,
+        replace=replace,
+        width=width,
+        order=order,
+        seed=seed,
+        strata=_strata_codes(data, exact),
+        eligible=eligible,
+        coords=coords,
+    )
+    weights, subclass = matching_weights(links, len(data))
+    matched = weights > 0
+    out = data.iloc[np.flatnonzero(matched)].copy()
+    out["distance"] = scalar[matched]
+    out["weights"] = weights[matched]
+    out["subclass"] = subclass[matched]
+    index = data.index
+    pairs = pd.DataFrame(
+        {
+            "treated": index[links["treated"].to_numpy()],
+            "control": index[links["control"].to_numpy()],
+            "round": links["round"].to_numpy(),
+            "subclass": subclass[links["treated"].to_numpy()],
+        }
+    )
+    balance = _balance(X, names, variables, t, weights)
+    return MatchResult(
+        data=out,
+        pairs=pairs,
+        balance=balance,
+        counts=_counts(t, matched, ~eligible),
+        treatment=treatment,
+        covariates=covariates,
+        distance=distance,
+        ratio=ratio,
+        replace=bool(replace),
+        method="nearest",
+        categorical=cats,
+        caliper=caliper,
+        caliper_width=None if caliper is None else width,
+        order=order,
+        exact=exact,
+        discard=discard,
+        seed=seed,
+        propensity=prop,
+    )
+
+
+def ipw(
+    data: pd.DataFrame,
+    treatment: str,
+    covariates,
+    *,
+    categorical=None,
+    propensity=None,
+    terms=(),
+) -> MatchResult:
+    """Inverse-probability weighting for the ATT (odds weights), for sensitivity analysis.
+
+    Treated units get weight 1, controls ps / (1 - ps), rescaled so control weights sum
+    to the number of controls. Every row is kept; ``subclass`` is missing, ``pairs`` empty.
+    """
+    covariates = list(covariates)
+    _check_added_columns(data)
+    t = treatment_indicator(data, treatment)
+    cats = categorical_columns(data, covariates, categorical)
+    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    prop = _propensity(data, t, X, names, variables, propensity, terms)
+    ps = prop["ps"].to_numpy()
+    w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
+    w[~t] *= (~t).sum() / w[~t].sum()
+    out = data.copy()
+    out["distance"] = ps
+    out["weights"] = w
+    out["subclass"] = pd.array([pd.NA] * len(data), dtype="Int64")
+    balance = _balance(X, names, variables, t, w)
+    return MatchResult(
+        data=out,
+        pairs=pd.DataFrame({"treated": [], "control": [], "round": [], "subclass": []}).astype(
+            {"round": "int64", "subclass": "int64"}
+        ),
+        balance=balance,
+        counts=_counts(t, np.ones(len(data), dtype=bool), np.zeros(len(data), dtype=bool)),
+        treatment=treatment,
+        covariates=covariates,
+        distance="ps",
+        ratio=None,
+        replace=False,
+        method="ipw",
+        categorical=cats,
+        propensity=prop,
+    )
