@@ -1044,12 +1044,14 @@ def test_snakemake_rule_clean_on_synthetic_then_on_a_malformed_real_extract(tmp_
     assert bad.returncode != 0
     assert "Traceback" not in text
     assert "assessments.csv, column ogrs3_1yr: 1 rows have a value outside" in text
-    # every file is validated before any table is written: the failed run wrote none (the
-    # synthetic run's tables stay until the next successful run replaces them)
-    assert not [
-        p for p in (work / "results/clean").rglob("*.parquet") if p.stat().st_mtime_ns > started
-    ]
-    assert not (work / "results/clean/people.parquet").exists()
+    # the failing job leaves none of its outputs and nothing after the stage runs (jobs of
+    # extracts whose own file is valid may have cleaned them meanwhile)
+    assert not (work / "results/clean/assessments.parquet").exists()
+    assert (work / target).stat().st_mtime_ns < started  # the synthetic run's, not rewritten
+    fresh = {
+        p.name for p in (work / "results/clean").glob("*.parquet") if p.stat().st_mtime_ns > started
+    }
+    assert "assessments.parquet" not in fresh and "cleaning_log.parquet" not in fresh, fresh
 
 
 def test_same_inputs_give_the_same_bytes(tmp_path):

@@ -1,16 +1,15 @@
 """The clean stage as Snakemake runs it: two kinds of job (``scripts/clean.py``).
 
 1. ``clean_extract`` (one job per extract, people first): reads, validates and cleans one
-   extract, linked to the cleaned people table (and contacts to supervision). The people
-   job, which every other depends on, first validates EVERY raw file (it reads the others
-   only for that, through ``params.raw_files``, so they are not its inputs) and reports every
-   problem of every file in one message (one line each) before any table is written. A file
-   validated before with the same content, contract and code is not validated again
-   (``.snakemake/mydirection/validated/``): the later jobs, and a rerun after one extract
-   changed, validate only what changed. A job whose own file has a problem found later
-   (it changed since) again reports every problem of every file. On synthetic extracts it refuses files the
-   generator did not make (:func:`synthetic_stamp_problems`). Writes
-   ``results/clean/<extract>.parquet`` and its part of the log,
+   extract (one read of the file), linked to the cleaned people table (and contacts to
+   supervision). When its file has a problem, the job also validates every other raw file
+   (it reads them only for that, through ``params.raw_files``, so they are not its inputs)
+   and reports EVERY problem of every file in one message, one line each: the first job
+   that fails names them all, and leaves none of its outputs (the jobs that succeeded keep
+   theirs: their files are valid). A file validated before with the same content, contract
+   and code is not validated again (``.snakemake/mydirection/validated/``). On synthetic
+   extracts it refuses files the generator did not make (:func:`synthetic_stamp_problems`).
+   Writes ``results/clean/<extract>.parquet`` and its part of the log,
    ``results/clean/log/<extract>.parquet``.
 2. ``clean``: gathers the parts into ``results/clean/cleaning_log.parquet`` (received =
    kept + excluded per file, checked) and ``results/numbers/clean.json``.
@@ -228,10 +227,6 @@ def extract_step(snakemake) -> None:
             raise ExtractProblems(stamp)
     key = _key(p)
     tag = _code_tag()
-    if name == "people":  # the first job: every file is validated before any table is written
-        problems = every_problem(raw_files, [], None)
-        if problems:
-            raise ExtractProblems(problems)
     cached = _cache_file(name, path, tag)
     try:
         from mydirection.reading import file_problem

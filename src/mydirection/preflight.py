@@ -246,11 +246,6 @@ def checksums(paths: dict[str, str], cache_path: str | Path = CACHE) -> dict[str
     return out
 
 
-def stat_signature(path) -> list:
-    """(size, mtime_ns, ctime_ns, inode, device) of a file, to tell whether it changed."""
-    return _signature(os.stat(path))
-
-
 STAMPS = Path("results") / "clean" / "raw"
 
 

@@ -9,10 +9,8 @@
 # what depends on it, and an unchanged one with a new date reruns nothing. The key
 # fingerprint has its stamp too: a key change reruns the cleaning.
 
-CLEAN_NEEDS = {name: ["people"] for name in EXTRACTS if name != "people"}
+CLEAN_NEEDS = {name: ["people"] for name in EXTRACTS if name not in ("people", "staff")}
 CLEAN_NEEDS["contacts"] = ["people", "supervision"]
-# staff is not linked to people: it waits for the people job only because that job validates
-# every raw file before any table is written (it does not read the cleaned people table)
 CLEAN_MEM_MB = {"contacts": 3000, "convictions": 3000, "supervision": 2000}
 
 
