@@ -13,9 +13,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Run the whole pipeline (synthetic extracts unless raw_dir is set) -> results/report/evaluation.html
+## Run the whole pipeline -> results/report/evaluation.html
+## (synthetic extracts, or real ones with `make report RAW_DIR=/path/to/extracts`)
+RAW_CONFIG = $(if $(filter command line environment,$(origin RAW_DIR)),--config 'raw_dir=$(RAW_DIR)')
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --cores $(CORES) $(RAW_CONFIG)
 
 ## Run the test suite (unit, property, dry-run and end-to-end tests)
 test: $(STAMP)

@@ -666,6 +666,15 @@ def run_cohort_and_outcomes_scripts(tmp_path, t, cohort_config=None):
     clean.mkdir(exist_ok=True)
     inputs = {}
     for name, df in t.items():
+        if name == "people" and "birth_year" not in df:  # the cleaned tables' one age fact:
+            # a birth year giving each person's whole-year age at their first event start
+            sup = t["supervision"].sort_values("start_date").drop_duplicates("person_id")
+            start = pd.DatetimeIndex(sup["start_date"])
+            born = start.year - np.floor(sup["age_at_start"]) - (start.month < 7)
+            df = df.assign(
+                birth_year=df["person_id"].map(dict(zip(sup["person_id"], born, strict=True)))
+            )
+            df["birth_year"] = df["birth_year"].fillna(1988).astype("int64")
         inputs[name] = clean / f"{name}.parquet"
         df.to_parquet(inputs[name], index=False)
     outputs = {

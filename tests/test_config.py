@@ -40,6 +40,12 @@ def test_every_setting_is_documented():
             ),
             "ends (2018-01-01) before it starts",
         ),
+        # impossible dates are named as such, not as a window to swap
+        (lambda c: c.update(extract_end_date="2020-02-30"), "'2020-02-30' is not a real calendar"),
+        (
+            lambda c: c["cohort"].update(recruitment_end="2018-13-01"),
+            "cohort.recruitment_end: '2018-13-01' is not a real calendar date",
+        ),
     ],
 )
 def test_bad_settings_are_named(change, message):

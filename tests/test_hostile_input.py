@@ -45,7 +45,6 @@ from __future__ import annotations
 import csv
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -53,14 +52,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow as pa
 import pytest
-from helpers import Names, copy_project
+from clean_harness import StageRun, run_clean_stage
+from helpers import copy_project
 
 from mydirection.contract import EXTRACTS, extract_schema
+from mydirection.keys import fingerprint, source_key_pseudonym
 from mydirection.synthetic import write_extracts
+from mydirection.validate import normalise_id
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "clean.py"
@@ -78,52 +80,45 @@ FORMULAS = [
 LONG = 10_000
 ARROW_BLOCK = 1 << 20  # pyarrow.csv.ReadOptions.block_size default
 HUGE_COPIES = 40  # contacts x 40: ~280,000 rows
+KEY_ENV = "MYDIRECTION_HOSTILE_TEST_KEY"
+KEY = b"hostile-corpus-test-key-0123456789"
+os.environ[KEY_ENV] = KEY.decode()  # the corpus runs as real extracts, with this key
 
 
 # --------------------------------------------------------------------------- running the script
-
-
-def _fake_snakemake(raw: Path, out: Path) -> SimpleNamespace:
-    outputs = {n: str(out / "clean" / f"{n}.parquet") for n in EXTRACTS}
-    outputs["log_table"] = str(out / "clean" / "cleaning_log.parquet")
-    outputs["numbers"] = str(out / "numbers" / "clean.json")
-    return SimpleNamespace(
-        input=Names({n: str(raw / f"{n}.csv") for n in EXTRACTS}),
-        output=Names(outputs),
-        params=SimpleNamespace(
-            raw_dir=None,  # the fixed synthetic key: no secret needed in-process
-            extract_end_date=END,
-            pseudonymisation={"key_env": "MYDIRECTION_TEST_KEY_UNSET", "key_file": None},
-        ),
-        log=[str(out / "logs" / "clean.log")],
-        rule="clean",
-    )
 
 
 @dataclass
 class Run:
     code: int
     err: str
-    fake: SimpleNamespace
+    stage: StageRun
 
     def table(self, name: str) -> pd.DataFrame:
-        key = "log_table" if name == "cleaning_log" else name
-        return pd.read_parquet(self.fake.output[key])
+        if name == "cleaning_log":
+            return pd.read_parquet(self.stage.out / "clean" / "cleaning_log.parquet")
+        return self.stage.table(name)
 
 
 def run_script(raw: Path, out: Path, capsys=None) -> Run:
-    """Run scripts/clean.py on ``raw``; stale outputs of an earlier run are planted first."""
-    fake = _fake_snakemake(raw, out)
-    for path in fake.output:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text("left over from an earlier run")
-    code = 0
-    try:
-        runpy.run_path(str(SCRIPT), init_globals={"snakemake": fake}, run_name="__main__")
-    except SystemExit as exit_:
-        code = exit_.code
-    err = capsys.readouterr().err if capsys else Path(fake.log[0]).read_text()
-    return Run(code, err, fake)
+    """Run the clean stage's jobs on ``raw``; stale outputs of an earlier run planted first."""
+    stage = run_clean_stage(
+        {n: raw / f"{n}.csv" for n in EXTRACTS},
+        out,
+        raw_dir=str(raw),  # real-data mode: the mutated files carry no generator stamp
+        key_env=KEY_ENV,
+        key_fingerprint=fingerprint(KEY),
+        plant_stale=True,
+    )
+    err = capsys.readouterr().err if capsys else stage.log_text()
+    return Run(stage.code, err, stage)
+
+
+def pid(file: str, column: str, raw_value: str) -> str:
+    """The cleaned value of a raw source key: normalised, then pseudonymised."""
+    domain = extract_schema(file)["columns"][column]["pseudonymised"]
+    norm = normalise_id(pd.Series([raw_value], dtype=pd.ArrowDtype(pa.string())))[0].iloc[0]
+    return source_key_pseudonym(norm, KEY, domain)
 
 
 # --------------------------------------------------------------------------- the baseline
@@ -149,9 +144,6 @@ def _log_rows(log: pd.DataFrame, file: str) -> dict[tuple[str, str], int]:
 def baseline(tmp_path_factory) -> Baseline:
     raw = tmp_path_factory.mktemp("synthetic")
     write_extracts(raw, TINY, SEED)
-    for extra in raw.iterdir():  # only the ten extracts are raw input
-        if extra.suffix != ".csv":
-            extra.unlink()
     run = run_script(raw, tmp_path_factory.mktemp("baseline"))
     assert run.code == 0, run.err
     tables = {n: run.table(n) for n in EXTRACTS}
@@ -194,7 +186,7 @@ def pick_rows(name: str, header, rows, b: Baseline, n: int = 1) -> list[int]:
         rec = dict(zip(header, r, strict=True))
         if key and counts[tuple(r[j] for j in key)] != 1:
             continue
-        if kept is not None and rec[id_col] not in kept:
+        if kept is not None and pid(name, id_col, rec[id_col]) not in kept:
             continue
         if any(s["type"] == "code" and rec[c] != rec[c].strip().lower() for c, s in spec.items()):
             continue
@@ -396,6 +388,118 @@ def quoted_newline_at_block_edge(path: Path, b: Baseline) -> dict:
     return {"padded": len(pad), "event": target[j_id], "office": value}
 
 
+def every_crn(fn: Callable[[str], str]):
+    """Mutation: every ``crn`` of the file rewritten by ``fn``; info n = rows kept before."""
+
+    def how(path: Path, b: Baseline) -> dict:
+        header, rows = read_rows(path)
+        j = header.index("crn")
+        for r in rows:
+            r[j] = fn(r[j])
+        write_rows(path, header, rows)
+        return {"n": b.rows(path.stem)[("kept", "kept")]}
+
+    return how
+
+
+def new_people(*changes: dict):
+    """Mutation: new people appended, copies of an ordinary person with fresh CRNs."""
+
+    def how(path: Path, b: Baseline) -> dict:
+        header, rows = read_rows(path)
+        (i,) = pick_rows(path.stem, header, rows, b)
+        for k, change in enumerate(changes):
+            rec = dict(zip(header, rows[i], strict=True))
+            rec.update(crn=f"Q{900000 + k}", **change)
+            rows.append([rec[c] for c in header])
+        write_rows(path, header, rows)
+        return {"rows": list(range(len(rows) - len(changes) + 1, len(rows) + 1))}
+
+    return how
+
+
+def contact_of_another_persons_event(path: Path, b: Baseline) -> dict:
+    header, rows = read_rows(path)
+    (i,) = pick_rows(path.stem, header, rows, b)
+    sup_header, sup = read_rows(path.parent / "supervision.csv")
+    me = rows[i][header.index("crn")]
+    other = next(r for r in sup if r[sup_header.index("crn")] != me)
+    rec = dict(zip(header, rows[i], strict=True))
+    rec.update(contact_id="CNEW9", event_id=other[sup_header.index("event_id")])
+    rows.append([rec[c] for c in header])
+    write_rows(path, header, rows)
+    return {"rows": [len(rows)]}
+
+
+def conviction_at_age_5(path: Path, b: Baseline) -> dict:
+    """A conviction dated when its person was about five (negative-age kind of fact)."""
+    header, rows = read_rows(path)
+    (i,) = pick_rows(path.stem, header, rows, b)
+    p_header, people = read_rows(path.parent / "people.csv")
+    dob = {r[p_header.index("crn")]: r[p_header.index("date_of_birth")] for r in people}
+    rec = dict(zip(header, rows[i], strict=True))
+    born = dob[rec["crn"]]
+    year = int(born[:4]) if ISO.match(born) else int(born[-4:])
+    rec.update(offence_date=f"{year + 5}-06-01", disposal_date=f"{year + 5}-07-01")
+    rows.append([rec[c] for c in header])
+    write_rows(path, header, rows)
+    return {"rows": [len(rows)]}
+
+
+def swap_headers(a: str, c: str):
+    """Mutation: a mislabelled export, the header names of two columns swapped."""
+    return on_header(lambda h: [c if x == a else a if x == c else x for x in h])
+
+
+def us_dates(path: Path, b: Baseline) -> dict:
+    """Every date of the column written MM/DD/YYYY (a spreadsheet in a US locale)."""
+    header, rows = read_rows(path)
+    j = header.index("contact_date")
+    bad = []
+    for i, r in enumerate(rows):
+        if ISO.match(r[j]):
+            y, m, d = r[j].split("-")
+            r[j] = f"{m}/{d}/{y}"
+            if int(d) > 12:
+                bad.append(i + 1)
+    write_rows(path, header, rows)
+    return {"rows": bad}
+
+
+def nul_padding(n: int):
+    """A file padded with NUL bytes, as a crash while copying or writing leaves it."""
+
+    def how(path: Path, b: Baseline) -> dict:
+        data = path.read_bytes()
+        path.write_bytes(data + b"\x00" * n)
+        return {"rows": [data.count(b"\n")]}
+
+    return how
+
+
+def nul_line(path: Path, b: Baseline) -> dict:
+    """One line overwritten with NUL bytes (a damaged block), same length."""
+    lines = path.read_bytes().split(b"\n")
+    lines[7] = b"\x00" * len(lines[7])
+    path.write_bytes(b"\n".join(lines))
+    return {"rows": [7]}
+
+
+def too_few_fields(path: Path, b: Baseline) -> dict:
+    header, rows = read_rows(path)
+    (i,) = pick_rows(path.stem, header, rows, b)
+    rows[i] = rows[i][:-2]
+    write_rows(path, header, rows)
+    return {"rows": [i + 1]}
+
+
+def spaces_line(path: Path, b: Baseline) -> dict:
+    lines = path.read_bytes().split(b"\n")
+    lines.insert(6, b"   ")  # line 7: data row 6
+    path.write_bytes(b"\n".join(lines))
+    return {"rows": [6]}
+
+
 # --------------------------------------------------------------------------- the kinds
 
 
@@ -419,13 +523,21 @@ class Stops:
     says: str
     column: str | None = None
     rows: int | None = None
+    linking: bool = False  # found when linking to people (clean_extract), not validating
+
+
+def _rows_only(table: pd.DataFrame) -> pd.DataFrame:
+    """A cleaned table without source_row (lines shift when a mutation adds lines)."""
+    return table.drop(columns="source_row")
 
 
 def _same_tables(run: Run, b: Baseline, info, skip: str | None = None) -> None:
     for name in EXTRACTS:
         if name == skip:
             continue
-        pd.testing.assert_frame_equal(run.table(name), b.tables[name], obj=name)
+        pd.testing.assert_frame_equal(
+            _rows_only(run.table(name)), _rows_only(b.tables[name]), obj=name
+        )
 
 
 def _value_kept(file: str, id_col: str, column: str, value: str):
@@ -434,12 +546,12 @@ def _value_kept(file: str, id_col: str, column: str, value: str):
 
     def check(run: Run, b: Baseline, info) -> None:
         got = run.table(file)
-        at = got[id_col].isin(info["ids"])
+        at = got[id_col].isin([pid(file, id_col, i) for i in info["ids"]])
         assert at.sum() == len(info["ids"])
         assert (got.loc[at, column] == value).all()
         base = b.tables[file].copy()
         base.loc[at.to_numpy(), column] = value
-        pd.testing.assert_frame_equal(got, base, obj=file)
+        pd.testing.assert_frame_equal(_rows_only(got), _rows_only(base), obj=file)
         _same_tables(run, b, info, skip=file)
 
     return check
@@ -448,12 +560,17 @@ def _value_kept(file: str, id_col: str, column: str, value: str):
 def _ids_kept_verbatim(file: str, id_col: str, values: list[str]):
     def check(run: Run, b: Baseline, info) -> None:
         got = run.table(file)
-        old_to_new = dict(zip(info["ids"], values, strict=True))
+        old_to_new = {
+            pid(file, id_col, o): pid(file, id_col, v)
+            for o, v in zip(info["ids"], values, strict=True)
+        }
         base = b.tables[file].copy()
         base[id_col] = base[id_col].replace(old_to_new)
         pd.testing.assert_frame_equal(got, base, obj=file)
-        assert set(values) <= set(got[id_col])
-        written = {p.suffix for p in Path(run.fake.output.numbers).parents[1].rglob("*.*")}
+        # pseudonymised like every source key: the raw value (a formula) never reaches results
+        assert {pid(file, id_col, v) for v in values} <= set(got[id_col])
+        assert not set(values) & set(got[id_col])
+        written = {p.suffix for p in run.stage.out.rglob("*.*")}
         assert written <= {".parquet", ".json", ".log"}, written  # nothing a spreadsheet opens
 
     return check
@@ -467,9 +584,16 @@ def _extra_column_logged(run: Run, b: Baseline, info) -> None:
 
 def _large_file_read(run: Run, b: Baseline, info) -> None:
     got = run.table("supervision")
-    assert got.loc[got["event_id"] == info["event"], "office"].tolist() == [info["office"]]
-    rest = got[~got["event_id"].str.startswith("EPAD")].reset_index(drop=True)
+    event = pid("supervision", "event_id", info["event"])
+    assert got.loc[got["event_id"] == event, "office"].tolist() == [info["office"]]
+    pads = {pid("supervision", "event_id", f"EPAD{k:06d}") for k in range(info["padded"])}
+    rest = got[~got["event_id"].isin(pads)].reset_index(drop=True)
     pd.testing.assert_frame_equal(rest, b.tables["supervision"])
+    # source_row is the line each record starts on: after the value with a line break,
+    # records start one line later than their data-row number + 1
+    at = int(got.loc[got["event_id"] == event, "source_row"].iloc[0])
+    after = got.loc[got["source_row"] > at, "source_row"]
+    assert got["source_row"].is_monotonic_increasing and after.min() == at + 2
 
 
 def _appended(file: str, id_col: str, new_id: str, column: str, expected: Callable):
@@ -478,9 +602,10 @@ def _appended(file: str, id_col: str, new_id: str, column: str, expected: Callab
 
     def check(run: Run, b: Baseline, info) -> None:
         got = run.table(file)
-        new = got[id_col] == new_id
+        new = got[id_col] == pid(file, id_col, new_id)
         assert new.sum() == 1
         assert got.loc[new, column].iloc[0] == expected(info["orig"])
+        assert got.loc[new, "source_row"].iloc[0] == info["rows"][0] + 1  # its line
         pd.testing.assert_frame_equal(got[~new].reset_index(drop=True), b.tables[file], obj=file)
         _same_tables(run, b, info, skip=file)
 
@@ -538,6 +663,7 @@ KINDS: dict[str, Completes | Stops] = {
     "formula_strings_in_id": Completes(
         "contacts",
         set_cells("contact_id", *FORMULAS),
+        delta={"id_normalised": len(FORMULAS)},  # spaces removed, upper-cased
         check=_ids_kept_verbatim("contacts", "contact_id", FORMULAS),
     ),
     "formula_string_in_text": Completes(
@@ -574,6 +700,55 @@ KINDS: dict[str, Completes | Stops] = {
             "start_date",
             lambda r: pd.Timestamp(r["start_date"]),
         ),
+    ),
+    "crns_padded_cased_and_zero_width": Completes(  # every enrolment still links
+        "enrolments",
+        every_crn(lambda c: f"  {c.lower()}\u200b "),
+        delta=lambda info: {"id_normalised": info["n"]},
+    ),
+    "field_over_128k_in_text": Completes(
+        "supervision",
+        set_cells("office", "o" * 200_000),
+        check=_value_kept("supervision", "event_id", "office", "o" * 200_000),
+    ),
+    "header_name_over_128k": Completes(
+        "plans",
+        add_column("n" * 200_000, "x"),
+        check=lambda run, b, info: _same_tables(run, b, info),
+    ),
+    "contact_with_an_unknown_event": Completes(
+        "contacts",
+        append_like(contact_id="CNEW1", event_id="ENOSUCH1"),
+        delta={"read": 1, "event_not_in_supervision": 1},
+    ),
+    "contact_of_another_persons_event": Completes(
+        "contacts",
+        contact_of_another_persons_event,
+        delta={"read": 1, "event_of_another_person": 1},
+    ),
+    "date_of_birth_in_1850": Completes(
+        "people",
+        new_people({"date_of_birth": "1850-03-01", "pnc_id": ""}),
+        delta={"read": 1, "implausible_birth_date": 1},
+    ),
+    "one_pnc_id_two_birth_dates": Completes(
+        "people",
+        new_people(
+            {"pnc_id": "99/0000001Z", "date_of_birth": "1980-01-01"},
+            {"pnc_id": "99/0000001Z", "date_of_birth": "1981-02-02"},
+        ),
+        delta={"read": 2, "pnc_id_two_birth_dates": 2},
+    ),
+    "one_person_under_two_crns": Completes(
+        "people",
+        new_people(
+            {"pnc_id": "99/0000002Y", "date_of_birth": "1980-01-01"},
+            {"pnc_id": "99/0000002Y", "date_of_birth": "1980-01-01"},
+        ),
+        delta={"read": 2, "one_person_several_crns": 2},
+    ),
+    "conviction_before_age_10": Completes(
+        "convictions", conviction_at_age_5, delta={"read": 1, "dated_before_age_10": 1}
     ),
     "huge_file_of_valid_rows": Completes(
         "contacts", huge_contacts, factor=HUGE_COPIES, check=_huge_contacts_kept
@@ -634,7 +809,7 @@ KINDS: dict[str, Completes | Stops] = {
     "impossible_date": Stops(
         "supervision",
         set_cells("start_date", "2018-02-30"),
-        "not a real date .*'2018-02-30'",
+        "not a real date .*1 not a calendar date",
         column="start_date",
         rows=1,
     ),
@@ -648,14 +823,14 @@ KINDS: dict[str, Completes | Stops] = {
     "header_repeated_in_the_data": Stops(
         "contacts",
         repeated_header,
-        "not a real date .*'contact_date'",
+        "not a real date .*header line repeated in the data",
         column="contact_date",
         rows=1,
     ),
     "placeholder_end_date_9999": Stops(  # was: wrapped round, excluded as end_before_start
         "supervision",
         set_cells("end_date", "9999-12-31", "31/12/9999"),
-        "not a real date .*1678-2261.*'31/12/9999', '9999-12-31'.*placeholder",
+        "not a real date .*2 outside the years 1678-2261 \\(a placeholder such as 9999-12-31",
         column="end_date",
         rows=2,
     ),
@@ -669,7 +844,7 @@ KINDS: dict[str, Completes | Stops] = {
     "date_in_year_2300": Stops(
         "supervision",
         set_cells("end_date", "2300-01-01"),
-        "not a real date .*'2300-01-01'",
+        "not a real date .*1 outside the years 1678-2261",
         column="end_date",
         rows=1,
     ),
@@ -737,6 +912,44 @@ KINDS: dict[str, Completes | Stops] = {
         column="event_id",
         rows=1,
     ),
+    # ---- added for the privacy and hard-knocks issue
+    "field_over_128k_in_code": Stops(
+        "contacts",
+        set_cells("outcome", "x" * 200_000),
+        "code that is not in the contract .*not shown",
+        column="outcome",
+        rows=1,
+    ),
+    "nul_filled_file": Stops("staff", on_bytes(lambda d: b"\x00" * 4096), "NUL bytes"),
+    "nul_padded_tail": Stops("contacts", nul_padding(3000), "NUL bytes", rows=1),
+    "nul_line_in_the_middle": Stops("supervision", nul_line, "NUL bytes", rows=1),
+    "row_with_too_few_fields": Stops(
+        "assessments", too_few_fields, "do not have the 13 fields of the header", rows=1
+    ),
+    "line_of_spaces": Stops(
+        "enrolments", spaces_line, "do not have the 5 fields of the header", rows=1
+    ),
+    "crn_and_rosh_headers_swapped": Stops(
+        "supervision",
+        swap_headers("crn", "rosh"),
+        "code that is not in the contract .*not shown: they do not look like codes",
+        column="rosh",
+    ),
+    "case_note_typed_into_a_code": Stops(
+        "contacts",
+        set_cells("outcome", "Called twice, spoke to Mr Smith of 12 Hull Rd about rent"),
+        "code that is not in the contract \\(1 other value\\(s\\) not shown",
+        column="outcome",
+        rows=1,
+    ),
+    "us_dates": Stops("contacts", us_dates, "US dates \\(MM/DD/YYYY\\)", column="contact_date"),
+    "no_enrolment_links_to_people": Stops(
+        "enrolments",
+        every_crn(lambda c: "Q" + c[1:][::-1]),
+        "no people linked",
+        column="crn",
+        linking=True,
+    ),
     "amount_not_a_number": Stops(
         "enabling_fund",
         set_cells("amount_gbp", "\xa312.50"),
@@ -757,7 +970,7 @@ KINDS: dict[str, Completes | Stops] = {
     "amount_overflowing_to_infinity": Stops(  # was: kept as inf
         "enabling_fund",
         set_cells("amount_gbp", "1e400"),
-        "outside the allowed range 0 or more .*'1e400'",
+        "outside the allowed range 0 or more",
         column="amount_gbp",
         rows=1,
     ),
@@ -790,9 +1003,23 @@ def test_corpus_is_large_enough():
 
 
 def _error_line(err: str) -> str:
-    errors = [line for line in err.splitlines() if "ERROR" in line]
+    """The error message: its one line, or (several problems) the count line and one
+    indented line per problem."""
+    lines = err.splitlines()
+    errors = [i for i, line in enumerate(lines) if "ERROR" in line]
     assert len(errors) == 1, err[-3000:]
-    return errors[0].split("ERROR in rule clean: ", 1)[1]
+    first = re.split(r"ERROR in rule clean\w*: ", lines[errors[0]], maxsplit=1)[1]
+    rest = []
+    for line in lines[errors[0] + 1 :]:
+        if not line.startswith("  - "):
+            break
+        rest.append(line[4:])
+    return "\n".join([first, *rest])
+
+
+def _problems(message: str) -> list[str]:
+    lines = message.splitlines()
+    return lines[1:] if len(lines) > 1 else lines
 
 
 def assert_stops(spec: Stops, run: Run, raw: Path, b: Baseline, info: dict) -> str:
@@ -800,16 +1027,21 @@ def assert_stops(spec: Stops, run: Run, raw: Path, b: Baseline, info: dict) -> s
     assert "Traceback" not in run.err
     message = _error_line(run.err)
     path = str(raw / f"{spec.file}.csv")
-    assert message.startswith(path + (f", column {spec.column}:" if spec.column else ":")), message
+    first = _problems(message)[0]
+    assert first.startswith(path + (f", column {spec.column}:" if spec.column else ":")), message
     if spec.rows is not None:
         assert re.search(rf"\b{spec.rows} rows\b", message), message
-    for row in info.get("rows", [])[:5]:
-        assert re.search(rf"rows [\d, ]*\b{row}\b", message), (row, message)
+    for row in info.get("rows", [])[:5]:  # data row r is line r + 1 (the header is line 1)
+        assert re.search(rf"lines [\d, ]*\b{row + 1}\b", message), (row, message)
     assert re.search(spec.says, message), message
     assert re.search(r"re-export|re-run|raw_dir", message), message  # what to do
-    assert len(message) < len(path) + 450, message  # one readable line, whatever the value
+    for line in _problems(message):  # one readable line each, whatever the value
+        assert len(line) < len(path) + 650, line
     assert not any(crn in message for crn in b.crns)  # no identifier
-    assert not [p for p in run.fake.output if Path(p).exists()]  # nothing left behind
+    logged = run.stage.log_text()  # results/logs/clean_*.log: no identifier either
+    assert not any(crn in logged for crn in b.crns)
+    assert run.stage.failed_rule == "clean_extract"
+    assert not [p for p in run.stage.failed_outputs if p.exists()]  # nothing left behind
     return message
 
 

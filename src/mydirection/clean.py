@@ -1,46 +1,51 @@
 """Cleaning and pseudonymising the raw extracts (the boundary of the analysis).
 
-The steps, in order, for each of the ten extracts (:data:`mydirection.contract.EXTRACTS`):
+Each extract is cleaned on its own (:func:`clean_extract`), people first: every other
+extract is linked to the cleaned people table, and contacts to the cleaned supervision table.
+The steps, in order, for one extract (each exclusion counted under the FIRST rule that
+excludes the row, so per file ``received = kept + excluded`` exactly):
 
-1. read the file as text (:func:`mydirection.validate.read_extract`);
-2. ``exact_duplicate``: drop rows that repeat an earlier row exactly, on the raw text
-   (excluded);
-3. validate the text against the contract with pandera
-   (:func:`mydirection.validate.validate_extract`) — a problem stops the run;
-4. ``code_normalised``: codes with stray whitespace or upper case are stripped and
-   lower-cased (fixed); ``date_format``: dates written DD/MM/YYYY are read as such (fixed);
-5. ``after_extract_end``: rows whose record date (:data:`RECORD_DATES`) is after the
-   extract end date (excluded);
-6. the documented quirks (excluded): ``end_before_start`` (supervision end before start),
-   ``disposal_before_offence`` (convictions), ``contact_after_order_end`` (contact dated after
-   the end of its supervision event, judged against the cleaned supervision table);
-7. ``person_not_in_people``: rows of any extract with a ``crn`` whose person is not in the
-   cleaned people extract (excluded);
-8. pseudonymisation: ``crn`` → ``person_id`` (HMAC-SHA256 with a secret key, first 16 hex
-   characters); ``supervision.age_at_start`` and ``convictions.age_at_offence`` are derived
-   from the date of birth; every column the contract marks ``identifying`` (``pnc_id``,
-   ``date_of_birth``) is dropped.
+1. read the file as text (:func:`mydirection.reading.read_extract`), or take the in-memory
+   text tables of a simulation replicate (:func:`clean_tables`);
+2. ``exact_duplicate``: rows repeating an earlier row exactly, on the raw text (excluded);
+3. ``id_normalised``: identifiers (every ``id`` column and ``crn``) normalised by the one rule
+   of :func:`mydirection.validate.normalise_id` (fixed);
+4. validate the text against the contract (pandera) — every problem is reported, the run
+   stops (skipped when a validation job already checked this very file, or on request);
+5. ``code_normalised`` and ``date_format`` (fixed): codes stripped and lower-cased, dates
+   written DD/MM/YYYY read as such;
+6. ``after_extract_end``: a record date (:data:`RECORD_DATES`) after the extract end date;
+7. people only: ``implausible_birth_date`` (aged under :data:`MIN_AGE` or over
+   :data:`MAX_AGE` at the extract end, e.g. born in 1850); ``pnc_id_two_birth_dates`` (one
+   PNC id on rows with different dates of birth: all its rows); ``one_person_several_crns``
+   (one PNC id and date of birth under several CRNs: all of them) — identities the data
+   cannot resolve;
+8. the quirks: ``end_before_start`` (supervision), ``disposal_before_offence`` (convictions);
+   contacts: ``event_not_in_supervision`` (unknown event, or one excluded from supervision),
+   ``event_of_another_person``, ``contact_after_order_end``;
+9. ``person_not_in_people``: a ``crn`` whose person is not in the cleaned people table (for
+   contacts before the event checks of step 8); if no row of an extract links at all, the
+   run stops ("no people linked");
+10. ``dated_before_age_10``: a record dated in a calendar year before the person turned 10
+    (the age of criminal responsibility; covers negative ages) — judged from the birth year;
+11. pseudonymisation: ``crn`` → ``person_id`` (HMAC-SHA256, :func:`mydirection.keys.pseudonym`);
+    every source-system key the contract marks ``pseudonymised`` (event, contact, plan,
+    award, activity and staff ids) → a keyed BLAKE2b pseudonym of its domain (joins between
+    tables still hold); ``pnc_id`` and ``date_of_birth`` dropped. People keep ONE age fact,
+    ``birth_year``; no other age is stored (see :func:`age_in_years` for how later stages
+    derive ages from it, at most a year from the true age);
+12. ``source_row``: the line of the raw file each cleaned row comes from (header = line 1),
+    for messages of later stages (:func:`mydirection.contract.source_lines`).
 
-Each row excluded is counted under the FIRST rule that excludes it, so per file
-``received = kept + excluded`` exactly. ``fixed`` counts the kept rows a fix touched (a
-subset of kept). The log is :func:`CleaningLog.frame` — one row per (file, rule, action),
-``file`` being the extract name: ``read``/``received`` (data rows in the file), one
-``excluded`` row per exclusion rule that applies to the file and one ``fixed`` row per fix
-(zeros included, so a reader sees every rule was checked), and ``kept``/``kept``.
-:data:`MESS_RULES` maps each kind of planted mess in ``mess.json`` to its log row.
-
-Scale: every step is vectorised (Arrow compute, integer row codes for duplicates), and
-:func:`clean_extracts` can hand each cleaned table to a writer as soon as it is ready, so
-only one extract is in memory at a time (national scale: ~18M rows, ~40 s of CPU, under
-3 GB; see ``benchmarks/bench_clean.py``).
+The log is one row per (file, rule, action): ``read``/``received``, one ``excluded`` row per
+exclusion rule that applies to the file, one ``fixed`` row per fix (zeros included, so a
+reader sees every rule was checked), and ``kept``/``kept``. :data:`MESS_RULES` maps each
+kind of planted mess in ``mess.json`` to its log row.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,34 +55,41 @@ import pandas as pd
 import pyarrow as pa_
 import pyarrow.compute as pc
 
-from mydirection.contract import EXTRACTS, extract_schema
+from mydirection.cleansteps import (  # noqa: F401  (re-exported: the library API)
+    HASH_BATCH,
+    _positions,
+    as_string,
+    exact_duplicates,
+    parquet_writer,
+    pseudonymise,
+    pseudonymise_key,
+    typed_table,
+    write_error,
+    write_parquet,
+    write_tables,
+)
+from mydirection.contract import EXTRACTS, age_in_years, extract_schema
 from mydirection.errors import UserError
+from mydirection.keys import (  # noqa: F401  (re-exported)
+    SYNTHETIC_KEY,
+    KeyProblem,
+    fingerprint,
+    pseudonym,
+    source_key_pseudonym,
+)
+from mydirection.keys import load_key as _load_key
+from mydirection.reading import ExtractProblems, Problem, read_extract
 from mydirection.validate import (
-    FLAG_TRUE,
     _text,
-    duplicated_rows,
-    normalise_code,
-    parse_dates,
-    read_extract,
-    to_number,
+    normalise_id,
+    prepare_for_validation,
     validate_extract_frame,
 )
 
 log = logging.getLogger("mydirection.clean")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-#: The fixed key used on synthetic extracts (``raw_dir: null``). It is not a secret: the
-#: synthetic people do not exist. Real extracts need a key of their own.
-SYNTHETIC_KEY = b"mydirection-synthetic-extracts-not-a-secret"
-
-#: A real key must have at least this many bytes (a short key is easy to brute-force
-#: against the small space of CRNs).
-MIN_KEY_BYTES = 16
-
-#: The date(s) at which each record happened. A row whose record date is after the extract
-#: end date cannot be in a correct extract and is excluded (rule ``after_extract_end``).
-#: Other dates (a planned supervision end, an exit date, a review date) may lie in the future.
+#: The date(s) at which each record happened (rule ``after_extract_end``). Other dates (a
+#: planned supervision end, an exit date, a review date) may lie in the future.
 RECORD_DATES = {
     "people": ["date_of_birth"],
     "supervision": ["start_date"],
@@ -91,11 +103,53 @@ RECORD_DATES = {
     "staff": [],
 }
 
-#: The quirk each extract may carry (rule name, reason).
-QUIRKS = {
-    "supervision": ("end_before_start", "supervision event ends before it starts"),
-    "convictions": ("disposal_before_offence", "offence proven before it was committed"),
-    "contacts": ("contact_after_order_end", "contact dated after its supervision event ended"),
+#: Plausible ages at the extract end date (rule ``implausible_birth_date``).
+MIN_AGE, MAX_AGE = 10, 110
+#: The age of criminal responsibility in England and Wales (rule ``dated_before_age_10``).
+AGE_OF_RESPONSIBILITY = 10
+
+#: Every rule: name -> reason (the log's ``reason`` column).
+REASONS = {
+    "exact_duplicate": "exact duplicate of an earlier row (raw text)",
+    "after_extract_end": "record date after the extract end date",
+    "implausible_birth_date": f"date of birth gives an age under {MIN_AGE} or over {MAX_AGE} "
+    "at the extract end date",
+    "pnc_id_two_birth_dates": "one PNC id on people with different dates of birth (all rows)",
+    "one_person_several_crns": "one person (PNC id and date of birth) under several CRNs "
+    "(all of them)",
+    "end_before_start": "supervision event ends before it starts",
+    "disposal_before_offence": "offence proven before it was committed",
+    "event_not_in_supervision": "supervision event (event_id) not in the cleaned supervision "
+    "table (unknown, or excluded there)",
+    "event_of_another_person": "supervision event (event_id) belongs to another person",
+    "contact_after_order_end": "contact dated after its supervision event ended",
+    "person_not_in_people": "person (crn) not in the cleaned people extract",
+    "dated_before_age_10": "record dated in a year before the person turned 10 (the age of "
+    "criminal responsibility): impossible",
+    "id_normalised": "identifier with spaces, invisible characters or lower case normalised "
+    "(NFKC, removed, upper-cased)",
+    "code_normalised": "code with stray whitespace or upper case stripped and lower-cased",
+    "date_format": "date written DD/MM/YYYY read as day/month/year",
+}
+
+#: Exclusion rules of each extract, in the order they are applied.
+EXCLUSIONS = {
+    name: ["exact_duplicate"]
+    + (["after_extract_end"] if RECORD_DATES[name] else [])
+    + {
+        "people": ["implausible_birth_date", "pnc_id_two_birth_dates", "one_person_several_crns"],
+        "supervision": ["end_before_start"],
+        "convictions": ["disposal_before_offence"],
+        "contacts": [
+            "person_not_in_people",
+            "event_not_in_supervision",
+            "event_of_another_person",
+            "contact_after_order_end",
+        ],
+    }.get(name, [])
+    + (["person_not_in_people"] if name not in ("people", "staff", "contacts") else [])
+    + (["dated_before_age_10"] if name not in ("people", "staff") else [])
+    for name in EXTRACTS
 }
 
 #: Rule of the cleaning log that accounts for each kind of planted mess in
@@ -110,13 +164,26 @@ MESS_RULES = {
     "orphan_enrolments": ("person_not_in_people", "excluded"),
 }
 
-#: Derived ages: extract → (new column, date column it is measured at).
-AGES = {
-    "supervision": ("age_at_start", "start_date"),
-    "convictions": ("age_at_offence", "offence_date"),
+#: What each extract needs from earlier cleaned tables.
+NEEDS = {
+    name: ([] if name in ("people", "staff") else ["people"])
+    + (["supervision"] if name == "contacts" else [])
+    for name in EXTRACTS
 }
 
-DAYS_PER_YEAR = 365.25
+
+def load_key(settings, *, synthetic: bool, repo_root=None, environ=None, workflow_dir=None):
+    """:func:`mydirection.keys.load_key`, with a key problem as a :class:`UserError`."""
+    try:
+        return _load_key(
+            settings,
+            synthetic=synthetic,
+            workflow_dir=workflow_dir,
+            repo_root=repo_root,
+            environ=environ,
+        )
+    except KeyProblem as err:
+        raise UserError(str(err)) from None
 
 
 # --------------------------------------------------------------------------- the log
@@ -134,213 +201,307 @@ class CleaningLog:
         )
 
     def frame(self) -> pd.DataFrame:
-        df = pd.DataFrame(self.entries, columns=["file", "rule", "action", "rows", "reason"])
-        df["rows"] = df["rows"].astype("int64")
-        for c in ("file", "rule", "action", "reason"):
-            df[c] = df[c].astype("string")
-        return df
+        return log_frame(self.entries)
 
 
-# --------------------------------------------------------------------------- keys
+def log_frame(entries) -> pd.DataFrame:
+    df = pd.DataFrame(list(entries), columns=["file", "rule", "action", "rows", "reason"])
+    df["rows"] = df["rows"].astype("int64")
+    for c in ("file", "rule", "action", "reason"):
+        df[c] = df[c].astype("string")
+    return df
 
 
-def load_key(
-    settings: Mapping,
-    *,
-    synthetic: bool,
-    repo_root: Path = REPO_ROOT,
-    environ: Mapping[str, str] | None = None,
-) -> bytes:
-    """The pseudonymisation key.
-
-    On synthetic extracts (``synthetic=True``) the fixed, documented :data:`SYNTHETIC_KEY`,
-    so synthetic runs give the same bytes everywhere. On real extracts: the environment
-    variable named by ``settings["key_env"]``, else the file ``settings["key_file"]``, which
-    must lie outside the repository. No key, an empty or short key, or a key file inside the
-    repository stops the run with a message saying how to set it.
-    """
-    if synthetic:
-        return SYNTHETIC_KEY
-    environ = os.environ if environ is None else environ
-    env_name = settings.get("key_env") or "MYDIRECTION_PSEUDO_KEY"
-    how = (
-        f"set the environment variable {env_name} to a long random secret "
-        f"(e.g. `export {env_name}=$(python -c 'import secrets; print(secrets.token_hex(32))')`) "
-        f"or set pseudonymisation.key_file in config/config.yaml to a file outside the "
-        f"repository holding it"
-    )
-    value = environ.get(env_name, "")
-    if value:
-        key = value.encode("utf-8")
-        source = f"environment variable {env_name}"
-    elif settings.get("key_file"):
-        path = Path(settings["key_file"]).expanduser().resolve()
-        root = Path(repo_root).resolve()
-        if path == root or root in path.parents:
-            raise UserError(
-                f"pseudonymisation.key_file {settings['key_file']}: the key file is inside the "
-                f"repository ({root}), where it could be committed; move it outside the "
-                f"repository and point key_file at the new place"
-            )
-        if not path.is_file():
-            raise UserError(
-                f"pseudonymisation.key_file {settings['key_file']}: file not found; {how}"
-            )
-        key = path.read_bytes().strip()
-        source = f"key file {settings['key_file']}"
-    else:
-        raise UserError(f"no pseudonymisation key for real extracts: {how}")
-    if len(key) < MIN_KEY_BYTES:
-        raise UserError(
-            f"pseudonymisation key from the {source} is too short ({len(key)} bytes; at "
-            f"least {MIN_KEY_BYTES} needed): {how}"
-        )
-    return key
-
-
-def pseudonym(crn: str, key: bytes) -> str:
-    """The person id of one CRN: HMAC-SHA256(key, crn) as hex, first 16 characters."""
-    return hmac.new(key, crn.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
-
-
-def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
-    """Replace CRNs by :func:`pseudonym` (each distinct CRN hashed once)."""
-    codes, uniques = pd.factorize(crn, use_na_sentinel=True)
-    values = pa_.array(uniques).to_pylist() if len(uniques) else []
-    hashed = [hmac.digest(key, str(v).encode("utf-8"), "sha256").hex()[:16] for v in values]
-    ids = pa_.array(hashed, pa_.string()).take(pa_.array(codes))
-    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=crn.index)
-
-
-# --------------------------------------------------------------------------- single-file steps
-
-
-def exact_duplicates(data: pd.DataFrame, key: list[str] | None = None) -> pd.Series:
-    """Rows repeating an earlier row exactly (same text in every contract column).
-
-    With a ``key``, only rows whose key repeats can be exact duplicates, so full rows are
-    compared among those rows only (much faster on large extracts).
-    """
-    columns, index = list(data.columns), data.index
-    dup = np.zeros(len(data), dtype=bool)
-    rows = np.arange(len(data))
-    if key:
-        rows = np.flatnonzero(duplicated_rows(data, key, keep=False))
-        if len(rows) == 0:
-            return pd.Series(dup, index=index)
-        data = data.iloc[rows]
-    dup[rows] = duplicated_rows(data, columns, keep="first")
-    return pd.Series(dup, index=index)
-
-
-def as_string(series: pd.Series) -> pd.Series:
-    """A text column as pandas' Arrow-backed ``string`` dtype (zero-copy, NA stays NA)."""
-    return pd.Series(pd.arrays.ArrowStringArray(_text(series)), index=series.index)
-
-
-def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
-    """Convert validated text to the cleaned types.
-
-    Returns ``(table, code_fixed, date_fixed)``: the typed table (dates ``datetime64[ns]``,
-    codes lower-case strings, flags booleans, scores/amounts float, counts integer, ids and
-    text strings) and, per row, whether a code was normalised or a date read as DD/MM/YYYY.
-    """
-    contract = extract_schema(name)
-    index = raw.index
-    code_fixed = np.zeros(len(raw), dtype=bool)
-    date_fixed = np.zeros(len(raw), dtype=bool)
-    out = {}
-    for col, spec in contract["columns"].items():
-        kind = spec["type"]
-        nullable = bool(spec.get("nullable", False))
-        text = prepared[col]
-        if kind == "date":
-            dates, dmy, _ = parse_dates(raw[col])
-            date_fixed |= dmy.to_numpy()
-            out[col] = dates
-        elif kind == "code":
-            changed = pc.not_equal(_text(raw[col]), _text(text))  # text: normalised
-            code_fixed |= pc.fill_null(changed, False).to_numpy(zero_copy_only=False)
-            out[col] = as_string(text)
-        elif kind == "flag":
-            norm = normalise_code(text)
-            value = pd.Series(
-                pc.is_in(_text(norm), value_set=pa_.array(FLAG_TRUE)).to_numpy(
-                    zero_copy_only=False
-                ),
-                index=index,
-            )
-            if nullable:
-                value = value.astype("boolean").mask(text.isna())
-            out[col] = value
-        elif kind in ("score", "amount"):
-            out[col] = to_number(text.fillna(""), integer=False)
-        elif kind == "count":
-            values = to_number(text.fillna(""), integer=True)
-            out[col] = values.astype("Int64") if nullable else values.astype("int64")
-        else:  # id, text
-            out[col] = as_string(text)
-    return pd.DataFrame(out, index=index), code_fixed, date_fixed
-
-
-def _lookup(keys: pd.Series, table_keys: pd.Series, values: np.ndarray, fill):
-    """``values`` of ``table_keys`` matching each of ``keys`` (``fill`` where absent)."""
-    pos = pc.index_in(_text(keys), value_set=_text(table_keys).combine_chunks())
-    found = pc.is_valid(pos).to_numpy(zero_copy_only=False)
-    idx = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    if len(values) == 0:
-        return np.full(len(found), fill), found
-    return np.where(found, values[idx], fill), found
-
-
-# --------------------------------------------------------------------------- the stage
+# --------------------------------------------------------------------------- one extract
 
 
 @dataclass
-class _State:
+class Cleaned:
+    """One cleaned extract and its rows of the cleaning log."""
+
     name: str
     table: pd.DataFrame
-    code_fixed: np.ndarray
-    date_fixed: np.ndarray
-    received: int
-    excluded: dict[str, int] = field(default_factory=dict)
-    alive: np.ndarray | None = None
+    log: list[dict]
 
-    def __post_init__(self) -> None:
-        if self.alive is None:
-            self.alive = np.ones(len(self.table), dtype=bool)
+
+class _Rows:
+    """Which rows are still alive, and how many each rule excluded (first rule wins)."""
+
+    def __init__(self, n: int):
+        self.alive = np.ones(n, dtype=bool)
+        self.excluded: dict[str, int] = {}
 
     def exclude(self, rule: str, mask) -> None:
-        """Exclude the rows of ``mask`` not already excluded by an earlier rule."""
         hit = np.asarray(mask, dtype=bool) & self.alive
         self.excluded[rule] = self.excluded.get(rule, 0) + int(hit.sum())
         self.alive &= ~hit
 
-    def kept(self, columns=None) -> pd.DataFrame:
-        table = self.table if columns is None else self.table[columns]
-        return table[self.alive]
+
+def text_frame(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """An in-memory raw table as the reader gives it: the contract's columns as Arrow text,
+    blanks as empty strings, data rows numbered from 1 (missing columns are an error)."""
+    columns = list(extract_schema(name)["columns"])
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise UserError(f"{name}: in-memory table lacks column(s) {', '.join(missing)}")
+    out = {}
+    for col in columns:
+        values = table[col]
+        if hasattr(values.array, "__arrow_array__"):
+            arr = pa_.chunked_array([values.array.__arrow_array__()]).combine_chunks()
+        else:
+            arr = pa_.array(values.to_numpy(dtype=object), from_pandas=True)
+        if not (pa_.types.is_string(arr.type) or pa_.types.is_large_string(arr.type)):
+            arr = pc.cast(arr, pa_.string())  # numbers: the text a CSV writer gives them
+        arr = pc.fill_null(arr.cast(pa_.string()), "")
+        out[col] = pd.arrays.ArrowExtensionArray(arr)
+    return pd.DataFrame(out, index=pd.RangeIndex(1, len(table) + 1, name="row"))
 
 
-def read_and_validate(path: str | Path, name: str) -> _State:
-    """Steps 1-4 for one extract: read, drop exact duplicates, validate, type."""
+def clean_extract(
+    name: str,
+    data: pd.DataFrame,
+    extract_end_date: str,
+    key: bytes,
+    cleaned: Mapping[str, pd.DataFrame] | None = None,
+    *,
+    path: str | None = None,
+    lines: np.ndarray | None = None,
+    validate: bool = True,
+    quiet: bool = False,
+) -> Cleaned:
+    """Clean one extract's text ``data`` (as :func:`text_frame` or the reader gives it).
+
+    ``data`` may be given as a one-element list, which is emptied: the caller then holds
+    no reference and the raw text is freed as soon as it is typed (national scale).
+    ``cleaned`` holds the cleaned tables this extract is checked against (:data:`NEEDS`:
+    people, and supervision for contacts). ``lines`` is the raw line of each data row
+    (default row + 1, as in a file without embedded line breaks). Raises
+    :class:`~mydirection.reading.ExtractProblems` when validation finds problems.
+    """
+    contract = extract_schema(name)
+    label = path or contract["file"]
+    if isinstance(data, list):  # [frame]: the caller hands the frame over (freed early)
+        data = data.pop()
+    n = len(data)
+    lines = np.arange(2, n + 2, dtype=np.int64) if lines is None else np.asarray(lines)
+    rows = _Rows(n)
+    dup = exact_duplicates(data, contract.get("key")).to_numpy()
+    all_lines = lines  # by data-row number (the frame's index), for messages
+    if dup.any():
+        data, lines = data[~dup], lines[~dup]
+    rows.alive = np.ones(len(data), dtype=bool)
+    rows.excluded["exact_duplicate"] = int(dup.sum())
+    id_fixed = np.zeros(len(data), dtype=bool)
+    ids = {}
+    for col, spec in contract["columns"].items():
+        if spec["type"] == "id":
+            ids[col], changed = normalise_id(data[col])
+            id_fixed |= changed
+    if ids:
+        data = data.assign(**ids)
+    if validate:
+        prepared = validate_extract_frame(data, name, label, all_lines)
+    else:
+        prepared = prepare_for_validation(data, name)
+    t, code_fixed, date_fixed = typed_table(data, prepared, name)
+    del prepared, data
+    end = pd.Timestamp(extract_end_date)
+    hashed = _Pseudonyms(t, name, key)
+    for rule in EXCLUSIONS[name][1:]:
+        mask = _exclusion(rule, name, t, end, hashed, cleaned or {}, label)
+        rows.exclude(rule, mask)
+    if name == "people":
+        born = pd.DatetimeIndex(t["date_of_birth"][rows.alive]).year.to_numpy(dtype=np.int64)
+    table = _pseudonymised(t, rows.alive, name, hashed)
+    if name == "people":
+        table["birth_year"] = born
+    del t, hashed
+    table["source_row"] = lines[rows.alive].astype(np.int64)
+    entries = _log_rows(name, n, rows, len(table), contract, id_fixed, code_fixed, date_fixed)
+    (log.debug if quiet else log.info)(
+        "%s: %d rows received, %d kept, %d excluded", name, n, len(table), n - len(table)
+    )
+    return Cleaned(name, table.reset_index(drop=True), entries)
+
+
+def _record_dates(t: pd.DataFrame, name: str):
+    return [t[c].to_numpy(dtype="datetime64[ns]") for c in RECORD_DATES[name]]
+
+
+class _Pseudonyms:
+    """Pseudonyms of one typed table's id columns, each computed once (on every row)."""
+
+    def __init__(self, t: pd.DataFrame, name: str, key: bytes):
+        self.t, self.key = t, key
+        self.spec = extract_schema(name)["columns"]
+        self.done: dict[str, pd.Series] = {}
+
+    def pop(self, col: str) -> pd.Series:
+        value = self[col]
+        del self.done[col]
+        return value
+
+    def __getitem__(self, col: str) -> pd.Series:
+        if col not in self.done:
+            if col == "crn":
+                self.done[col] = pseudonymise(self.t[col], self.key)
+            else:
+                domain = self.spec[col]["pseudonymised"]
+                self.done[col] = pseudonymise_key(self.t[col], self.key, domain)
+        return self.done[col]
+
+
+def _exclusion(rule, name, t, end, hashed, cleaned, label) -> np.ndarray:
+    """The rows ``rule`` excludes (before 'first rule wins')."""
+    if rule == "after_extract_end":
+        mask = np.zeros(len(t), dtype=bool)
+        for d in _record_dates(t, name):
+            mask |= d > end.to_datetime64()
+        return mask
+    if rule == "implausible_birth_date":
+        dob = pd.DatetimeIndex(t["date_of_birth"])
+        age = age_in_years(np.full(len(t), end.to_datetime64()), dob.year)
+        return (age < MIN_AGE) | (age > MAX_AGE)
+    if rule in ("pnc_id_two_birth_dates", "one_person_several_crns"):
+        return _pnc_conflicts(t)[rule]
+    if rule == "end_before_start":
+        return (t["end_date"] < t["start_date"]).to_numpy()
+    if rule == "disposal_before_offence":
+        return (t["disposal_date"] < t["offence_date"]).to_numpy()
+    if rule.startswith("event_") or rule == "contact_after_order_end":
+        events = cleaned["supervision"]
+        pos, found = _positions(hashed["event_id"], events["event_id"])
+        if rule == "event_not_in_supervision":
+            return ~found
+        if rule == "event_of_another_person":
+            owner = _text(events["person_id"]).combine_chunks().take(pa_.array(pos))
+            mine = _text(hashed["crn"]).combine_chunks()
+            return pc.fill_null(pc.not_equal(owner, mine), True).to_numpy(zero_copy_only=False)
+        event_end = events["end_date"].to_numpy(dtype="datetime64[ns]")[pos]
+        event_end = np.where(found, event_end, np.datetime64("NaT"))
+        return t["contact_date"].to_numpy(dtype="datetime64[ns]") > event_end
+    people = cleaned["people"]
+    pos, found = _positions(hashed["crn"], people["person_id"])
+    if rule == "person_not_in_people":
+        if len(t) and not found.any():
+            raise ExtractProblems(
+                [
+                    Problem(
+                        label,
+                        "crn",
+                        f"no people linked: none of the {len(t)} rows' crn is in the cleaned "
+                        f"people extract (after normalising case, spaces and invisible "
+                        f"characters)",
+                        "check that this file and people.csv come from the same export (and "
+                        "that crn holds CRNs), then re-run",
+                    )
+                ]
+            )
+        return ~found
+    birth_year = people["birth_year"].to_numpy(dtype=float)[pos]
+    mask = np.zeros(len(t), dtype=bool)
+    for d in _record_dates(t, name):
+        years = pd.DatetimeIndex(d).year.to_numpy(dtype=float)
+        mask |= found & (years - birth_year < AGE_OF_RESPONSIBILITY)
+    return mask
+
+
+def _pnc_conflicts(t: pd.DataFrame) -> dict[str, np.ndarray]:
+    pnc = t["pnc_id"]
+    has = pnc.notna().to_numpy() & (pc.utf8_length(_text(pnc)).to_numpy(zero_copy_only=False) > 0)
+    out = {
+        "pnc_id_two_birth_dates": np.zeros(len(t), bool),
+        "one_person_several_crns": np.zeros(len(t), bool),
+    }
+    if not has.any():
+        return out
+    frame = pd.DataFrame(
+        {"pnc": pnc[has].to_numpy(), "dob": t["date_of_birth"][has].to_numpy()},
+    )
+    n_dob = frame.groupby("pnc")["dob"].transform("nunique").to_numpy()
+    n_rows = frame.groupby("pnc")["dob"].transform("size").to_numpy()
+    idx = np.flatnonzero(has)
+    out["pnc_id_two_birth_dates"][idx[n_dob > 1]] = True
+    out["one_person_several_crns"][idx[(n_dob == 1) & (n_rows > 1)]] = True
+    return out
+
+
+def _pseudonymised(t: pd.DataFrame, alive, name: str, hashed: _Pseudonyms) -> pd.DataFrame:
+    """Kept rows: ``crn`` → ``person_id``, source keys → pseudonyms, identifying dropped."""
+    out = {}
+    keep = pa_.array(np.asarray(alive, dtype=bool))
+    for col, spec in extract_schema(name)["columns"].items():
+        if spec.get("identifying") and col != "crn":
+            continue
+        hashed_col = col == "crn" or spec.get("pseudonymised")
+        values = hashed.pop(col) if hashed_col else t.pop(col)
+        out["person_id" if col == "crn" else col] = _kept(values, keep)
+        del values
+    return pd.DataFrame(out)
+
+
+def _kept(values: pd.Series, keep: pa_.Array) -> pd.Series:
+    """The kept rows of one column (Arrow filter for text: no Python objects)."""
+    if isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
+        arr = _text(values).filter(keep)
+        return pd.Series(pd.arrays.ArrowStringArray(arr))
+    return values[keep.to_numpy(zero_copy_only=False)].reset_index(drop=True)
+
+
+def _log_rows(name, received, rows, kept, contract, id_fixed, code_fixed, date_fixed):
+    kinds = {spec["type"] for spec in contract["columns"].values()}
+    alive = rows.alive
+    out = [_entry(name, "read", "received", received, f"data rows in {contract['file']}")]
+    for rule in EXCLUSIONS[name]:
+        reason = REASONS[rule]
+        if rule == "after_extract_end":
+            reason = f"record date ({', '.join(RECORD_DATES[name])}) after the extract end date"
+        out.append(_entry(name, rule, "excluded", rows.excluded.get(rule, 0), reason))
+    if "id" in kinds:
+        out.append(
+            _entry(name, "id_normalised", "fixed", id_fixed[alive].sum(), REASONS["id_normalised"])
+        )
+    if "code" in kinds:
+        out.append(
+            _entry(
+                name,
+                "code_normalised",
+                "fixed",
+                code_fixed[alive].sum(),
+                REASONS["code_normalised"],
+            )
+        )
+    if "date" in kinds:
+        out.append(
+            _entry(name, "date_format", "fixed", date_fixed[alive].sum(), REASONS["date_format"])
+        )
+    out.append(_entry(name, "kept", "kept", kept, f"rows written to results/clean/{name}.parquet"))
+    assert received == kept + sum(rows.excluded.values())
+    return out
+
+
+def _entry(file, rule, action, rows, reason) -> dict:
+    return {"file": file, "rule": rule, "action": action, "rows": int(rows), "reason": reason}
+
+
+# --------------------------------------------------------------------------- whole stage
+
+
+def read_for_cleaning(path: str | Path, name: str, *, quiet: bool = False):
+    """(text, lines) of one raw file, with extra columns logged by count and name."""
     raw = read_extract(path, name)
     if raw.extra_columns:
-        log.info(
-            "%s: %d column(s) not in the contract dropped: %s",
+        from mydirection.reading import quotable_name
+
+        shown = [c for c in raw.extra_columns if quotable_name(c)]
+        (log.debug if quiet else log.info)(
+            "%s: %d column(s) not in the contract dropped%s",
             name,
             len(raw.extra_columns),
-            ", ".join(raw.extra_columns),
+            (": " + ", ".join(shown)) if shown else "",
         )
-    received = len(raw.data)
-    dup = exact_duplicates(raw.data, extract_schema(name).get("key")).to_numpy()
-    data = raw.data[~dup] if dup.any() else raw.data
-    del raw
-    prepared = validate_extract_frame(data, name, path)
-    table, code_fixed, date_fixed = typed_table(data, prepared, name)
-    del data, prepared
-    state = _State(name, table, code_fixed, date_fixed, received)
-    state.excluded["exact_duplicate"] = int(dup.sum())
-    return state
+    return raw.data, raw.lines
 
 
 def clean_extracts(
@@ -348,159 +509,92 @@ def clean_extracts(
     extract_end_date: str,
     key: bytes,
     write: Callable[[str, pd.DataFrame], None] | None = None,
+    *,
+    validate: bool = True,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Clean and pseudonymise the ten extracts.
+    """Clean and pseudonymise the ten extracts read from ``paths`` (one process).
 
-    ``paths`` maps each extract name to its CSV. Returns the cleaned tables (by extract
-    name, in :data:`EXTRACTS` order) and the cleaning log. With ``write``, each cleaned
-    table is passed to ``write(name, table)`` as soon as it is ready and not kept (the
-    returned dict is then empty): at national scale only one extract is in memory at a time.
-
-    Extracts are processed in :data:`EXTRACTS` order; people and supervision come first
-    because the other extracts are checked against them (``person_not_in_people``,
-    ``contact_after_order_end``).
+    Returns the cleaned tables (by extract name, :data:`EXTRACTS` order) and the cleaning
+    log. With ``write``, each cleaned table is passed to ``write(name, table)`` as soon as it
+    is ready and only those later extracts need are kept. Every file is validated even after
+    one has problems, and :class:`~mydirection.reading.ExtractProblems` names them all.
     """
-    end = pd.Timestamp(extract_end_date)
     tables: dict[str, pd.DataFrame] = {}
-    clog = CleaningLog()
-    people = people_ids = people_crn = events = None
+    entries: list[dict] = []
+    problems: list[Problem] = []
     for name in EXTRACTS:
-        st = read_and_validate(paths[name], name)
-        t = st.table
-        if RECORD_DATES[name]:
-            mask = np.zeros(len(t), dtype=bool)
-            for c in RECORD_DATES[name]:
-                mask |= (t[c] > end).to_numpy()
-            st.exclude("after_extract_end", mask)
-        if name == "supervision":
-            st.exclude("end_before_start", (t["end_date"] < t["start_date"]).to_numpy())
-        elif name == "convictions":
-            st.exclude(
-                "disposal_before_offence", (t["disposal_date"] < t["offence_date"]).to_numpy()
+        try:
+            data, lines = read_for_cleaning(paths[name], name)
+            if problems:  # only validate: the cleaning stops anyway
+                if validate:
+                    validate_extract_frame(normalise_ids(data, name), name, str(paths[name]))
+                continue
+            holder = [data]
+            del data
+            done = clean_extract(
+                name,
+                holder,
+                extract_end_date,
+                key,
+                tables,
+                path=str(paths[name]),
+                lines=lines,
+                validate=validate,
             )
-        elif name == "contacts":
-            event_end, _ = _lookup(
-                t["event_id"],
-                events["event_id"],
-                events["end_date"].to_numpy(),
-                np.datetime64("NaT", "ns"),
-            )
-            st.exclude("contact_after_order_end", t["contact_date"].to_numpy() > event_end)
-
-        person = None
-        if name == "people":
-            people = st.kept(["crn", "date_of_birth"])
-            people_ids = pseudonymise(people["crn"], key)
-            people_crn = _text(people["crn"]).combine_chunks()
-            person = np.arange(len(people))
-        elif "crn" in t.columns:
-            pos = pc.index_in(_text(t["crn"]), value_set=people_crn)
-            st.exclude("person_not_in_people", ~pc.is_valid(pos).to_numpy(zero_copy_only=False))
-            person = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False)[st.alive]
-        if name == "supervision":
-            events = st.kept(["event_id", "end_date"])
-
-        table = st.kept()
-        st.table = t = None  # free the unfiltered table
-        extra = {}
-        if name in AGES:
-            age_col, at_col = AGES[name]
-            dob = people["date_of_birth"].to_numpy()[person]
-            days = (table[at_col].to_numpy() - dob) / np.timedelta64(1, "D")
-            extra[age_col] = days / DAYS_PER_YEAR
-        cleaned = _pseudonymised(table, name, people_ids, person, extra)
-        del table
-        _log_file(clog, name, st, len(cleaned))
-        if write is None:
-            tables[name] = cleaned
-        else:
-            write(name, cleaned)
-        del cleaned
-    return tables, clog.frame()
-
-
-def _pseudonymised(
-    table: pd.DataFrame,
-    name: str,
-    people_ids: pd.Series,
-    person: np.ndarray | None,
-    extra: dict | None = None,
-) -> pd.DataFrame:
-    """``crn`` replaced by the person's id (``person``: row of each row's person in people);
-    identifying columns dropped."""
-    contract = extract_schema(name)
-    out = {}
-    for col in table.columns:
-        spec = contract["columns"].get(col, {})
-        if col == "crn":
-            ids = _text(people_ids).take(pa_.array(person, type=pa_.int64()))
-            out["person_id"] = pd.Series(pd.arrays.ArrowStringArray(ids))
-        elif spec.get("identifying"):
+        except ExtractProblems as err:
+            problems.extend(err.problems)
             continue
-        else:
-            out[col] = table[col].reset_index(drop=True)
-    for col, values in (extra or {}).items():
-        out[col] = pd.Series(values)
-    return pd.DataFrame(out)
+        entries.extend(done.log)
+        if write is not None:
+            write(name, done.table)
+            if name not in ("people", "supervision"):
+                continue
+            if name == "supervision":
+                done.table = done.table[["event_id", "person_id", "end_date"]]
+        tables[name] = done.table
+    if problems:
+        raise ExtractProblems(problems)
+    if write is not None:
+        tables = {}
+    return tables, log_frame(entries)
 
 
-def _log_file(clog: CleaningLog, name: str, st: _State, kept: int) -> None:
-    contract = extract_schema(name)
-    kinds = {spec["type"] for spec in contract["columns"].values()}
-    clog.add(name, "read", "received", st.received, f"data rows in {contract['file']}")
-    reasons = {
-        "exact_duplicate": "exact duplicate of an earlier row (raw text)",
-        "after_extract_end": "record date ("
-        + ", ".join(RECORD_DATES[name] or ["none"])
-        + ") after the extract end date",
-        "person_not_in_people": "person (crn) not in the people extract",
+def normalise_ids(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``data`` with every id column normalised (:func:`normalise_id`)."""
+    ids = {
+        c: normalise_id(data[c])[0]
+        for c, s in extract_schema(name)["columns"].items()
+        if s["type"] == "id"
     }
-    for rule_name, reason in QUIRKS.values():
-        reasons[rule_name] = reason
-    for rule, n in st.excluded.items():
-        clog.add(name, rule, "excluded", n, reasons[rule])
-    if "code" in kinds:
-        clog.add(
+    return data.assign(**ids) if ids else data
+
+
+def clean_tables(
+    raw: Mapping[str, pd.DataFrame],
+    extract_end_date: str,
+    key: bytes,
+    *,
+    validate: bool = False,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The lean path: clean in-memory raw tables (the text a CSV would hold, one DataFrame
+    per extract) with the same rules as the file path, without CSV parsing and — unless
+    ``validate`` — without the pandera pass (the simulation study: its generator's tables
+    are valid by construction; the file path is tested on the same data). Quiet: nothing
+    is logged at INFO. Returns the cleaned tables and the cleaning log, exactly as
+    :func:`clean_extracts` gives them for the same data written to CSV.
+    """
+    tables: dict[str, pd.DataFrame] = {}
+    entries: list[dict] = []
+    for name in EXTRACTS:
+        done = clean_extract(
             name,
-            "code_normalised",
-            "fixed",
-            int(st.code_fixed[st.alive].sum()),
-            "code with stray whitespace or upper case stripped and lower-cased",
+            text_frame(raw[name], name),
+            extract_end_date,
+            key,
+            tables,
+            validate=validate,
+            quiet=True,
         )
-    if "date" in kinds:
-        clog.add(
-            name,
-            "date_format",
-            "fixed",
-            int(st.date_fixed[st.alive].sum()),
-            "date written DD/MM/YYYY read as day/month/year",
-        )
-    clog.add(name, "kept", "kept", kept, f"rows written to results/clean/{name}.parquet")
-    log.info(
-        "%s: %d rows received, %d kept, %d excluded",
-        name,
-        st.received,
-        kept,
-        st.received - kept,
-    )
-    assert st.received == kept + sum(st.excluded.values())
-
-
-def parquet_writer(outputs: Mapping[str, str | Path]) -> Callable[[str, pd.DataFrame], None]:
-    """A ``write`` callback for :func:`clean_extracts`: each table to ``outputs[name]``."""
-
-    def write(name: str, table: pd.DataFrame) -> None:
-        Path(outputs[name]).parent.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(outputs[name], index=False)
-
-    return write
-
-
-def write_tables(
-    tables: Mapping[str, pd.DataFrame], log_frame: pd.DataFrame, outputs: Mapping[str, str]
-) -> None:
-    """Write each cleaned table and the log to Parquet (deterministic bytes)."""
-    write = parquet_writer(outputs)
-    for name, table in tables.items():
-        write(name, table)
-    write("cleaning_log", log_frame)
+        tables[name] = done.table
+        entries.extend(done.log)
+    return tables, log_frame(entries)

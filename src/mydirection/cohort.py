@@ -39,6 +39,13 @@ definition "treated" means "in the enrolment extract"):
 7. Follow-up availability: index date + follow-up + waiting period after the extract end
    date -> removed (``exclude_incomplete_followup``; dates only).
 
+Ages. The cleaned tables keep one age fact per person, ``people.birth_year`` (dates of
+birth never pass the cleaning boundary); every age here is derived from it by
+:func:`mydirection.contract.age_in_years`: whole years, the birthday taken as 1 July of the
+birth year, so at most a year from the true age (either way). "Aged ``min_age`` or over at
+the start" is judged on that age. Hand-built tables that carry ``supervision.age_at_start``
+and ``convictions.age_at_offence`` (unit tests) have them used as given.
+
 Covariates are measured strictly before the index date: see :mod:`mydirection.covariates`.
 """
 
@@ -51,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from mydirection import tables
+from mydirection.contract import age_in_years
 from mydirection.covariates import NEEDS, add_covariates, at_pilot_office
 from mydirection.errors import UserError
 from mydirection.reporting.numbers import Numbers
@@ -62,7 +70,7 @@ ATTRITION_COLUMNS = tables.columns("attrition")
 
 #: Columns of the cleaned tables the cohort reads (``clean.<name>`` table specs).
 READS = {
-    "people": ["person_id", "sex", "ethnicity"],
+    "people": ["person_id", "sex", "ethnicity", "birth_year"],
     "supervision": [
         "event_id",
         "person_id",
@@ -73,7 +81,6 @@ READS = {
         "rosh",
         "office",
         "case_manager_id",
-        "age_at_start",
     ],
     "assessments": ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS],
     "convictions": [
@@ -82,7 +89,6 @@ READS = {
         "disposal_date",
         "offence_group",
         "disposal_type",
-        "age_at_offence",
     ],
     "enrolments": ["person_id", "enrolment_date"],
 }
@@ -95,9 +101,37 @@ DAY = np.timedelta64(1, "D")
 # --------------------------------------------------------------------------------------
 
 
+#: Read when present (people.birth_year is required only where no table gives ages).
+AGE_FACTS = ("birth_year",)
+
+
 def check_columns(df: pd.DataFrame, name: str) -> None:
     """Stop with one clear message when a cleaned table breaks what the cohort reads."""
-    tables.check(df, f"clean.{name}", tables.spec(f"clean.{name}")["path"], READS[name])
+    wanted = [c for c in READS[name] if c in df.columns or c not in AGE_FACTS]
+    tables.check(df, f"clean.{name}", tables.spec(f"clean.{name}")["path"], wanted)
+
+
+def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.DataFrame):
+    """``supervision.age_at_start`` and ``convictions.age_at_offence`` (whole years) derived
+    from ``people.birth_year`` where the tables do not carry them (the cleaned tables)."""
+    out = []
+    for table, column, date in (
+        (supervision, "age_at_start", "start_date"),
+        (convictions, "age_at_offence", "offence_date"),
+    ):
+        if column not in table.columns:
+            if "birth_year" not in people.columns:
+                raise UserError(
+                    f"{tables.spec('clean.people')['path']}: missing column birth_year (the one "
+                    f"age fact the cleaned tables keep); rerun the clean stage"
+                )
+            unique = people.drop_duplicates("person_id")
+            pos = pd.Index(unique["person_id"]).get_indexer(table["person_id"])
+            years = unique["birth_year"].to_numpy(dtype=float)
+            born = np.where(pos >= 0, years[np.maximum(pos, 0)] if len(years) else np.nan, np.nan)
+            table = table.assign(**{column: age_in_years(table[date], born)})
+        out.append(table)
+    return tuple(out)
 
 
 def _check_unique(df: pd.DataFrame, name: str, key: str) -> None:
@@ -382,6 +416,7 @@ def build_cohort(
 ) -> CohortResult:
     """Apply the rules of the module docstring; return the cohort and its attrition chevron."""
     s = settings or CohortSettings.default()
+    supervision, convictions = with_ages(people, supervision, convictions)
     for name, df in (
         ("people", people),
         ("supervision", supervision),
@@ -413,7 +448,8 @@ def build_cohort(
     n_universe = int(max((c.max() + 1 for c in code[:3] if len(c)), default=0))
     if len(code[0]) and np.bincount(code[0]).max() > 1:
         _check_unique(people, "people", "person_id")
-    people = people[["sex", "ethnicity"]].assign(person_id=code[0])
+    people = people[["sex", "ethnicity", *(c for c in AGE_FACTS if c in people.columns)]]
+    people = people.assign(person_id=code[0])
     event_person = code[1]  # supervision rows stay in the caller's frame (no copy)
     enrolments = enrolments[["enrolment_date"]].assign(person_id=code[2])
     assessments = assessments[["assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]].assign(
@@ -422,7 +458,7 @@ def build_cohort(
     convictions = pd.DataFrame(
         {
             "person_id": code[4],
-            **{c: convictions[c].array for c in READS["convictions"][1:]},
+            **{c: convictions[c].array for c in [*READS["convictions"][1:], "age_at_offence"]},
         },
         copy=False,
     )

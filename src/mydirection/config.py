@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import jsonschema
@@ -32,6 +33,17 @@ def check_config(config: dict, schema_path: str | Path) -> None:
             f"config setting {_where(err.path)}: {err.message}. Fix it in config/config.yaml "
             f"(or the --config/--configfile given); every setting is documented in {schema_path}."
         )
+    for where, value in _dates(config):
+        if value is None:
+            continue
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(
+                f"config setting {where}: {value!r} is not a real calendar date (YYYY-MM-DD, "
+                f"month 01-12, a day that exists in that month); correct it in "
+                f"config/config.yaml (or the --config/--configfile given)."
+            ) from None
     for section, start, end in _date_ranges(config):
         if start and end and str(end) < str(start):
             raise ConfigError(
@@ -47,3 +59,11 @@ def _date_ranges(config: dict):
         cohort.get("recruitment_start"),
         cohort.get("recruitment_end"),
     )
+
+
+def _dates(config: dict):
+    """Every date setting (YYYY-MM-DD strings in the schema), with its dotted name."""
+    cohort = config.get("cohort", {}) or {}
+    yield "extract_end_date", config.get("extract_end_date")
+    yield "cohort.recruitment_start", cohort.get("recruitment_start")
+    yield "cohort.recruitment_end", cohort.get("recruitment_end")

@@ -73,6 +73,41 @@ QUIRKS = [
         "The row is excluded (`excluded`, rule `after_extract_end`).",
     ),
     (
+        "Identifier written differently",
+        "any file",
+        "A `crn` with spaces, lower case or a zero-width space.",
+        "Normalised (NFKC, whitespace and invisible characters removed, upper case); kept "
+        "(`fixed`, rule `id_normalised`). If no row of a file links to people.csv at all, "
+        'the run stops ("no people linked").',
+    ),
+    (
+        "Implausible date of birth",
+        "`people.csv`",
+        "A date of birth in 1850, or one making the person under 10 at the extract end.",
+        "The person is excluded (`excluded`, rule `implausible_birth_date`).",
+    ),
+    (
+        "One PNC id, two people",
+        "`people.csv`",
+        "A `pnc_id` on rows with different dates of birth; or on several CRNs with the same "
+        "date of birth (one person under two CRNs).",
+        "Every row of that PNC id is excluded (`pnc_id_two_birth_dates`, "
+        "`one_person_several_crns`): the data cannot tell which record is right.",
+    ),
+    (
+        "Contact of an unknown or another person's event",
+        "`contacts.csv`",
+        "An `event_id` not in the cleaned supervision table, or one belonging to another person.",
+        "The contact is excluded (`event_not_in_supervision`, `event_of_another_person`), "
+        "before the order-end check.",
+    ),
+    (
+        "Record before the age of criminal responsibility",
+        "any file keyed by `crn`",
+        "A record dated in a year before the person turned 10 (a negative age included).",
+        "The row is excluded (`excluded`, rule `dated_before_age_10`).",
+    ),
+    (
         "Person not in people.csv",
         "`enrolments.csv` (and any file keyed by `crn`)",
         "A `crn` that appears in no other file.",
@@ -124,8 +159,21 @@ def render() -> str:
         "- Flags as `true`/`false`, `Y`/`N` or `1`/`0`.",
         "- `crn` (case reference number) links every file to `people.csv`; `event_id` links",
         "  contacts to supervision events; `case_manager_id` links to `staff.csv`.",
+        "- Identifiers (`crn`, `pnc_id` and every id column) are normalised by one rule before",
+        "  they are checked and linked: Unicode NFKC, every whitespace and invisible character",
+        "  (zero-width space, byte-order mark, ...) removed, upper case; the rows changed are",
+        "  counted in the cleaning log (`id_normalised`).",
         "- Identifying columns (marked 🔒) never leave the cleaning stage: `crn` is replaced by",
-        "  a keyed hash, `pnc_id` and `date_of_birth` are dropped (after deriving ages).",
+        "  a keyed hash, `pnc_id` and `date_of_birth` are dropped. Source-system keys (marked 🔑)",
+        "  are replaced by keyed pseudonyms of their kind (joins between files still hold).",
+        "- Ages: the cleaned `people` table keeps `birth_year` only. Every age later stages use",
+        "  is derived from it (whole years, the birthday taken as 1 July), so it is at most a",
+        "  year from the true age, and nothing stored narrows a date of birth below its year.",
+        "- Every cleaned table has `source_row`: the line of the raw file the row comes from",
+        "  (the header is line 1; a record holding a quoted line break counts from the line it",
+        "  starts on). Messages name lines the same way.",
+        "- Messages quote a value only from a code or flag column, and only when it looks like a",
+        "  code (lower-case letters and underscores): never an identifier, a date or free text.",
         "",
         "## The files",
         "",
@@ -154,7 +202,9 @@ def render() -> str:
             "|---|---|---|---|---|",
         ]
         for col, spec in s["columns"].items():
-            lock = " 🔒" if spec.get("identifying") else ""
+            lock = (
+                " 🔒" if spec.get("identifying") else (" 🔑" if spec.get("pseudonymised") else "")
+            )
             required = "optional" if spec.get("nullable") else "required"
             out.append(
                 f"| `{col}`{lock} | {TYPES[spec['type']]} | {required} | "

@@ -1,6 +1,8 @@
 """Covariates of the cohort, all measured strictly before the index date (``<``, never ``<=``).
 
-- ``age``: age at the start of the index event plus the time from the start to the index.
+- ``age``: whole-year age at the index date, from ``people.birth_year`` (the one age fact
+  kept after the cleaning boundary; :func:`mydirection.contract.age_in_years`, at most a
+  year from the true age).
 - ``sex``, ``ethnicity`` (people); ``sentence_type``, ``index_offence_group``, ``rosh``,
   ``office``, ``case_manager_id`` (index event); ``pilot_office``: office is a pilot office.
 - OGRS3 scores and needs from the latest assessment completed before the index date, with
@@ -12,7 +14,7 @@
 - Criminal history from convictions proven (disposal date) before the index date, breaches
   excluded (as in the proven re-offending definition): ``n_previous_offences``,
   ``n_previous_custody`` (disposal custody), ``age_first_offence`` (youngest
-  ``age_at_offence``; with no previous proven offence, the age at index: the index offence
+  ``age_at_offence``, whole years from the birth year; with no previous proven offence, the age at index: the index offence
   is the first), ``offences_last_12m`` (those committed in the 365 days before the index
   date) and the Copas-style rate ``copas_rate = log((n_previous_offences + 1) /
   (age - age_first_offence + 10))`` (OGRS3's rate of offending: sanctions per year of
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from mydirection.contract import age_in_years
 
 DAY = np.timedelta64(1, "D")
 
@@ -154,9 +158,14 @@ def add_covariates(
 ) -> pd.DataFrame:
     """Add every covariate to a frame of index events (person_id, index_date, event columns)."""
     c = cohort.reset_index(drop=True)
-    c = c.merge(people[["person_id", "sex", "ethnicity"]], on="person_id", how="left")
-    years = (c["index_date"] - c["event_start"]) / DAY / 365.25
-    c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
+    cols = ["person_id", "sex", "ethnicity"] + (["birth_year"] if "birth_year" in people else [])
+    c = c.merge(people[cols], on="person_id", how="left")
+    if "birth_year" in c:  # the cleaned tables: whole years from the birth year
+        c["age"] = age_in_years(c["index_date"], c["birth_year"])
+        c = c.drop(columns="birth_year")
+    else:  # hand-built tables with age_at_start
+        years = (c["index_date"] - c["event_start"]) / DAY / 365.25
+        c["age"] = c["age_at_start"].to_numpy(float) + years.to_numpy(float)
     c = pd.concat([c, latest_assessment(c, assessments), offending_history(c, convictions)], axis=1)
     c = handle_missing(c)
     c["copas_rate"] = copas_rate(c["n_previous_offences"], c["age"], c["age_first_offence"])

@@ -1,51 +1,49 @@
-"""Reading and validating the raw extracts against their contract.
+"""Validating the text of the raw extracts against their contract.
 
-Each extract is read as text (every column a string, a blank field an empty string), then
-checked with a pandera :class:`~pandera.api.pandas.container.DataFrameSchema` built from its
-contract (``workflow/schemas/extracts/<name>.schema.yaml``, see :mod:`mydirection.contract`).
-Nothing here is written per file by hand: the column types of the contract (``id``, ``text``,
+Each extract is read as text by :mod:`mydirection.reading`, then checked with a pandera
+:class:`~pandera.api.pandas.container.DataFrameSchema` built from its contract
+(``workflow/schemas/extracts/<name>.schema.yaml``, see :mod:`mydirection.contract`). Nothing
+here is written per file by hand: the column types of the contract (``id``, ``text``,
 ``date``, ``code``, ``flag``, ``score``, ``count``, ``amount``) decide the checks.
 
-A problem the user has to fix raises :class:`~mydirection.runner.UserError` with ONE message:
-file, column, how many rows, up to five example row numbers and what to do. Row numbers are
-1-based data rows (row 1 is the first line after the header) of the file as received. The
-value itself is shown only for code, flag, date and number columns the contract does not mark
-as identifying.
+Every problem found is reported, in every column (:func:`extract_problems`), as one line:
+file, column, how many rows, up to five example line numbers of the raw file (the header is
+line 1) and what to do.
 
-File-level choices (documented, tested in ``tests/test_clean.py`` and
-``tests/test_hostile_input.py``):
+Values are quoted in a message only where they cannot identify anyone (:func:`quotable`):
+from a ``code`` or ``flag`` column the contract does not mark identifying, and only when the
+value has the shape of a code (lower-case letters and underscores, at most
+:data:`MAX_SHOWN` characters). With a mislabelled export (``crn`` and ``rosh`` headers
+swapped, a case note typed into ``outcome``) no CRN, PNC id, date or free text is printed,
+to the terminal or to the log. Dates and numbers are described, never shown.
 
-- encoding: UTF-8, with or without a byte-order mark (the BOM is skipped). Any other
-  encoding is rejected with a message saying which data rows are not valid UTF-8;
-- delimiter: sniffed from the header line, one of comma, semicolon or tab (the most frequent
-  of the three in the header);
-- extra columns not in the contract are not read; the caller logs their names;
-- a row with the wrong number of fields is rejected (its row number is given);
-- line ends LF, CRLF or CR; header names are stripped of surrounding spaces but matched
-  case-sensitively (the message points at a header name differing only in case);
-- a NUL byte in a contract column is rejected (a damaged or non-text export);
-- values shown in a message are cut to :data:`MAX_SHOWN` characters.
+Identifiers (``crn``, ``pnc_id`` and the other ``id`` columns marked ``normalise`` in the
+contract) are normalised by ONE rule before they are checked and linked
+(:func:`normalise_id`): Unicode NFKC, every whitespace and invisible format character
+(zero-width space, byte-order mark, ...) removed, upper case.
 """
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, field
+import re
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import pyarrow as pa_
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from mydirection.contract import extract_schema
-from mydirection.errors import UserError
-
-#: Delimiters recognised when sniffing a header line.
-DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+from mydirection.reading import (  # noqa: F401  (re-exported: the reading API lives there)
+    DELIMITERS,
+    ExtractProblems,
+    Problem,
+    RawExtract,
+    _schema_file,
+    read_extract,
+    sniff_delimiter,
+)
 
 #: Accepted spellings of a flag (compared after strip + lower case).
 FLAG_TRUE = ("true", "t", "yes", "y", "1")
@@ -69,20 +67,6 @@ MAX_EXAMPLES = 5
 MAX_SHOWN = 40
 
 
-@dataclass
-class RawExtract:
-    """One extract as received: text columns of the contract, original row numbers as index."""
-
-    name: str
-    path: str
-    data: pd.DataFrame
-    extra_columns: list[str] = field(default_factory=list)
-    delimiter: str = ","
-
-
-# --------------------------------------------------------------------------- reading
-
-
 def _text(series: pd.Series) -> pa_.ChunkedArray:
     """The pyarrow array behind a text column."""
     arr = series.array
@@ -98,177 +82,6 @@ def _mask(values, index) -> pd.Series:
     if isinstance(values, pa_.ChunkedArray | pa_.Array):
         values = pc.fill_null(values, False).to_numpy(zero_copy_only=False)
     return pd.Series(np.asarray(values, dtype=bool), index=index)
-
-
-def sniff_delimiter(header: str) -> str:
-    """The delimiter of a header line: the most frequent of comma, semicolon and tab."""
-    counts = {d: header.count(d) for d in DELIMITERS}
-    best = max(counts, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
-
-
-def _first_line(path: Path) -> bytes:
-    """The header line: up to the first LF or CR (old Mac files end lines with CR alone)."""
-    with path.open("rb") as fh:
-        return fh.readline(1 << 20).split(b"\r", 1)[0]
-
-
-def _nul_rows(column: pa_.ChunkedArray) -> np.ndarray:
-    """Data-row numbers (1-based) whose value holds a NUL byte.
-
-    A scan of the raw character buffers first (no copy, ~free); the exact rows only when a
-    NUL byte is somewhere in them.
-    """
-
-    def has_nul(chunk) -> bool:
-        data = chunk.buffers()[2]
-        return data is not None and data.size > 0 and np.frombuffer(data, np.uint8).min() == 0
-
-    if not any(has_nul(c) for c in column.chunks):
-        return np.array([], dtype=np.int64)
-    hit = pc.fill_null(pc.match_substring(column, "\x00"), False)
-    return np.flatnonzero(hit.to_numpy(zero_copy_only=False)) + 1
-
-
-def _non_utf8_rows(path: Path) -> list[int]:
-    """Data-row numbers (1-based) whose bytes are not valid UTF-8 (error path only)."""
-    bad = []
-    with path.open("rb") as fh:
-        fh.readline()
-        for i, line in enumerate(fh, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError:
-                bad.append(i)
-    return bad
-
-
-def _ragged_rows(path: Path, delimiter: str, n_fields: int) -> list[int]:
-    """Data-row numbers whose field count differs from the header's (error path only)."""
-    bad = []
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        next(reader, None)
-        for i, row in enumerate(reader, start=1):
-            if len(row) != n_fields and row:
-                bad.append(i)
-    return bad
-
-
-def _schema_file(name: str) -> str:
-    return f"workflow/schemas/extracts/{name}.schema.yaml"
-
-
-def _examples(rows) -> str:
-    rows = sorted(set(int(r) for r in rows))[:MAX_EXAMPLES]
-    return ", ".join(str(r) for r in rows)
-
-
-def read_extract(path: str | Path, name: str) -> RawExtract:
-    """Read one raw extract as text, checking file-level problems.
-
-    Every contract column is read as a string; blank fields stay empty strings (nothing is
-    turned into NA by guessing). Columns not in the contract are skipped and reported in
-    ``extra_columns``. Raises :class:`UserError` for a missing or empty file, a header
-    without data rows, a missing or repeated column, a row with the wrong number of fields,
-    or bytes that are not UTF-8.
-    """
-    path = Path(path)
-    contract = extract_schema(name)
-    columns = list(contract["columns"])
-    label = str(path)
-    if not path.is_file():
-        raise UserError(
-            f"{label}: file not found; the {name} extract must be at this path "
-            f"(set raw_dir to the folder holding all ten extracts)"
-        )
-    first = _first_line(path)
-    if not first.strip():
-        raise UserError(
-            f"{label}: the file is empty (no header line); re-export the {name} extract "
-            f"with a header and its data rows"
-        )
-    try:
-        header = first.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise UserError(
-            f"{label}: the header line is not UTF-8 text; re-export the file as UTF-8 "
-            f"(CSV UTF-8) and re-run"
-        ) from None
-    delimiter = sniff_delimiter(header)
-    names = next(csv.reader([header], delimiter=delimiter))
-    names = [n.strip() for n in names]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise UserError(
-            f"{label}, column {repeated[0]}: the header names this column more than once; "
-            f"keep one column per name and re-export"
-        )
-    missing = [c for c in columns if c not in names]
-    if missing:
-        other_case = [n for n in names if n.lower() == missing[0].lower()]
-        hint = (
-            f"; the header has {other_case[0]!r}: column names must match the contract "
-            f"exactly, in lower case"
-            if other_case
-            else ""
-        )
-        raise UserError(
-            f"{label}, column {missing[0]}: missing from the header "
-            f"({len(missing)} contract column(s) missing: {', '.join(missing)}; "
-            f"header read with {DELIMITERS[delimiter]} as delimiter{hint}); add it to the extract "
-            f"(the columns are listed in {_schema_file(name)}) and re-export"
-        )
-    extra = [n for n in names if n not in columns]
-    try:
-        table = pcsv.read_csv(
-            path,
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                column_types={n: pa_.string() for n in names},
-                include_columns=columns,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa_.ArrowInvalid as err:
-        text = str(err)
-        if "UTF8" in text or "utf8" in text.lower():
-            rows = _non_utf8_rows(path)
-            raise UserError(
-                f"{label}: {len(rows)} rows are not valid UTF-8 text (e.g. rows "
-                f"{_examples(rows)}); re-export the file as UTF-8 (CSV UTF-8) and re-run"
-            ) from None
-        rows = _ragged_rows(path, delimiter, len(names))
-        if not rows:
-            raise UserError(
-                f"{label}: the file could not be read as {DELIMITERS[delimiter]}-separated "
-                f"text (a line break inside a quoted value, or an unbalanced quote); remove "
-                f"line breaks from values and check the quoting, then re-export"
-            ) from None
-        raise UserError(
-            f"{label}: {len(rows)} rows do not have the {len(names)} fields of the header "
-            f"(e.g. rows {_examples(rows)}); check for unquoted {DELIMITERS[delimiter]}s "
-            f"inside values or truncated lines, and re-export"
-        ) from None
-    if table.num_rows == 0:
-        raise UserError(
-            f"{label}: the file has a header but no data rows; re-export the {name} extract "
-            f"with its data"
-        )
-    table = table.select(columns)
-    for col in columns:
-        nul = _nul_rows(table.column(col))
-        if len(nul):
-            raise UserError(
-                f"{label}, column {col}: {len(nul)} rows contain a NUL byte (e.g. rows "
-                f"{_examples(nul)}); the file is damaged or not a plain-text export: "
-                f"re-export the {name} extract as CSV UTF-8 and re-run"
-            )
-    data = table.to_pandas(types_mapper=pd.ArrowDtype)
-    data.index = pd.RangeIndex(1, len(data) + 1, name="row")
-    return RawExtract(name, label, data, extra, delimiter)
 
 
 # --------------------------------------------------------------------------- checks
@@ -549,29 +362,67 @@ def prepare_for_validation(data: pd.DataFrame, name: str) -> pd.DataFrame:
     return pd.DataFrame(out, index=data.index)
 
 
-def _show_values(spec: dict) -> bool:
-    return not spec.get("identifying") and spec["type"] in (
-        "code",
-        "flag",
-        "date",
-        "score",
-        "count",
-        "amount",
-    )
+#: The shape of a value that may be quoted: a code (see the module docstring).
+CODE_SHAPE = re.compile(r"^[a-z][a-z_]{0,39}$")
+
+
+def quotable(value: str, spec: dict) -> bool:
+    """Whether ``value`` of a column with contract ``spec`` may appear in a message."""
+    if spec.get("identifying") or spec["type"] not in ("code", "flag"):
+        return False
+    return bool(CODE_SHAPE.match(str(value)))
 
 
 def _shown(value: str) -> str:
-    """A value as shown in a message: quoted, cut to :data:`MAX_SHOWN` characters."""
-    if len(value) <= MAX_SHOWN:
-        return repr(value)
-    return f"{value[:MAX_SHOWN]!r}... ({len(value)} characters)"
+    return repr(value)
 
 
-def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
-    """One user message from pandera's failure cases: the first failing column and check.
+_DATE_SHAPES = (
+    (re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$"), "iso"),
+    (re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$"), "slash"),
+)
+
+
+def _date_detail(values: pd.Series, column: str) -> str:
+    """What is wrong with bad date values, in words and counts (no value is shown)."""
+    kinds = {"not_a_date": 0, "impossible": 0, "out_of_years": 0, "us_order": 0, "header": 0}
+    for v in values.astype(str):
+        v = v.strip()
+        if v == column:
+            kinds["header"] += 1
+            continue
+        shape = next((k for rx, k in _DATE_SHAPES if rx.match(v)), None)
+        if shape is None:
+            kinds["not_a_date"] += 1
+            continue
+        if shape == "iso":
+            y, m, d = (int(x) for x in v.split("-"))
+        else:
+            d, m, y = (int(x) for x in v.split("/"))
+            if m > 12 and d <= 12:
+                kinds["us_order"] += 1
+                continue
+        if not 1678 <= y <= 2261:
+            kinds["out_of_years"] += 1
+        else:
+            kinds["impossible"] += 1
+    words = {
+        "not_a_date": "not written as YYYY-MM-DD or DD/MM/YYYY (spaces, a time or words?)",
+        "impossible": "not a calendar date (day 30 in February, month 13, ...)",
+        "out_of_years": "outside the years 1678-2261 (a placeholder such as 9999-12-31?)",
+        "us_order": "a month over 12 in DD/MM/YYYY: the file looks like US dates (MM/DD/YYYY)",
+        "header": "the column's own name: a header line repeated in the data (two exports joined?)",
+    }
+    parts = [f"{n} {words[k]}" for k, n in kinds.items() if n]
+    return "; ".join(parts)
+
+
+def failure_problems(failures: pd.DataFrame, name: str, path: str, lines=None) -> list:
+    """Every problem in pandera's failure cases: one per (column, check), key last.
 
     Columns are taken in contract order; within a column, blanks first, then the column's
-    checks in order; the duplicated-key check last.
+    checks in order. ``lines`` maps data row r (1-based) to its line in the raw file
+    (default r + 1).
     """
     contract = extract_schema(name)
     order = {c: i for i, c in enumerate(contract["columns"])}
@@ -583,71 +434,99 @@ def failure_message(failures: pd.DataFrame, name: str, path: str) -> str:
         fc["check"] == "not_nullable", -1, pd.to_numeric(fc["check_number"], errors="coerce")
     )
     fc = fc.sort_values(["is_key", "col_order", "check_order"], kind="stable")
-    first = fc.iloc[0]
-    # a duplicated key is one problem, however many columns pandera lists its rows under
-    others = fc[~fc["is_key"]]
-    problems = others.groupby(["column", "check"], sort=False, dropna=False).ngroups + int(
-        fc["is_key"].any()
-    )
-    schema_file = _schema_file(name)
-    if first["is_key"]:
-        key = contract.get("key") or []
-        rows = fc.loc[fc["is_key"], "index"]
-        check, column = "duplicated_key", ", ".join(key)
-        spec = contract["columns"][key[0]]
-    else:
-        check, column = first["check"], first["column"]
-        sel = fc[(fc["column"] == column) & (fc["check"] == check)]
-        rows = sel["index"]
-        spec = contract["columns"][column]
-    rows = pd.Series(rows).dropna().astype(int).unique()
-    what, fix = PROBLEMS.get(check, (f"fail the check {check}", "correct them and re-run"))
     fmt = {
-        "schema": schema_file,
-        "range": _range_text(spec),
+        "schema": _schema_file(name),
         "key": ", ".join(contract.get("key") or []),
         "one_row_per": contract.get("one_row_per", "record"),
     }
-    what, fix = what.format(**fmt), fix.format(**fmt)
-    shown = ""
-    if check not in ("not_nullable", "duplicated_key") and _show_values(spec):
-        values = fc.loc[(fc["column"] == column) & (fc["check"] == check), "failure_case"]
-        values = sorted({str(v) for v in values.dropna()})[:MAX_EXAMPLES]
-        if values:
-            shown = " (values: " + ", ".join(_shown(v) for v in values) + ")"
-        if check == "unknown_code":
-            shown += f"; allowed: {', '.join(spec['codes'])}"
-    others = problems - 1
-    also = (
-        f" [{others} further problem(s) in this file are reported after this is fixed]"
-        if others
-        else ""
-    )
-    return (
-        f"{path}, column {column}: {len(rows)} rows {what}{shown} "
-        f"(e.g. data rows {_examples(rows)}; row 1 is the first line after the header); "
-        f"{fix}{also}"
-    )
+
+    def to_lines(rows) -> np.ndarray:
+        rows = pd.Series(rows).dropna().astype(np.int64).unique()
+        rows.sort()
+        return rows + 1 if lines is None else np.asarray(lines)[rows - 1]
+
+    problems = []
+    groups = fc[~fc["is_key"]].groupby(["col_order", "check_order", "column", "check"], sort=True)
+    for (_, _, column, check), sel in groups:
+        spec = contract["columns"][column]
+        what, fix = PROBLEMS.get(check, (f"fail the check {check}", "correct them and re-run"))
+        what = what.format(range=_range_text(spec), **fmt)
+        fix = fix.format(**fmt)
+        values = sel["failure_case"].dropna()
+        if check == "unparseable_date":
+            detail = _date_detail(values, column)
+            if detail:
+                what += f" ({detail})"
+            if "US dates" in detail:
+                fix = (
+                    "re-export the file with dates written YYYY-MM-DD (its other DD/MM dates "
+                    "may have been misread too) and re-run"
+                )
+        elif check not in ("not_nullable",) and spec["type"] in ("code", "flag"):
+            shown = sorted({str(v) for v in values if quotable(str(v), spec)})[:MAX_EXAMPLES]
+            hidden = len({str(v) for v in values}) - len(shown)
+            if shown:
+                what += " (values: " + ", ".join(_shown(v) for v in shown) + ")"
+            if hidden:
+                what += (
+                    f" ({hidden} other value(s) not shown: they do not look like codes; is the "
+                    f"column mislabelled, or free text typed into it?)"
+                )
+            if check == "unknown_code":
+                what += f"; allowed: {', '.join(spec['codes'])}"
+        problems.append(Problem(path, column, what, fix, to_lines(sel["index"])))
+    if fc["is_key"].any():
+        what, fix = PROBLEMS["duplicated_key"]
+        problems.append(
+            Problem(
+                path,
+                fmt["key"],
+                what.format(**fmt),
+                fix.format(**fmt),
+                to_lines(fc.loc[fc["is_key"], "index"]),
+            )
+        )
+    return problems
+
+
+def extract_problems(data: pd.DataFrame, name: str, path, lines=None) -> list:
+    """Every problem of an extract's text against its contract (empty when valid)."""
+    prepared = prepare_for_validation(data, name)
+    try:
+        build_schema(name).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        return failure_problems(err.failure_cases, name, str(path), lines)
+    return []
+
+
+def validate_extract_frame(data: pd.DataFrame, name: str, path, lines=None) -> pd.DataFrame:
+    """Validate an extract's text; return the prepared text frame or raise
+    :class:`~mydirection.reading.ExtractProblems` naming every problem."""
+    prepared = prepare_for_validation(data, name)
+    try:
+        build_schema(name).validate(prepared, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        raise ExtractProblems(failure_problems(err.failure_cases, name, str(path), lines)) from None
+    return prepared
 
 
 def validate_extract(raw: RawExtract, data: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Validate an extract's text against its contract; return the prepared text frame.
-
-    ``data`` defaults to ``raw.data`` (pass the frame after exact duplicates were dropped,
-    so that a duplicated key means two different rows). Raises :class:`UserError` with one
-    message built from pandera's failure cases.
-    """
-    return validate_extract_frame(raw.data if data is None else data, raw.name, raw.path)
+    """:func:`validate_extract_frame` on a :class:`RawExtract` (or its ``data`` after exact
+    duplicates were dropped, so that a duplicated key means two different rows)."""
+    return validate_extract_frame(raw.data if data is None else data, raw.name, raw.path, raw.lines)
 
 
-def validate_extract_frame(data: pd.DataFrame, name: str, path) -> pd.DataFrame:
-    """:func:`validate_extract` on a text frame of extract ``name`` read from ``path``."""
-    prepared = prepare_for_validation(data, name)
-    schema = build_schema(name)
-    try:
-        schema.validate(prepared, lazy=True)
-    except pa.errors.SchemaErrors as err:
-        raise UserError(failure_message(err.failure_cases, name, str(path))) from None
-    except pa.errors.SchemaError as err:  # pragma: no cover - lazy=True collects errors
-        raise UserError(f"{path}: {err}") from None
-    return prepared
+# --------------------------------------------------------------------------- identifiers
+
+#: Characters removed from identifiers: every whitespace and invisible format character.
+_INVISIBLE = r"[\s\p{Z}\p{Cf}\p{Cc}]"
+
+
+def normalise_id(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Identifiers by the one rule of the module docstring; returns (ids, changed per row)."""
+    arr = _text(series)
+    norm = pc.utf8_normalize(arr, "NFKC")
+    norm = pc.replace_substring_regex(norm, _INVISIBLE, "")
+    norm = pc.utf8_upper(norm)
+    changed = pc.fill_null(pc.not_equal(norm, arr), False).to_numpy(zero_copy_only=False)
+    return pd.Series(pd.arrays.ArrowExtensionArray(norm), index=series.index), changed

@@ -1,0 +1,190 @@
+"""Single-file steps of the cleaning (see :mod:`mydirection.clean`): typing validated text,
+exact duplicates, keyed pseudonyms, and writing tables with a clear error on a full disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa_
+import pyarrow.compute as pc
+
+from mydirection.contract import extract_schema
+from mydirection.errors import UserError
+from mydirection.keys import _domain_key, pseudonym
+from mydirection.validate import (
+    FLAG_TRUE,
+    _text,
+    duplicated_rows,
+    normalise_code,
+    parse_dates,
+    to_number,
+)
+
+# --------------------------------------------------------------------------- pseudonyms
+
+
+def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
+    """Replace CRNs by :func:`pseudonym` (each distinct CRN hashed once)."""
+    return _hashed(crn, lambda v: pseudonym(v, key))
+
+
+def pseudonymise_key(values: pd.Series, key: bytes, domain: str) -> pd.Series:
+    """Replace source-system keys of ``domain`` by their keyed pseudonyms."""
+    base = hashlib.blake2b(digest_size=8, key=_domain_key(key), person=domain.encode()[:16])
+
+    def one(v: str) -> str:
+        h = base.copy()
+        h.update(v.encode("utf-8"))
+        return h.hexdigest()
+
+    return _hashed(values, one)
+
+
+#: Distinct values hashed per batch (bounds the Python strings alive at once).
+HASH_BATCH = 500_000
+
+
+def _hashed(values: pd.Series, fn) -> pd.Series:
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    uniques = pa_.array(uniques, pa_.string()) if len(uniques) else pa_.array([], pa_.string())
+    parts = [
+        pa_.array([fn(v) for v in uniques.slice(i, HASH_BATCH).to_pylist()], pa_.string())
+        for i in range(0, len(uniques), HASH_BATCH)
+    ]
+    hashed = pa_.concat_arrays(parts) if parts else pa_.array([], pa_.string())
+    n = len(uniques)
+    del uniques, parts
+    if (codes < 0).any():
+        hashed = pa_.concat_arrays([hashed, pa_.array([None], pa_.string())])
+        codes = np.where(codes < 0, n, codes)
+    ids = hashed.take(pa_.array(codes, pa_.int64()))
+    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=values.index)
+
+
+# --------------------------------------------------------------------------- single-file steps
+
+
+def exact_duplicates(data: pd.DataFrame, key: list[str] | None = None) -> pd.Series:
+    """Rows repeating an earlier row exactly (same text in every contract column).
+
+    With a ``key``, only rows whose key repeats can be exact duplicates, so full rows are
+    compared among those rows only (much faster on large extracts).
+    """
+    columns, index = list(data.columns), data.index
+    dup = np.zeros(len(data), dtype=bool)
+    rows = np.arange(len(data))
+    if key:
+        rows = np.flatnonzero(duplicated_rows(data, key, keep=False))
+        if len(rows) == 0:
+            return pd.Series(dup, index=index)
+        data = data.iloc[rows]
+    dup[rows] = duplicated_rows(data, columns, keep="first")
+    return pd.Series(dup, index=index)
+
+
+def as_string(series: pd.Series) -> pd.Series:
+    """A text column as pandas' Arrow-backed ``string`` dtype (zero-copy, NA stays NA)."""
+    return pd.Series(pd.arrays.ArrowStringArray(_text(series)), index=series.index)
+
+
+def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
+    """Convert validated text to the cleaned types.
+
+    Returns ``(table, code_fixed, date_fixed)``: the typed table (dates ``datetime64[ns]``,
+    codes lower-case strings, flags booleans, scores/amounts float, counts integer, ids and
+    text strings) and, per row, whether a code was normalised or a date read as DD/MM/YYYY.
+    """
+    contract = extract_schema(name)
+    index = raw.index
+    code_fixed = np.zeros(len(raw), dtype=bool)
+    date_fixed = np.zeros(len(raw), dtype=bool)
+    out = {}
+    for col, spec in contract["columns"].items():
+        kind = spec["type"]
+        nullable = bool(spec.get("nullable", False))
+        text = prepared[col]
+        if kind == "date":
+            dates, dmy, _ = parse_dates(raw[col])
+            date_fixed |= dmy.to_numpy()
+            out[col] = dates
+        elif kind == "code":
+            changed = pc.not_equal(_text(raw[col]), _text(text))  # text: normalised
+            code_fixed |= pc.fill_null(changed, False).to_numpy(zero_copy_only=False)
+            out[col] = as_string(text)
+        elif kind == "flag":
+            norm = normalise_code(text)
+            value = pd.Series(
+                pc.is_in(_text(norm), value_set=pa_.array(FLAG_TRUE)).to_numpy(
+                    zero_copy_only=False
+                ),
+                index=index,
+            )
+            if nullable:
+                value = value.astype("boolean").mask(text.isna())
+            out[col] = value
+        elif kind in ("score", "amount"):
+            out[col] = to_number(text.fillna(""), integer=False)
+        elif kind == "count":
+            values = to_number(text.fillna(""), integer=True)
+            out[col] = values.astype("Int64") if nullable else values.astype("int64")
+        else:  # id, text
+            out[col] = as_string(text)
+    return pd.DataFrame(out, index=index), code_fixed, date_fixed
+
+
+def _positions(keys: pd.Series, table_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Row of ``table_keys`` holding each of ``keys`` (0 where absent) and whether found."""
+    pos = pc.index_in(_text(keys), value_set=_text(table_keys).combine_chunks())
+    found = pc.is_valid(pos).to_numpy(zero_copy_only=False)
+    idx = pc.fill_null(pos, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return idx, found
+
+
+def parquet_writer(outputs: Mapping[str, str | Path]) -> Callable[[str, pd.DataFrame], None]:
+    """A ``write`` callback for :func:`clean_extracts`: each table to ``outputs[name]``.
+
+    A full disk (or any other write error) becomes one clear :class:`UserError`, and the
+    half-written file is removed.
+    """
+
+    def write(name: str, table: pd.DataFrame) -> None:
+        write_parquet(table, outputs[name])
+
+    return write
+
+
+def write_parquet(table: pd.DataFrame, path: str | Path) -> None:
+    """Write ``table`` to ``path``; an OS error (disk full, ...) is one clear UserError."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(path, index=False)
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        raise UserError(write_error(path, err)) from None
+
+
+def write_error(path, err: OSError) -> str:
+    import errno
+
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"{path}: no space left on the device while writing it ({err.strerror}); free disk "
+            f"space (or point results/ at a larger disk) and re-run: the stage starts again "
+            f"from its inputs"
+        )
+    return f"{path}: could not be written ({err.strerror or err}); check the folder and re-run"
+
+
+def write_tables(
+    tables: Mapping[str, pd.DataFrame], log_table: pd.DataFrame, outputs: Mapping[str, str]
+) -> None:
+    """Write each cleaned table and the log to Parquet (deterministic bytes)."""
+    write = parquet_writer(outputs)
+    for name, table in tables.items():
+        write(name, table)
+    write("cleaning_log", log_table)
