@@ -49,11 +49,11 @@ OUTCOME_COLUMNS = ("reoffended", "n_reoffences", "days_to_first", "event")
 # ----------------------------------------------------------------------------- design
 def fit(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> MatchResult:
     """Match (or weight) ``cohort`` as ``spec`` says. ``propensity`` (ps, logit_ps aligned to
-    the cohort) is reused when the spec adds no model terms."""
-    prop = propensity if not spec.terms else None
+    the cohort), when given, must be the scores of ``spec``'s own propensity model (its
+    covariates and terms); it is then used instead of refitting the model."""
     options = {
         "categorical": list(spec.categorical),
-        "propensity": prop,
+        "propensity": propensity,
         "terms": tuple(spec.terms),
     }
     if spec.method == "ipw":
@@ -312,20 +312,24 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
     """The design stage (module docstring, steps 1-3). ``cohort`` must have a default
     RangeIndex (row positions are the stable tie-breaking key)."""
     current = dataclasses.replace(spec, revisions=())
+    # the propensity model depends only on the terms: fitted once per set of terms
+    scores = {} if propensity is None else {tuple(current.terms): propensity}
     tried = []
     changes = [None, *spec.revisions]
     for step, change in enumerate(changes):
         if change is not None:
-            if tried[-1][2].ok:
+            last = next(t for t in reversed(tried) if t[1] is not None)  # step 0 fitted
+            if last[2].ok:
                 break
-            current = revise(current, change, tried[-1][1].balance)
+            current = revise(current, change, last[1].balance)
         try:
-            m = fit(cohort, current, propensity)
+            m = fit(cohort, current, scores.get(tuple(current.terms)))
         except ValueError as err:
             if not tried:
                 raise
             tried.append((step, None, None, current, change, str(err)))
             continue
+        scores[tuple(current.terms)] = m.propensity
         verdict = m.verdict(current.smd_threshold, current.var_ratio_bounds)
         tried.append((step, m, verdict, current, change, ""))
     usable = [t for t in tried if t[1] is not None]

@@ -72,22 +72,14 @@ def generator_config(base: dict, settings, scenario: str) -> dict:
 
 
 def _clean(extracts: dict, extract_end_date: str) -> dict:
-    """The cleaned tables of in-memory extracts (the clean stage's function). Extracts the
-    cohort does not read are cut to their first row (they feed only the fidelity stage)."""
-    import tempfile
+    """The cleaned tables of in-memory extracts: the clean stage's own rules on the
+    generator's text tables, without the CSV round-trip and the pandera pass (tested once on
+    the same data in the clean rule). Extracts the cohort does not read are cut to their
+    first row (they feed only the fidelity stage)."""
+    from mydirection.clean import clean_tables
 
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    from mydirection.clean import clean_extracts
-
-    with tempfile.TemporaryDirectory(prefix="mydirection-sim-") as tmp:
-        paths = {}
-        for name, df in extracts.items():
-            paths[name] = f"{tmp}/{name}.csv"
-            rows = df if name in CHAIN_EXTRACTS else df.iloc[:1]
-            pacsv.write_csv(pa.Table.from_pandas(rows, preserve_index=False), paths[name])
-        tables, _ = clean_extracts(paths, extract_end_date, SIMULATION_KEY)
+    raw = {n: df if n in CHAIN_EXTRACTS else df.iloc[:1] for n, df in extracts.items()}
+    tables, _ = clean_tables(raw, extract_end_date, SIMULATION_KEY)
     return tables
 
 
