@@ -18,6 +18,7 @@ from helpers import Names
 
 from mydirection.contract import EXTRACTS
 from mydirection.keys import SYNTHETIC_KEY, fingerprint
+from mydirection.settings import with_defaults
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "clean.py"
 END = "2020-06-30"
@@ -116,7 +117,14 @@ def run_clean_stage(
         for p in outputs.values():  # Snakemake removes a job's old outputs before it runs
             Path(p).unlink(missing_ok=True)
         fake = SimpleNamespace(
-            input=Names(inputs), output=Names(outputs), params=params, log=[str(logfile)], rule=rule
+            input=Names(inputs),
+            output=Names(outputs),
+            params=params,
+            log=[str(logfile)],
+            rule=rule,
+            config=with_defaults(
+                {"extract_end_date": END, "pseudonymisation": {"key_env": key_env}}
+            ),
         )
         code = _run(fake)
         if code:

@@ -369,24 +369,25 @@ def _outcomes_for(matched):
     )
 
 
-def test_merge_outcomes_checks_and_incomplete_followup():
-    from mydirection.effects import merge_outcomes
+def test_the_analysis_sample_checks_its_inputs_and_drops_incomplete_followup():
     from mydirection.errors import UserError
+    from mydirection.pipeline import analysis_sample
 
     df = _matched(n_sets=10)
     df["person_id"] = [f"p{i:03d}" for i in range(len(df))]
     df["index_date"] = pd.Timestamp("2018-03-01")
     out = _outcomes_for(df)
     out.loc[[0, 3], "followup_complete"] = False
-    merged = merge_outcomes(df.drop(columns=["reoffended", "n_reoffences"]), out)
-    assert merged.attrs["n_incomplete"] == 2
-    assert merged["reoffended"].isna().sum() == 2
-    with pytest.raises(UserError, match=r"2 matched people have no row .*rows 0, 1"):
-        merge_outcomes(df, out.iloc[2:])
-    with pytest.raises(UserError, match="column event"):
-        merge_outcomes(df, out.drop(columns="event"))
-    with pytest.raises(UserError, match="duplicated"):
-        merge_outcomes(df, pd.concat([out, out.iloc[:1]]))
+    sample = analysis_sample(df.drop(columns=["reoffended", "n_reoffences"]), out)
+    assert sample.attrs["n_incomplete"] == 2
+    assert not set(out.loc[[0, 3], "person_id"]) & set(sample["person_id"])
+    assert sample["reoffended"].notna().all()
+    with pytest.raises(UserError, match=r"2 matched people have no outcome row"):
+        analysis_sample(df, out.iloc[2:])
+    with pytest.raises(UserError, match="outcomes column event"):
+        analysis_sample(df, out.drop(columns="event"))
+    with pytest.raises(UserError, match="two outcome rows"):
+        analysis_sample(df, pd.concat([out, out.iloc[:1]]))
 
 
 # --------------------------------------------------------------------------- acceptance

@@ -34,7 +34,6 @@ from mydirection.clean import (
     load_key,
     log_frame,
     read_for_cleaning,
-    write_error,
     write_parquet,
 )
 from mydirection.contract import EXTRACTS, SCHEMA_DIR, extract_schema
@@ -265,11 +264,12 @@ def extract_step(snakemake) -> None:
 # --------------------------------------------------------------------------- merge
 
 
-def merge_step(snakemake) -> None:
-    from mydirection.numbers import number, write_numbers
+def merge_step(job) -> None:
+    from mydirection.reporting.numbers import Numbers
+    from mydirection.settings import CleanSettings
 
-    p = snakemake.params
-    parts = {Path(f).stem: pd.read_parquet(f) for f in snakemake.input.parts}
+    p = job.params
+    parts = {Path(f).stem: pd.read_parquet(f) for f in job.input.parts}
     log_table = log_frame(
         pd.concat([parts[n] for n in EXTRACTS], ignore_index=True).to_dict("records")
     )
@@ -279,7 +279,7 @@ def merge_step(snakemake) -> None:
         excluded = sum(int(got.get(f"excluded:{r}", 0)) for r in EXCLUSIONS[name])
         if got.get("received:read") != got.get("kept:kept") + excluded:
             raise UserError(f"cleaning log of {name}: rows received != kept + excluded; re-run")
-    write_parquet(log_table, snakemake.output.log_table)
+    write_parquet(log_table, job.output.log_table)
 
     def total(action, file=None):
         sel = log_table[
@@ -287,36 +287,24 @@ def merge_step(snakemake) -> None:
         ]
         return int(sel["rows"].sum())
 
-    try:
-        write_numbers(
-            snakemake.output.numbers,
-            snakemake,
-            {
-                "cleaning.rows_received": number(total("received"), "count", "rows"),
-                "cleaning.rows_kept": number(total("kept"), "count", "rows"),
-                "cleaning.rows_excluded": number(total("excluded"), "count", "rows"),
-                "cleaning.row_fixes": number(
-                    total("fixed"),
-                    "count",
-                    "rows",
-                    label="rows fixed, summed over the fixing rules (id_normalised, "
-                    "code_normalised, date_format)",
-                ),
-                "cleaning.n_people": number(total("kept", "people"), "count", "people"),
-                "cleaning.key_fingerprint": number(
-                    p.key_fingerprint,
-                    "text",
-                    label="fingerprint of the pseudonymisation key (first 12 hex of "
-                    "HMAC-SHA256(key, 'mydirection-key-fingerprint')): equal in two builds "
-                    "exactly when they used the same key",
-                ),
-            },
-            config_keys={
-                "extract_end_date": p.extract_end_date,
-                "pseudonymisation.key_env": (p.pseudonymisation or {}).get("key_env"),
-                "pseudonymisation.key_fingerprint": p.key_fingerprint,
-            },
-        )
-    except OSError as err:
-        Path(snakemake.output.numbers).unlink(missing_ok=True)
-        raise UserError(write_error(snakemake.output.numbers, err)) from None
+    job.settings(CleanSettings)
+    numbers = Numbers()
+    numbers.count("cleaning.rows_received", total("received"), "rows received", unit="rows")
+    numbers.count("cleaning.rows_kept", total("kept"), "rows kept", unit="rows")
+    numbers.count("cleaning.rows_excluded", total("excluded"), "rows excluded", unit="rows")
+    numbers.count(
+        "cleaning.row_fixes",
+        total("fixed"),
+        "rows fixed, summed over the fixing rules (id_normalised, code_normalised, date_format)",
+        unit="rows",
+    )
+    numbers.count("cleaning.n_people", total("kept", "people"), "people in the cleaned extract")
+    numbers.add(
+        "cleaning.key_fingerprint",
+        p.key_fingerprint,
+        "text",
+        "fingerprint of the pseudonymisation key (first 12 hex of HMAC-SHA256(key, "
+        "'mydirection-key-fingerprint')): equal in two builds exactly when they used the "
+        "same key",
+    )
+    job.report(numbers)

@@ -46,10 +46,6 @@ def extract_schema(name: str) -> dict:
     return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
 
 
-def required_columns(name: str) -> list[str]:
-    return list(extract_schema(name)["columns"])
-
-
 def codes(name: str, column: str) -> list[str]:
     """Allowed codes of a ``code`` column."""
     return list(extract_schema(name)["columns"][column]["codes"])

@@ -239,6 +239,14 @@ class TestLevel(Settings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class CleanSettings(Settings):
+    """The clean stage (mydirection.clean): the extract's end and the key's variable."""
+
+    extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    key_env: str = setting("pseudonymisation.key_env", str)
+
+
+@dataclass(frozen=True, kw_only=True)
 class OutcomeSettings(Settings):
     """Proven re-offending windows (mydirection.outcomes)."""
 

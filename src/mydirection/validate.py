@@ -510,12 +510,6 @@ def validate_extract_frame(data: pd.DataFrame, name: str, path, lines=None) -> p
     return prepared
 
 
-def validate_extract(raw: RawExtract, data: pd.DataFrame | None = None) -> pd.DataFrame:
-    """:func:`validate_extract_frame` on a :class:`RawExtract` (or its ``data`` after exact
-    duplicates were dropped, so that a duplicated key means two different rows)."""
-    return validate_extract_frame(raw.data if data is None else data, raw.name, raw.path, raw.lines)
-
-
 # --------------------------------------------------------------------------- identifiers
 
 #: Characters removed from identifiers: every whitespace and invisible format character.

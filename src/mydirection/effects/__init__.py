@@ -43,7 +43,6 @@ from mydirection.effects.att import (
     z_critical,
 )
 from mydirection.effects.jdl import MEASURES, headline_table, people_needed, typical_100_sentence
-from mydirection.effects.sample import OUTCOME_COLUMNS, merge_outcomes
 from mydirection.effects.subgroups import (
     holm,
     ogrs3_band,
@@ -55,7 +54,6 @@ from mydirection.effects.subgroups import (
 __all__ = [
     "KINDS",
     "MEASURES",
-    "OUTCOME_COLUMNS",
     "SE_TYPES",
     "Effect",
     "MatchedSample",
@@ -64,7 +62,6 @@ __all__ = [
     "holm",
     "link_rows",
     "matched_sample",
-    "merge_outcomes",
     "ogrs3_band",
     "people_needed",
     "plot_forest",

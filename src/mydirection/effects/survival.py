@@ -22,7 +22,6 @@ Both are written out in NumPy so the method is visible and testable:
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
@@ -442,15 +441,6 @@ def at_risk_at(km: pd.DataFrame, times) -> pd.DataFrame:
             i = np.searchsorted(t, x, side="left")  # first time >= x: at risk = time >= x
             rows.append({"group": label, "time": x, "at_risk": float(n[i]) if i < len(t) else 0.0})
     return pd.DataFrame(rows)
-
-
-def median_survival(km: pd.DataFrame) -> pd.Series:
-    """Median time per group (first time survival <= 0.5; NaN if never)."""
-    out = {}
-    for label, d in km.groupby("group", sort=True, dropna=False):
-        hit = d.loc[d["survival"] <= 0.5, "time"]
-        out[label] = float(hit.iloc[0]) if len(hit) else math.nan
-    return pd.Series(out, name="median")
 
 
 def plot_km(
