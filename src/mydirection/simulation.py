@@ -169,10 +169,30 @@ def batch_reps(replicates: int, n_batches: int, batch: int) -> list[int]:
 
 
 def run_batch(reps, config: dict, synthetic_base: dict, settings) -> pd.DataFrame:
-    """Every scenario of the replicates ``reps``, one process; rows sorted."""
-    frames = [
-        run_replicate(r, s, config, synthetic_base, settings) for r in reps for s in SCENARIOS
-    ]
+    """Every scenario of the replicates ``reps``, one process; rows sorted. Quasi-separation
+    warnings of the replicates' propensity models are counted in one log line, not printed
+    once per fit."""
+    import logging
+    import warnings
+
+    from mydirection.matching.propensity import QuasiSeparation
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", QuasiSeparation)
+        frames = [
+            run_replicate(r, s, config, synthetic_base, settings) for r in reps for s in SCENARIOS
+        ]
+    for w in caught:
+        if not issubclass(w.category, QuasiSeparation):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    n_quasi = sum(issubclass(w.category, QuasiSeparation) for w in caught)
+    if n_quasi:
+        logging.getLogger("mydirection").info(
+            "simulation: %d propensity fits over %d replicates had fitted probabilities of 0 "
+            "or 1 (quasi-separation; scores left at the limit, as in R's glm)",
+            n_quasi,
+            len(reps) * len(SCENARIOS),
+        )
     out = (
         pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=REPLICATE_COLUMNS)
     )

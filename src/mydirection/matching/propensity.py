@@ -20,6 +20,10 @@ from mydirection.matching.design import (
 )
 
 
+class QuasiSeparation(RuntimeWarning):
+    """Fitted propensities numerically 0 or 1 for some units (their scores stay there)."""
+
+
 def _expit(eta: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-eta))
@@ -65,7 +69,7 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
                 f"propensity model: fitted probabilities numerically 0 or 1 for {extreme} "
                 "units (quasi-separation, e.g. a category with no treated or no comparator "
                 "people); as in R's glm, their scores are left at the limit",
-                RuntimeWarning,
+                QuasiSeparation,
                 stacklevel=3,
             )
             return beta
