@@ -85,3 +85,68 @@ def test_a_specification_is_a_replace_of_the_headline_spec():
 def test_the_threshold_may_not_go_below_the_published_rule():
     with pytest.raises(ConfigError, match="below the published rule"):
         S.ReportSettings.from_config(S.with_defaults({"report": {"suppression_threshold": 3}}))
+
+
+# --------------------------------------------------------------------------- the one test level
+TEST_LEVEL_NAMES = {"alpha", "level", "power", "confidence"}
+
+
+def _typed_test_levels(source: str) -> list[str]:
+    """Where ``source`` types a test level into code: a numeric default of a parameter named
+    alpha/level/power/confidence, an assignment of a number to such a name, a normal or t
+    quantile of a literal probability, or the 1.96 of a 95 % interval."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            pos = args.posonlyargs + args.args
+            pairs = list(zip(pos[len(pos) - len(args.defaults) :], args.defaults, strict=True))
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
+            for arg, default in pairs:
+                if arg.arg in TEST_LEVEL_NAMES and isinstance(default, ast.Constant):
+                    if isinstance(default.value, float | int) and default.value is not None:
+                        found.append(f"line {node.lineno}: {node.name}({arg.arg}={default.value})")
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            value = node.value
+            for t in targets:
+                if (
+                    isinstance(t, ast.Name)
+                    and t.id in TEST_LEVEL_NAMES
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, float)
+                ):
+                    found.append(f"line {node.lineno}: {t.id} = {value.value}")
+        elif isinstance(node, ast.Call):
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name in {"ppf", "isf", "ndtri"} and any(
+                isinstance(a, ast.Constant) and isinstance(a.value, float) for a in node.args
+            ):
+                found.append(f"line {node.lineno}: {name} of a literal probability")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, float):
+            if round(node.value, 2) == 1.96:
+                found.append(f"line {node.lineno}: {node.value}")
+    return found
+
+
+def test_the_guard_finds_a_typed_test_level():
+    src = (
+        "def f(x, alpha=0.05):\n    return x\n"
+        "def g(*, power: float = 0.8):\n    level = 0.95\n    return stats.norm.ppf(0.975)\n"
+        "z = 1.959964\n"
+        "def ok(alpha):\n    return ndtri(1 - alpha / 2)\n"
+    )
+    assert len(_typed_test_levels(src)) == 5
+
+
+def test_no_test_level_is_typed_into_the_library():
+    """Every alpha, confidence level and power comes from the analysis plan (TestLevel)."""
+    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    found = {
+        str(p.relative_to(ROOT)): hits
+        for p in files
+        if (hits := _typed_test_levels(p.read_text(encoding="utf-8")))
+    }
+    assert not found
