@@ -1,0 +1,94 @@
+"""The registry of a small pilot, audited as an intruder would (tests/disclosure_audit.py):
+no suppressed count of people can be worked out from what the report publishes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from disclosure_audit import audit, true_values
+from helpers import copy_project
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+#: The issue's measurement: 15 people enrolled (many suppressed counts), a small pool.
+SMALL_PILOT = {"n_treated": 15, "n_comparator_pool": 1500}
+
+
+def _registry(numbers: dict, relations=(), threshold: int = 5) -> dict:
+    entries = {}
+    for key, (value, kind, people, suppressed, derived_from) in numbers.items():
+        entries[key] = {
+            "value": None if suppressed else value, "kind": kind, "people": people,
+            "suppressed": suppressed, "derived_from": derived_from, "rule": key.split(".")[0],
+        }  # fmt: skip
+    return {"numbers": entries, "relations": [list(r) for r in relations], "threshold": threshold}
+
+
+def test_the_audit_finds_each_kind_of_leak():
+    truth = {
+        "a.total": {"value": 12},
+        "a.small": {"value": 3},
+        "a.big": {"value": 9},
+        "a.other": {"value": 2},
+        "a.rate": {"value": 0.25},
+    }
+    count = "count"
+    leaky = _registry(
+        {
+            "a.total": (12, count, True, False, []),
+            "a.small": (3, count, True, True, []),
+            "a.big": (9, count, True, False, []),
+            "a.other": (2, count, True, True, []),
+            "a.rate": (0.25, "proportion", False, False, ["a.small"]),
+        },
+        relations=[("a.total", ["a.small", "a.big"])],
+    )
+    leaky["numbers"]["a.other"]["value"] = 2  # the registry itself holds a suppressed value
+    found = {(how, key) for how, key, _ in audit(leaky, truth)}
+    assert found == {("value", "a.other"), ("derived", "a.small"), ("relation", "a.small")}
+    safe = _registry(
+        {
+            "a.total": (12, count, True, True, []),
+            "a.small": (3, count, True, True, []),
+            "a.big": (9, count, True, False, []),
+            "a.rate": (0.25, "proportion", False, True, ["a.small"]),
+        },
+        relations=[("a.total", ["a.small", "a.big"])],
+    )
+    assert audit(safe, truth) == []
+    # an undeclared identity across stages (participants - scored = not scored)
+    truth = {"fidelity.n_not_scored": {"value": 1}}
+    cross = _registry(
+        {
+            "cohort.n_treated": (15, count, True, False, []),
+            "fidelity.n_scored": (14, count, True, False, []),
+            "fidelity.n_not_scored": (1, count, True, True, []),
+        }
+    )
+    assert [f[:2] for f in audit(cross, truth)] == [("arithmetic", "fidelity.n_not_scored")]
+
+
+@pytest.mark.slow
+def test_a_small_pilot_publishes_nothing_recoverable(tmp_path):
+    work = copy_project(tmp_path / "project")
+    synthetic = work / "config/synthetic.yaml"
+    text = synthetic.read_text()
+    for key, value in SMALL_PILOT.items():
+        text, n = re.subn(rf"(?m)^{key}: \d+$", f"{key}: {value}", text)
+        assert n == 1, key
+    synthetic.write_text(text)
+    out = subprocess.run(
+        [SNAKEMAKE, "results/registry.json", "--cores", "2", "--configfile",
+         "tests/e2e_config.yaml"],
+        cwd=work, capture_output=True, text=True, timeout=1800,
+    )  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
+    registry = json.loads((work / "results/registry.json").read_text())
+    truth = true_values(work / "results/numbers")
+    n_suppressed = sum(e.get("suppressed", False) for e in registry["numbers"].values())
+    assert n_suppressed >= 10  # a small pilot: the audit has something to attack
+    assert audit(registry, truth) == []
