@@ -196,6 +196,25 @@ def project(tmp_path_factory, synthetic_raw):
     return work, raw
 
 
+def _planned(out) -> set[str]:
+    return {line.split()[0] for line in (out.stdout + out.stderr).splitlines() if line.strip()}
+
+
+@pytest.mark.slow
+def test_a_real_data_run_leaves_out_the_synthetic_simulation_unless_asked(project):
+    work, raw = project
+    real = _snakemake(work, "-n", "--config", f"raw_dir={raw}", "--quiet", "rules")
+    assert real.returncode == 0, real.stderr[-3000:]
+    assert "report" in _planned(real) and "simulation_batch" not in _planned(real)
+    asked = _snakemake(
+        work, "-n", "--config", f"raw_dir={raw}", "simulation={in_report: true}",
+        "--quiet", "rules",
+    )  # fmt: skip
+    assert "simulation_batch" in _planned(asked)
+    synthetic = _snakemake(work, "-n", "--quiet", "rules")
+    assert "simulation_batch" in _planned(synthetic)
+
+
 @pytest.mark.slow
 def test_raw_extracts_are_tracked_by_content_not_by_date(project):
     work, raw = project

@@ -145,6 +145,21 @@ def test_cohorts_without_comparators_in_their_calendar_quarters_raise():
     )
 
 
+def test_the_stage_reports_an_unidentified_iw_did_as_missing_with_its_reason():
+    """A small pilot can have cohorts without comparators in their quarters: the event-study
+    stage still reports the pooled DiD, and the interaction-weighted one as missing with the
+    reason (no traceback, no made-up number)."""
+    from mydirection.effects.before_after import _did_by_cohort
+
+    panel = noise_free(STAGGERED)
+    pooled = did(panel, level=0.95)
+    out = _did_by_cohort(panel, -1, {"level": 0.95, "cluster": "person"}, pooled)
+    row = out.set_index("term").loc["iw_att"]
+    assert np.isnan(row["estimate"]) and np.isnan(row["ci_low"])
+    assert row["n_people"] == pooled.iloc[0]["n_people"]
+    assert "no comparator" in out.attrs["not_estimable"]
+
+
 def test_iw_on_an_exact_age_period_cohort_panel():
     panel = noise_free(MID_QUARTER, cohort_effect={"2018Q1": -0.2, "2018Q2": -0.1,
                                                    "2018Q3": 0.0, "2018Q4": 0.1})  # fmt: skip

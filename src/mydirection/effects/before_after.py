@@ -19,6 +19,7 @@ Rules, in order:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import pandas as pd
@@ -35,6 +36,7 @@ from mydirection.effects.panel_leads import lead_diagnostics
 from mydirection.reporting.numbers import Numbers
 from mydirection.settings import AnalysisSpec, PanelSettings
 
+log = logging.getLogger("mydirection")
 CONVICTION_COLUMNS = ["person_id", "offence_date", "disposal_date", "offence_group"]
 CAPTION = (
     "Event study: the difference between participants and the matched comparison group in "
@@ -42,6 +44,10 @@ CAPTION = (
     "with person, calendar-quarter and event-time effects and {panel.confidence} intervals "
     "clustered by {panel.cluster}. Shaded quarters are balanced by the matching itself."
 )
+
+
+def _float(value) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 @dataclass
@@ -71,15 +77,18 @@ class BeforeAfterResult:
             )
         n.add(P + "did_p", float(row["p_value"]), "p_value", "Difference in differences: p-value")
         iw = self.did_by_cohort.set_index("term").loc["iw_att"]
+        reason = self.did_by_cohort.attrs.get("not_estimable")
+        if reason:
+            n.add(P + "did_iw_not_estimable", reason, "text",
+                  "Why the interaction-weighted difference in differences is not estimable")  # fmt: skip
         for key, col, label in (
             ("did_iw", "estimate", "Difference in differences, interaction-weighted by enrolment cohort"),
             ("did_iw_ci_low", "ci_low", "Interaction-weighted difference in differences: interval, lower limit"),
             ("did_iw_ci_high", "ci_high", "Interaction-weighted difference in differences: interval, upper limit"),
         ):  # fmt: skip
-            n.add(
-                P + key, float(iw[col]), "estimate", label, unit=unit, derived_from=src, decimals=3
-            )
-        n.add(P + "did_iw_p", float(iw["p_value"]), "p_value", "Interaction-weighted DiD: p-value")
+            n.add(P + key, _float(iw[col]), "estimate", label, unit=unit, derived_from=src,
+                  decimals=3)  # fmt: skip
+        n.add(P + "did_iw_p", _float(iw["p_value"]), "p_value", "Interaction-weighted DiD: p-value")
         homog = self.did_by_cohort.attrs.get("cohort_homogeneity_p")
         if homog is not None:
             n.add(P + "cohort_homogeneity_p", float(homog), "p_value",
@@ -117,6 +126,25 @@ class BeforeAfterResult:
         )
 
 
+def _did_by_cohort(panel: pd.DataFrame, reference: int, options: dict, pooled) -> pd.DataFrame:
+    """:func:`did_by_cohort`, or, when a cohort's quarters have no comparator (a small
+    pilot), an ``iw_att`` row of missing estimates (the panel's counts from the ``pooled``
+    DiD) whose ``attrs["not_estimable"]`` says why: the pooled DiD is still reported."""
+    try:
+        return did_by_cohort(panel, reference=reference, **options)
+    except ValueError as err:
+        nan = float("nan")
+        row = {"term": "iw_att", "cohort": None, "share": 1.0, "estimate": nan, "se": nan,
+               "ci_low": nan, "ci_high": nan, "p_value": nan}  # fmt: skip
+        counts = pooled[["n_people", "n_rows", "n_clusters"]].iloc[0].to_dict()
+        out = pd.DataFrame([row | {k: int(v) for k, v in counts.items()}])
+        log.info("event study: interaction-weighted DiD not estimable: %s", err)
+        out.attrs["not_estimable"] = (
+            "an enrolment cohort has quarters in which no comparator is observed"
+        )
+        return out
+
+
 def before_after(
     sample: pd.DataFrame,
     convictions: pd.DataFrame,
@@ -132,10 +160,11 @@ def before_after(
     )
     level = 1 - s.alpha
     options = {"cluster": cluster, "level": level}
+    pooled = did(panel, **options)
     return BeforeAfterResult(
         panel=panel,
-        did=did(panel, **options),
-        did_by_cohort=did_by_cohort(panel, reference=s.reference_quarter, **options),
+        did=pooled,
+        did_by_cohort=_did_by_cohort(panel, s.reference_quarter, options, pooled),
         event_study=event_study(panel, reference=s.reference_quarter, **options),
         leads=lead_diagnostics(panel, covariates=list(spec.covariates)),
         cluster=cluster,
