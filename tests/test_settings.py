@@ -105,9 +105,9 @@ def _typed_test_levels(source: str) -> list[str]:
             pairs = list(zip(pos[len(pos) - len(args.defaults) :], args.defaults, strict=True))
             pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d]
             for arg, default in pairs:
-                if arg.arg in TEST_LEVEL_NAMES and isinstance(default, ast.Constant):
-                    if isinstance(default.value, float | int) and default.value is not None:
-                        found.append(f"line {node.lineno}: {node.name}({arg.arg}={default.value})")
+                literal = isinstance(default, ast.Constant) and type(default.value) in (int, float)
+                if arg.arg in TEST_LEVEL_NAMES and literal:
+                    found.append(f"line {node.lineno}: {node.name}({arg.arg}={default.value})")
         elif isinstance(node, ast.Assign | ast.AnnAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             value = node.value
@@ -125,9 +125,12 @@ def _typed_test_levels(source: str) -> list[str]:
                 isinstance(a, ast.Constant) and isinstance(a.value, float) for a in node.args
             ):
                 found.append(f"line {node.lineno}: {name} of a literal probability")
-        elif isinstance(node, ast.Constant) and isinstance(node.value, float):
-            if round(node.value, 2) == 1.96:
-                found.append(f"line {node.lineno}: {node.value}")
+        elif (
+            isinstance(node, ast.Constant)
+            and type(node.value) is float
+            and round(node.value, 2) == 1.96
+        ):
+            found.append(f"line {node.lineno}: {node.value}")
     return found
 
 
