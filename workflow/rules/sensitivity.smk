@@ -225,7 +225,12 @@ NUMBERS.extend(
 FIGURES.extend(
     [rules.placebo.output.fig_placebo, rules.spec_curve.output.fig_spec_curve]
 )
-if config["simulation"]["in_report"]:
+# The simulation study runs on synthetic data: in the report of a synthetic build, and of a
+# real one only when asked (simulation.in_report: true).
+SIMULATION_IN_REPORT = config["simulation"]["in_report"]
+if SIMULATION_IN_REPORT is None:
+    SIMULATION_IN_REPORT = SYNTHETIC
+if SIMULATION_IN_REPORT:
     ALL_TARGETS.extend(rules.simulation.output)
     NUMBERS.append(rules.simulation.output.numbers)
     FIGURES.append(rules.simulation.output.fig_simulation)
