@@ -38,3 +38,10 @@ rule all:
     default_target: True
     input:
         ALL_TARGETS,
+
+
+onsuccess:
+    from mydirection.reporting.run_summary import run_summary
+
+    for line in run_summary():
+        print(line)

@@ -15,7 +15,7 @@ from helpers import copy_project
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 #: The issue's measurement: 15 people enrolled (many suppressed counts), a small pool.
-SMALL_PILOT = {"n_treated": 15, "n_comparator_pool": 1500}
+SMALL_PILOT = {"n_treated": 15, "n_comparator_pool": 5000}
 
 
 def _registry(numbers: dict, relations=(), threshold: int = 5) -> dict:

@@ -384,3 +384,35 @@ def test_summary_entries_exist_but_are_na_when_a_source_is_not_finite():
     assert s["summary.verdict"]["value"] is None
     assert format_display(s["summary.verdict"]["value"], "text") == "n/a"
     assert derive_summary({}, 0.05) == {}
+
+
+def test_the_run_ends_with_the_headline_balance_and_report_path(tmp_path):
+    """The onsuccess summary prints the registry's displays (suppression included) and only
+    when this run rebuilt the report."""
+    import os
+
+    from mydirection.reporting.run_summary import run_summary
+
+    def entry(display):
+        return {"display": display, "value": None}
+
+    registry, report = tmp_path / "registry.json", tmp_path / "evaluation.html"
+    numbers = {
+        "reoffending.rate_treated": entry("21.0%"),
+        "reoffending.rate_comparison": entry("<5"),
+        "reoffending.rate_difference": entry("[c]"),
+        "reoffending.rate_difference_ci_low": entry("[c]"),
+        "reoffending.rate_difference_ci_high": entry("[c]"),
+        "summary.verdict": entry("not statistically significant"),
+        "matching.balance_ok": entry("balanced"),
+        "matching.max_abs_smd_after": entry("0.04"),
+    }
+    registry.write_text(json.dumps({"numbers": numbers}))
+    assert run_summary(registry, report) == []  # no report: the run stopped earlier
+    report.write_text("<html></html>")
+    lines = run_summary(registry, report)
+    assert "21.0%" in lines[0] and "<5" in lines[0] and "[c]" in lines[0]
+    assert "balanced" in lines[1] and "0.04" in lines[1]
+    assert lines[-1] == f"Report: {report}"
+    os.utime(report, (1, 1))  # a report older than the numbers was not made by this run
+    assert run_summary(registry, report) == []
