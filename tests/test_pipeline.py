@@ -157,3 +157,16 @@ def test_who_is_analysed_is_decided_once(default_run):
         gone = set(partners) - set(others)
         assert not sample["person_id"].isin(gone).any()
     assert np.isclose(sample.loc[~sample["treated"], "weights"].sum(), (~sample["treated"]).sum())
+
+
+def test_a_plan_whose_propensity_model_cannot_be_fitted_stops_with_one_message(default_run):
+    """Perfect separation (a covariate that predicts enrolment exactly, as in a tiny pilot)
+    is the user's to resolve: a UserError naming the fix, not a traceback."""
+    from mydirection.errors import UserError
+
+    _, out, _ = default_run
+    cohort = pd.read_parquet(out["cohort"]).reset_index(drop=True)
+    cohort["age"] = np.where(cohort["treated"], 70.0, 30.0) + np.arange(len(cohort)) * 1e-6
+    spec = AnalysisSpec.from_config(CONFIG).match
+    with pytest.raises(UserError, match=r"matching \(\d+ cohort members\): .*separation.*remove"):
+        pipeline.design(cohort, spec)

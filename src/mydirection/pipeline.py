@@ -325,8 +325,8 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
         try:
             m = fit(cohort, current, scores.get(tuple(current.terms)))
         except ValueError as err:
-            if not tried:
-                raise
+            if not tried:  # the analysis plan's own design cannot be fitted: say why, stop
+                raise UserError(f"matching ({len(cohort)} cohort members): {err}") from None
             tried.append((step, None, None, current, change, str(err)))
             continue
         scores[tuple(current.terms)] = m.propensity
