@@ -92,3 +92,37 @@ def test_a_small_pilot_publishes_nothing_recoverable(tmp_path):
     n_suppressed = sum(e.get("suppressed", False) for e in registry["numbers"].values())
     assert n_suppressed >= 10  # a small pilot: the audit has something to attack
     assert audit(registry, truth) == []
+
+
+def test_fidelity_counts_are_protected_across_stages():
+    """One unscored participant: fidelity's own relations hide the number enrolled, but the
+    cohort publishes it; the cross-stage relation makes the registry hide the complement."""
+    from mydirection.reporting import disclosure
+    from mydirection.reporting.numbers import Numbers
+
+    n = Numbers()
+    n.count("cohort.n_treated", 140, "participants")
+    enrolled = n.count("fidelity.n_enrolled", 140, "scored for fidelity")
+    scored = n.count("fidelity.n_scored", 139, "with an index")
+    unscored = n.count("fidelity.n_not_scored", 1, "without an index")
+    without = n.count("fidelity.n_treated_without_enrolment", 0, "no enrolment record")
+    bands = [
+        n.count(f"fidelity.n_{b}", v, b) for b, v in (("low", 24), ("moderate", 62), ("high", 53))
+    ]
+    n.relation(enrolled, [scored, unscored], prefer="total")
+    n.relation(scored, bands)
+    truth = {k: v.as_dict() for k, v in n.items()}
+
+    def published(relations):
+        entries = {k: dict(v, rule=k.split(".")[0]) for k, v in truth.items()}
+        _, hidden = disclosure.protect(entries, relations, 5)
+        numbers = {
+            k: dict(e, suppressed=k in hidden, value=None if k in hidden else e["value"])
+            for k, e in entries.items()
+        }
+        return {"numbers": numbers, "relations": [list(r) for r in relations], "threshold": 5}
+
+    within = list(n.relations)
+    assert [f[1] for f in audit(published(within), truth)] == ["fidelity.n_not_scored"]
+    across = [*within, ("cohort.n_treated", (enrolled, without), "part")]
+    assert audit(published(across), truth) == []

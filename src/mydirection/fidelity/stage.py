@@ -119,6 +119,8 @@ class FidelityResult:
     slope: Slope
     settings: FidelitySettings
     alpha: float
+    #: Treated cohort members without an enrolment record (not scored at all).
+    n_treated_without_enrolment: int = 0
 
     # ------------------------------------------------------------------ numbers
     def numbers(self) -> Numbers:
@@ -137,6 +139,14 @@ class FidelityResult:
             "Participants without a fidelity index (too few scorable items)",
         )
         n.relation(enrolled, [scored, unscored], prefer="total")
+        # across stages: the participants scored are the cohort's treated with an enrolment
+        # record, so the cohort's published count takes part in the protection
+        without = n.count(
+            P + "n_treated_without_enrolment",
+            self.n_treated_without_enrolment,
+            "Participants in the cohort without an enrolment record (not scored)",
+        )
+        n.relation("cohort.n_treated", [enrolled, without])
         conf = 1 - self.alpha
         n.add(
             P + "confidence_level",
@@ -464,11 +474,12 @@ def score_fidelity(
     check_inputs(enrolments, plans)
     scored = treated_enrolments(enrolments, cohort)
     treated = cohort[cohort["treated"].astype(bool)]
+    without = int((~treated["person_id"].isin(enrolments["person_id"])).sum())
     log.info(
         "enrolments: %d; in the treated cohort: %d; treated without an enrolment record: %d",
         len(enrolments),
         len(scored),
-        int((~treated["person_id"].isin(enrolments["person_id"])).sum()),
+        without,
     )
     event_end = treated.set_index("person_id")["event_end"]
     periods = enrolment_periods(scored, settings.extract_end_date, event_end)
@@ -492,6 +503,7 @@ def score_fidelity(
         slope=slope,
         settings=settings,
         alpha=alpha,
+        n_treated_without_enrolment=without,
     )
 
 
