@@ -79,10 +79,10 @@ def test_weighted_means_match_hand_computation():
     e = att(matched_sample(df), "reoffended", kind="binary", alpha=ALPHA)
     # treated: (1+0+1)/3; control: (0.5*1 + 0.5*0 + 1.5*0 + 0.5*1)/3 = 1/3
     assert e.mean_treated == pytest.approx(2 / 3, abs=1e-12)
-    assert e.mean_control == pytest.approx(1 / 3, abs=1e-12)
+    assert e.mean_comparator == pytest.approx(1 / 3, abs=1e-12)
     assert e.estimate == pytest.approx(1 / 3, abs=1e-12)
     assert e.ratio == pytest.approx(2.0, abs=1e-10)
-    assert (e.n_treated, e.n_control) == (3, 4)
+    assert (e.n_treated, e.n_comparators) == (3, 4)
 
 
 @pytest.mark.parametrize("replace", [False, True])
@@ -145,7 +145,7 @@ def test_risk_ratio_hc0_matches_closed_form():
     for grp in (t, ~t):
         mu = np.average(y[grp], weights=w[grp])
         var += np.sum((w[grp] * (y[grp] - mu)) ** 2) / np.sum(w[grp] * mu) ** 2
-    rr = e.mean_treated / e.mean_control
+    rr = e.mean_treated / e.mean_comparator
     assert e.ratio == pytest.approx(rr, rel=1e-10)
     z = 1.959963984540054
     assert e.ratio_ci_low == pytest.approx(rr * math.exp(-z * math.sqrt(var)), rel=1e-8)
@@ -341,7 +341,7 @@ def test_subgroups_follow_the_treated_member_and_respect_minimum():
     df["sex"] = np.where(df["treated"], treated_sex[df["subclass"]], "male")
     table = subgroup_effects(matched_sample(df), "reoffended", ["sex"], min_treated=30, alpha=ALPHA)
     f = table.set_index("level").loc["female"]
-    assert (f["n_treated"], f["n_control"]) == (40, 80)
+    assert (f["n_treated"], f["n_comparators"]) == (40, 80)
     assert bool(f["shown"]) and f["se_type"] == "cluster"
     sub = df[df["subclass"] < 40]
     assert f["estimate"] == pytest.approx(
@@ -349,7 +349,7 @@ def test_subgroups_follow_the_treated_member_and_respect_minimum():
     )
     assert f["se"] == pytest.approx(att(matched_sample(sub), "reoffended", alpha=ALPHA).se)
     m = table.set_index("level").loc["male"]
-    assert (m["n_treated"], m["n_control"]) == (20, 40) and not m["shown"]
+    assert (m["n_treated"], m["n_comparators"]) == (20, 40) and not m["shown"]
     assert np.isnan(m["estimate"]) and np.isnan(m["p_holm"])
     # with replacement, levels need the links (no more "each person in their own level")
     with pytest.raises(ValueError, match="pairs table"):
@@ -547,7 +547,7 @@ def test_twoway_se_matches_statsmodels_on_get_matches_layout():
     md = sm.WLS(data["reoffended"], sm.add_constant(data["treated"].astype(float)),
                 weights=data["weights"]).fit()  # fmt: skip
     assert e.estimate == pytest.approx(md.params["treated"], abs=1e-12)
-    assert (e.n_treated, e.n_control) == (70, int((~data["treated"]).sum()))
+    assert (e.n_treated, e.n_comparators) == (70, int((~data["treated"]).sum()))
     assert e.n_clusters == 70
     # and it differs from the HC0 that was used before
     hc0 = att(matched_sample(data, replace=True, pairs=pairs), "reoffended", alpha=ALPHA, se="HC0")
@@ -705,15 +705,15 @@ def test_subgroups_with_replacement_assign_comparators_by_partner():
     data["reoffended"] = data["person_id"].map(y)
     data["sex"] = data["person_id"].map(sex)
     m = matched_sample(data, replace=True, pairs=pairs)
-    t = subgroup_effects(m, "reoffended", ["sex"], min_treated=1, min_control=1, alpha=ALPHA)
+    t = subgroup_effects(m, "reoffended", ["sex"], min_treated=1, min_comparators=1, alpha=ALPHA)
     t = t.set_index("level")
-    assert (t.loc["female", "n_treated"], t.loc["female", "n_control"]) == (2, 4)
-    assert (t.loc["male", "n_treated"], t.loc["male", "n_control"]) == (1, 2)
+    assert (t.loc["female", "n_treated"], t.loc["female", "n_comparators"]) == (2, 4)
+    assert (t.loc["male", "n_treated"], t.loc["male", "n_comparators"]) == (1, 2)
     # female: sets 1 and 2, comparators c1..c4 with weight 1/2 each
-    assert t.loc["female", "mean_control"] == pytest.approx((1 + 0 + 1 + 0) / 4)
+    assert t.loc["female", "mean_comparator"] == pytest.approx((1 + 0 + 1 + 0) / 4)
     assert t.loc["female", "estimate"] == pytest.approx(0.5 - 0.5)
     # male: set 3, comparators c1 and c4 (although both are also in the female level)
-    assert t.loc["male", "mean_control"] == pytest.approx((1 + 0) / 2)
+    assert t.loc["male", "mean_comparator"] == pytest.approx((1 + 0) / 2)
     assert t.loc["male", "estimate"] == pytest.approx(1 - 0.5)
     assert t.loc["female", "se_type"] == "twoway"
 
@@ -741,7 +741,7 @@ def test_heterogeneity_test_matches_fully_interacted_statsmodels_regression():
     data, pairs = _levelled_sample()
     m = matched_sample(data, replace=True, pairs=pairs)
     het = subgroup_heterogeneity(m, "reoffended", ["sex", "band"], min_treated=10,
-                                 min_control=10).set_index("variable")  # fmt: skip
+                                 min_comparators=10).set_index("variable")  # fmt: skip
     gm = _get_matches(data, pairs)
     groups = np.column_stack([pd.factorize(gm["subclass"])[0], pd.factorize(gm["person_id"])[0]])
     for var in ("sex", "band"):
@@ -771,7 +771,7 @@ def test_heterogeneity_without_replacement_is_pair_clustered():
     lev = np.where(np.arange(120) % 3 == 0, "a", np.where(np.arange(120) % 3 == 1, "b", "c"))
     df["grp"] = lev[df["subclass"]]
     het = subgroup_heterogeneity(matched_sample(df), "n_reoffences", ["grp"], min_treated=10,
-                                 min_control=10).iloc[0]  # fmt: skip
+                                 min_comparators=10).iloc[0]  # fmt: skip
     D = np.column_stack([(df["grp"] == v).astype(float) for v in "abc"])
     X = np.column_stack([D, D * df["treated"].astype(float).to_numpy()[:, None]])
     fit = sm.WLS(df["n_reoffences"].to_numpy(float), X, weights=df["weights"]).fit(
@@ -793,7 +793,7 @@ def test_holm_over_all_levels_shown_matches_statsmodels():
 
     data, pairs = _levelled_sample(seed=33)
     m = matched_sample(data, replace=True, pairs=pairs)
-    t = subgroup_effects(m, "reoffended", ["sex", "band"], min_treated=10, min_control=10,
+    t = subgroup_effects(m, "reoffended", ["sex", "band"], min_treated=10, min_comparators=10,
                          alpha=ALPHA)  # fmt: skip
     shown = t[t["shown"]]
     assert len(shown) == 5
@@ -812,7 +812,7 @@ def test_within_subgroup_balance_uses_the_levels_treated_sd():
 
     data, pairs = _levelled_sample(seed=35)
     m = matched_sample(data, replace=True, pairs=pairs)
-    t = subgroup_effects(m, "reoffended", ["sex"], min_treated=10, min_control=10, alpha=ALPHA,
+    t = subgroup_effects(m, "reoffended", ["sex"], min_treated=10, min_comparators=10, alpha=ALPHA,
                          balance_covariates=["x"]).set_index("level")  # fmt: skip
     gm = _get_matches(data, pairs)
     lev = _partner_level(gm, data, "sex")

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mydirection import matching as mt
 
 # ---------------------------------------------------------------------------------------
-# Brute-force reference: O(n_treated x n_control), written for clarity, not speed
+# Brute-force reference: O(n_treated x n_comparators), written for clarity, not speed
 # ---------------------------------------------------------------------------------------
 
 

@@ -52,10 +52,10 @@ def test_design_size_from_matched_table():
         }
     )
     d = pw.design_size(matched)
-    assert (d.n_treated, d.n_control) == (2, 5)
+    assert (d.n_treated, d.n_comparators) == (2, 5)
     assert d.n_eff_treated == pytest.approx(2.0)
     w = np.array([2, 1, 1, 1, 1]) / 3
-    assert d.n_eff_control == pytest.approx(w.sum() ** 2 / (w**2).sum())  # 36/8 = 4.5
+    assert d.n_eff_comparators == pytest.approx(w.sum() ** 2 / (w**2).sum())  # 36/8 = 4.5
     assert d.design_effect_control == pytest.approx(5 / 4.5)
     assert d.ratio == pytest.approx(2.5)
 

@@ -32,7 +32,7 @@ def three_reps() -> pd.DataFrame:
             "ci_high": [-0.03, 0.02, 0.02, 0.03, 0.05, 0.01],
             "p_value": [0.0005, 0.32, 0.13, 0.32, 0.003, 0.32],
             "n_treated": 100,
-            "n_control": 100,
+            "n_comparators": 100,
             "error": "",
         }
     )
@@ -90,7 +90,7 @@ def test_rmse_decomposes_into_bias_and_variance(errors):
             "ci_high": e + 0.196,
             "p_value": 0.5,
             "n_treated": 1,
-            "n_control": 1,
+            "n_comparators": 1,
             "error": "",
         }
     )
@@ -164,8 +164,8 @@ def test_tiny_study_rows_and_truth(tiny_study):
     assert (reps.loc[reps["scenario"] == "no_effect", "truth"] == 0).all()
     assert (ok["ci_low"] <= ok["estimate"]).all() and (ok["estimate"] <= ok["ci_high"]).all()
     # the naive comparison uses every cohort member (as many as IPW, more than matching)
-    naive = reps[reps["method"] == "naive"].set_index(["scenario", "rep"])["n_control"]
-    head = reps[reps["method"] == "headline"].set_index(["scenario", "rep"])["n_control"]
+    naive = reps[reps["method"] == "naive"].set_index(["scenario", "rep"])["n_comparators"]
+    head = reps[reps["method"] == "headline"].set_index(["scenario", "rep"])["n_comparators"]
     assert (naive >= head).all()
 
 

@@ -14,3 +14,9 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """The config breaks the schema or a rule that spans settings."""
+
+
+class NotEstimable(UserError, ValueError):
+    """The data cannot support the analysis as specified (e.g. perfect separation in the
+    propensity model). The headline rule stops with the message; a consumer that tries
+    many specifications (the curve, the simulation) records the specification as failed."""

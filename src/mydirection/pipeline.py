@@ -36,7 +36,7 @@ import pandas as pd
 
 from mydirection.effects import jdl
 from mydirection.effects.att import Effect, MatchedSample, att, matched_sample, time_to_first
-from mydirection.errors import UserError
+from mydirection.errors import NotEstimable, UserError
 from mydirection.matching import BalanceVerdict, MatchResult, ipw, match, n_outside_support
 from mydirection.reporting import labels
 from mydirection.reporting.numbers import Numbers
@@ -326,7 +326,7 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
             m = fit(cohort, current, scores.get(tuple(current.terms)))
         except ValueError as err:
             if not tried:  # the analysis plan's own design cannot be fitted: say why, stop
-                raise UserError(f"matching ({len(cohort)} cohort members): {err}") from None
+                raise NotEstimable(f"matching ({len(cohort)} cohort members): {err}") from None
             tried.append((step, None, None, current, change, str(err)))
             continue
         scores[tuple(current.terms)] = m.propensity

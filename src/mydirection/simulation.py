@@ -37,7 +37,7 @@ import pandas as pd
 #: One row per (replicate, scenario, method).
 REPLICATE_COLUMNS = [
     "rep", "scenario", "method", "truth", "estimate", "se", "ci_low", "ci_high", "p_value",
-    "n_treated", "n_control", "error",
+    "n_treated", "n_comparators", "error",
 ]  # fmt: skip
 SCENARIOS = ("measured", "hidden", "no_effect")
 METHODS = ("headline", "event_start", "naive")
@@ -84,7 +84,7 @@ def _clean(extracts: dict, extract_end_date: str) -> dict:
 
 
 def _row(method: str, e, truth: float) -> dict:
-    fields = ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_control")
+    fields = ("estimate", "se", "ci_low", "ci_high", "p_value", "n_treated", "n_comparators")
     return {"method": method, "truth": truth, **{k: getattr(e, k) for k in fields}, "error": ""}
 
 
@@ -202,7 +202,7 @@ def run_batch(reps, config: dict, synthetic_base: dict, settings) -> pd.DataFram
 def sort_rows(reps: pd.DataFrame) -> pd.DataFrame:
     out = reps.sort_values(["scenario", "method", "rep"], kind="stable").reset_index(drop=True)
     out["error"] = out["error"].fillna("").astype(str)
-    return out.astype({"rep": "int64", "n_treated": "float64", "n_control": "float64"})
+    return out.astype({"rep": "int64", "n_treated": "float64", "n_comparators": "float64"})
 
 
 def summarise(reps: pd.DataFrame, alpha: float) -> pd.DataFrame:

@@ -22,7 +22,7 @@ error uses the same sandwich and treats the centring means as fixed.
 
 Binary outcomes also get the risk ratio and count outcomes the rate ratio, both from a
 weighted Poisson regression (log link) with the same robust sandwich ("modified Poisson",
-Zou 2004). Without covariates the ratio is exactly ``mean_treated / mean_control``.
+Zou 2004). Without covariates the ratio is exactly ``mean_treated / mean_comparator``.
 
 :func:`headline_table` lays the measures out as a JDL table and :func:`typical_100_sentence`
 builds the "for every 100 typical people" reading from the numbers.

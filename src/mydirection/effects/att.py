@@ -125,9 +125,9 @@ class Effect:
     ci_high: float
     p_value: float
     n_treated: int
-    n_control: int
+    n_comparators: int
     mean_treated: float
-    mean_control: float
+    mean_comparator: float
     se_type: str
     n_clusters: int | None = None
     covariates: list[str] = field(default_factory=list)
@@ -403,7 +403,7 @@ def att(
     ratio), ``count`` (difference in means + rate ratio) or ``continuous`` (difference in
     means). ``alpha``: the two-sided test level from the analysis plan (interval at
     ``1 - alpha``). ``se``: see the module docstring. Rows with a missing outcome or zero
-    weight are left out. ``n_control`` counts people (not rows of the ``get_matches``
+    weight are left out. ``n_comparators`` counts people (not rows of the ``get_matches``
     layout); ``n_clusters`` is the number of matched sets for clustered types.
     """
     if kind not in KINDS:
@@ -440,16 +440,16 @@ def att(
         ci_high=hi,
         p_value=p,
         n_treated=int(t_person.sum()),
-        n_control=int((~t_person).sum()),
+        n_comparators=int((~t_person).sum()),
         mean_treated=float(np.average(y[t], weights=w[t])),
-        mean_control=float(np.average(y[~t], weights=w[~t])),
+        mean_comparator=float(np.average(y[~t], weights=w[~t])),
         se_type=se_type,
         n_clusters=n_clusters,
         covariates=covariates,
         alpha=alpha,
     )
     if kind in ("binary", "count"):
-        if effect.mean_control > 0 and effect.mean_treated > 0:
+        if effect.mean_comparator > 0 and effect.mean_treated > 0:
             b, v, _ = poisson(y, X, w, clusters, hc3=hc3)
             lb = float(b[1])
             seb = float(math.sqrt(v[1, 1])) if v[1, 1] > 0 else float("nan")

@@ -177,9 +177,9 @@ def headline_table(effects: dict[str, Effect]) -> pd.DataFrame:
                 "outcome": e.outcome,
                 "kind": e.kind,
                 "n_treated": e.n_treated,
-                "n_comparison": e.n_control,
+                "n_comparison": e.n_comparators,
                 "treated": e.mean_treated,
-                "comparison": e.mean_control,
+                "comparison": e.mean_comparator,
                 "difference": e.estimate,
                 "se": e.se,
                 "ci_low": e.ci_low,
@@ -221,7 +221,7 @@ def headline_numbers(
     nt = n.count(
         R + "n_treated", rate.n_treated, "Participants analysed (matched, complete follow-up)"
     )
-    nc = n.count(R + "n_comparison", rate.n_control, "Comparators analysed", unit="comparators")
+    nc = n.count(R + "n_comparison", rate.n_comparators, "Comparators analysed", unit="comparators")
     rt = n.count(R + "n_reoffenders_treated", int(sample.loc[t, "reoffended"].sum()),
                  "Participants with a proven re-offence")  # fmt: skip
     rc = n.count(R + "n_reoffenders_comparison", int(sample.loc[c, "reoffended"].sum()),
@@ -240,7 +240,7 @@ def headline_numbers(
         "Proven re-offending rate, participants",
         treated,
     )
-    add("rate_comparison", rate.mean_control, "proportion",
+    add("rate_comparison", rate.mean_comparator, "proportion",
         "Proven re-offending rate, comparison group (weighted)", comparison)  # fmt: skip
     add("rate_difference", rate.estimate, "pp", "Difference in the re-offending rate")
     add(
@@ -266,7 +266,7 @@ def headline_numbers(
     per = "re-offences per person"
     add("frequency_treated", frequency.mean_treated, "mean", "Proven re-offences per participant",
         treated, unit=per)  # fmt: skip
-    add("frequency_comparison", frequency.mean_control, "mean",
+    add("frequency_comparison", frequency.mean_comparator, "mean",
         "Proven re-offences per comparator (weighted)", comparison, unit=per)  # fmt: skip
     add(
         "frequency_difference",
@@ -319,7 +319,7 @@ def headline_numbers(
     if time_to_first is not None:
         for name, value, label in (
             ("treated", time_to_first.mean_treated, "Days to first proven re-offence, participants who re-offended"),
-            ("comparison", time_to_first.mean_control, "Days to first proven re-offence, comparators who re-offended"),
+            ("comparison", time_to_first.mean_comparator, "Days to first proven re-offence, comparators who re-offended"),
             ("difference", time_to_first.estimate, "Difference in days to first proven re-offence"),
             ("difference_ci_low", time_to_first.ci_low, "Difference in days to first re-offence: interval, lower limit"),
             ("difference_ci_high", time_to_first.ci_high, "Difference in days to first re-offence: interval, upper limit"),

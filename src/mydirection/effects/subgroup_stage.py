@@ -164,5 +164,5 @@ def analyse_subgroups(
         m, "reoffended", list(s.variables), s.min_treated, s.min_comparison, se=se
     )
     overall = att(m, "reoffended", kind="binary", alpha=s.alpha, se=se)
-    table = table.rename(columns={"n_control": "n_comparison"})
+    table = table.rename(columns={"n_comparators": "n_comparison"})
     return SubgroupResult(table=table, heterogeneity=het, overall=overall, settings=s)

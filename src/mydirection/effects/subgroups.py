@@ -12,7 +12,7 @@ comparison within a level is still the matched comparison.
   level of each treated partner, with its weight *share* in that level: ``1 / k_s`` for each
   set ``s`` of the level it serves (``k_s`` = comparators in set ``s``), as in MatchIt's
   ``get_matches()`` layout. A comparator serving partners in two levels is counted in both
-  (``n_control`` counts distinct people per level, so the levels' counts can add up to more
+  (``n_comparators`` counts distinct people per level, so the levels' counts can add up to more
   than the matched comparators). The pairs table is required.
 - Without matched sets (e.g. weighting: no ``subclass``): every person in their own level.
 
@@ -151,7 +151,7 @@ def subgroup_effects(
     variables,
     kind: str = "binary",
     min_treated: int = 30,
-    min_control: int = 30,
+    min_comparators: int = 30,
     *,
     alpha: float | None = None,
     se: str = "auto",
@@ -161,7 +161,7 @@ def subgroup_effects(
     """ATT within each level of each subgroup variable.
 
     Levels and comparators as in the module docstring. A level is estimated only when it
-    has at least ``min_treated`` treated and ``min_control`` comparison people with the
+    has at least ``min_treated`` treated and ``min_comparators`` comparison people with the
     outcome (``shown``); smaller levels are listed with their n and no estimate. ``alpha``:
     the plan's two-sided level (each level's CI is at ``1 - alpha``); ``se`` as in
     :func:`~mydirection.effects.att` (``"auto"``: pair-clustered without replacement,
@@ -186,14 +186,14 @@ def subgroup_effects(
                 "variable": var,
                 "level": str(value),
                 "n_treated": n_t,
-                "n_control": n_c,
-                "shown": n_t >= min_treated and n_c >= min_control,
+                "n_comparators": n_c,
+                "shown": n_t >= min_treated and n_c >= min_comparators,
             }
             if row["shown"]:
                 e = att(sm, outcome, kind=kind, alpha=alpha, se=se)
                 row.update(
                     mean_treated=e.mean_treated,
-                    mean_control=e.mean_control,
+                    mean_comparator=e.mean_comparator,
                     estimate=e.estimate,
                     se=e.se,
                     ci_low=e.ci_low,
@@ -207,8 +207,8 @@ def subgroup_effects(
                     )
                     row.update(max_abs_smd=smd, worst_covariate=worst)
             rows.append(row)
-    cols = ["variable", "level", "n_treated", "n_control", "shown", "mean_treated",
-            "mean_control", "estimate", "se", "ci_low", "ci_high", "p_value", "p_holm",
+    cols = ["variable", "level", "n_treated", "n_comparators", "shown", "mean_treated",
+            "mean_comparator", "estimate", "se", "ci_low", "ci_high", "p_value", "p_holm",
             "se_type", "max_abs_smd", "worst_covariate"]  # fmt: skip
     table = pd.DataFrame(rows).reindex(columns=cols)
     shown = table["shown"].astype(bool).to_numpy()
@@ -223,7 +223,7 @@ def subgroup_heterogeneity(
     outcome: str,
     variables,
     min_treated: int = 30,
-    min_control: int = 30,
+    min_comparators: int = 30,
     *,
     se: str = "auto",
 ) -> pd.DataFrame:
@@ -263,7 +263,8 @@ def subgroup_heterogeneity(
         shown = [
             v
             for v in order
-            if counts.get((v, True), 0) >= min_treated and counts.get((v, False), 0) >= min_control
+            if counts.get((v, True), 0) >= min_treated
+            and counts.get((v, False), 0) >= min_comparators
         ]
         row = {"variable": var, "n_levels": len(shown), "levels": ",".join(shown)}
         if len(shown) < 2:
@@ -309,11 +310,11 @@ def plot_forest(
     from mydirection.reporting.labels import covariate
 
     shown = subgroups[subgroups["shown"]].reset_index(drop=True)
-    comparison = "n_comparison" if "n_comparison" in shown else "n_control"
+    comparison = "n_comparison" if "n_comparison" in shown else "n_comparators"
     scale = 100.0 if overall is None or overall.kind == "binary" else 1.0
     labels, est, lo, hi = [], [], [], []
     if overall is not None:
-        labels.append(f"All matched (n = {overall.n_treated:,} / {overall.n_control:,})")
+        labels.append(f"All matched (n = {overall.n_treated:,} / {overall.n_comparators:,})")
         est.append(overall.estimate * scale)
         lo.append(overall.ci_low * scale)
         hi.append(overall.ci_high * scale)

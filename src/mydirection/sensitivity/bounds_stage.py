@@ -160,7 +160,7 @@ def analyse_bounds(
     hr = cox[cox["covariate"].astype(str) == "treatment"]
     if len(hr):
         h = hr.iloc[0]
-        rare = rate.mean_control < settings.rare_outcome_threshold
+        rare = rate.mean_comparator < settings.rare_outcome_threshold
         rows.append(
             {
                 "measure": "hr",

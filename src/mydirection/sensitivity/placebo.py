@@ -124,7 +124,7 @@ class PlaceboResult:
                     "outcome": "placebo_reoffended",
                     **_row(e),
                     "mean_treated": e.mean_treated,
-                    "mean_control": e.mean_control,
+                    "mean_comparator": e.mean_comparator,
                 }
             ]  # fmt: skip
         )
@@ -140,7 +140,7 @@ class PlaceboResult:
         src = ["reoffending.n_treated", "reoffending.n_comparison"]
         for key, value, label in (
             ("outcome_treated", e.mean_treated, "Placebo outcome (offending before the index date), participants"),
-            ("outcome_comparison", e.mean_control, "Placebo outcome, comparison group (weighted)"),
+            ("outcome_comparison", e.mean_comparator, "Placebo outcome, comparison group (weighted)"),
         ):  # fmt: skip
             n.add(S + key, value, "proportion", label, derived_from=src)
         n.add(

@@ -89,24 +89,24 @@ class DesignSize:
     """Sizes of the matched design, raw and effective (Kish)."""
 
     n_treated: int
-    n_control: int
+    n_comparators: int
     n_eff_treated: float
-    n_eff_control: float
+    n_eff_comparators: float
 
     @property
     def ratio(self) -> float:
         """Matched comparators per treated person (raw counts)."""
-        return self.n_control / self.n_treated if self.n_treated else math.nan
+        return self.n_comparators / self.n_treated if self.n_treated else math.nan
 
     @property
     def ratio_eff(self) -> float:
         """Effective comparators per effective treated person."""
-        return self.n_eff_control / self.n_eff_treated if self.n_eff_treated else math.nan
+        return self.n_eff_comparators / self.n_eff_treated if self.n_eff_treated else math.nan
 
     @property
     def design_effect_control(self) -> float:
-        """``n_control / n_eff_control``: variance inflation from unequal comparator weights."""
-        return self.n_control / self.n_eff_control if self.n_eff_control else math.nan
+        """``n_comparators / n_eff_comparators``: variance inflation from unequal comparator weights."""
+        return self.n_comparators / self.n_eff_comparators if self.n_eff_comparators else math.nan
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -131,9 +131,9 @@ def design_size(
     pos = w > 0
     return DesignSize(
         n_treated=int(np.sum(t & pos)),
-        n_control=int(np.sum(~t & pos)),
+        n_comparators=int(np.sum(~t & pos)),
         n_eff_treated=kish_effective_n(w[t & pos]),
-        n_eff_control=kish_effective_n(w[~t & pos]),
+        n_eff_comparators=kish_effective_n(w[~t & pos]),
     )
 
 
@@ -163,15 +163,15 @@ def _check_power(power: float) -> None:
 
 
 def power_rate(
-    p_control: float, p_treated: float, n_treated: float, n_control: float, alpha: float
+    p_control: float, p_treated: float, n_treated: float, n_comparators: float, alpha: float
 ) -> float:
     """Power of the two-sided two-proportion z-test (pooled null, unpooled alternative)."""
     z = _z(alpha)
     p0, p1 = float(p_control), float(p_treated)
     delta = abs(p1 - p0)
-    pbar = (n_treated * p1 + n_control * p0) / (n_treated + n_control)
-    s0 = math.sqrt(pbar * (1 - pbar) * (1 / n_treated + 1 / n_control))
-    s1 = math.sqrt(p1 * (1 - p1) / n_treated + p0 * (1 - p0) / n_control)
+    pbar = (n_treated * p1 + n_comparators * p0) / (n_treated + n_comparators)
+    s0 = math.sqrt(pbar * (1 - pbar) * (1 / n_treated + 1 / n_comparators))
+    s1 = math.sqrt(p1 * (1 - p1) / n_treated + p0 * (1 - p0) / n_comparators)
     if s1 == 0:
         return 1.0 if delta > 0 else alpha
     return float(stats.norm.cdf((delta - z * s0) / s1) + stats.norm.cdf((-delta - z * s0) / s1))
@@ -180,14 +180,14 @@ def power_rate(
 def mde_rate(
     p_control: float,
     n_treated: float,
-    n_control: float,
+    n_comparators: float,
     alpha: float,
     power: float,
     direction: str = "reduction",
 ) -> float:
     """Minimum detectable difference in a binary rate, as a proportion (0.05 = 5 points).
 
-    ``p_control`` is the comparison group's rate; ``n_treated`` and ``n_control`` the
+    ``p_control`` is the comparison group's rate; ``n_treated`` and ``n_comparators`` the
     (effective) group sizes. ``direction="reduction"`` looks for ``p1 = p0 - delta``
     (what the programme hopes for), ``"increase"`` for ``p1 = p0 + delta``. Returns NaN when
     no difference inside the unit interval reaches the requested power.
@@ -199,7 +199,9 @@ def mde_rate(
     limit = p_control if sign < 0 else 1 - p_control
 
     def f(delta: float) -> float:
-        return power_rate(p_control, p_control + sign * delta, n_treated, n_control, alpha) - power
+        return (
+            power_rate(p_control, p_control + sign * delta, n_treated, n_comparators, alpha) - power
+        )
 
     hi = limit * (1 - 1e-12)
     if f(hi) < 0:
@@ -210,7 +212,7 @@ def mde_rate(
 def mde_rate_arcsine(
     p_control: float,
     n_treated: float,
-    n_control: float,
+    n_comparators: float,
     alpha: float,
     power: float,
     direction: str = "reduction",
@@ -221,7 +223,7 @@ def mde_rate_arcsine(
     ``|2 asin(sqrt p1) - 2 asin(sqrt p0)| = h``. Shown for comparison with texts (and
     ``statsmodels.stats.proportion.proportion_effectsize``) that use it.
     """
-    h = mde_standardised(n_treated, n_control, alpha, power)
+    h = mde_standardised(n_treated, n_comparators, alpha, power)
     phi0 = 2 * math.asin(math.sqrt(p_control))
     phi1 = phi0 - h if direction == "reduction" else phi0 + h
     if not 0 <= phi1 <= math.pi:
@@ -230,21 +232,21 @@ def mde_rate_arcsine(
     return abs(p_control - p1)
 
 
-def power_mean(d: float, n_treated: float, n_control: float, alpha: float) -> float:
+def power_mean(d: float, n_treated: float, n_comparators: float, alpha: float) -> float:
     """Power of the two-sided two-sample z-test for a standardised difference ``d``."""
     z = _z(alpha)
-    ncp = abs(d) * math.sqrt(1 / (1 / n_treated + 1 / n_control))
+    ncp = abs(d) * math.sqrt(1 / (1 / n_treated + 1 / n_comparators))
     return float(stats.norm.cdf(ncp - z) + stats.norm.cdf(-ncp - z))
 
 
-def mde_standardised(n_treated: float, n_control: float, alpha: float, power: float) -> float:
+def mde_standardised(n_treated: float, n_comparators: float, alpha: float, power: float) -> float:
     """Minimum detectable standardised difference (difference / SD), equal variances."""
     _check_power(power)
-    if n_treated <= 0 or n_control <= 0:
+    if n_treated <= 0 or n_comparators <= 0:
         return math.nan
 
     def f(d: float) -> float:
-        return power_mean(d, n_treated, n_control, alpha) - power
+        return power_mean(d, n_treated, n_comparators, alpha) - power
 
     hi = 1.0
     while f(hi) < 0:
@@ -252,9 +254,11 @@ def mde_standardised(n_treated: float, n_control: float, alpha: float, power: fl
     return float(optimize.brentq(f, 0.0, hi, xtol=_XTOL, rtol=1e-14))
 
 
-def mde_mean(sd: float, n_treated: float, n_control: float, alpha: float, power: float) -> float:
+def mde_mean(
+    sd: float, n_treated: float, n_comparators: float, alpha: float, power: float
+) -> float:
     """Minimum detectable difference in a mean (e.g. re-offences per person) with SD ``sd``."""
-    return mde_standardised(n_treated, n_control, alpha, power) * float(sd)
+    return mde_standardised(n_treated, n_comparators, alpha, power) * float(sd)
 
 
 def n_needed_rate(
@@ -306,9 +310,9 @@ class PowerResult:
     def table(self) -> pd.DataFrame:
         rows = {
             "n_treated": float(self.size.n_treated),
-            "n_comparison": float(self.size.n_control),
+            "n_comparison": float(self.size.n_comparators),
             "effective_n_treated": self.size.n_eff_treated,
-            "effective_n_comparison": self.size.n_eff_control,
+            "effective_n_comparison": self.size.n_eff_comparators,
             "design_effect_comparison": self.size.design_effect_control,
             **{
                 k: getattr(self, k)
@@ -332,7 +336,7 @@ class PowerResult:
 
         n = Numbers()
         src = COUNTS
-        n.add("power.effective_n_comparison", self.size.n_eff_control, "estimate",
+        n.add("power.effective_n_comparison", self.size.n_eff_comparators, "estimate",
               "Effective number of comparators (Kish, matching weights)", unit="people",
               decimals=1, derived_from=src)  # fmt: skip
         n.add("power.design_effect", self.size.design_effect_control, "ratio",
@@ -365,16 +369,16 @@ def analyse_power(sample: pd.DataFrame, settings) -> PowerResult:
 
     data = sample.dropna(subset=["reoffended", "n_reoffences"])
     size = design_size(data)
-    if size.n_treated < 2 or size.n_control < 2:
+    if size.n_treated < 2 or size.n_comparators < 2:
         raise UserError(
-            f"power: {size.n_treated} participants and {size.n_control} comparators with "
+            f"power: {size.n_treated} participants and {size.n_comparators} comparators with "
             "outcomes in the analysis sample (column treated); power needs at least 2 of each"
         )
     comp = data[~data["treated"].astype(bool)]
     p0, _ = weighted_mean_sd(comp["reoffended"], comp["weights"])
     f0, f_sd = weighted_mean_sd(comp["n_reoffences"], comp["weights"])
     a, pw = settings.alpha, settings.power
-    n1, n0 = size.n_eff_treated, size.n_eff_control
+    n1, n0 = size.n_eff_treated, size.n_eff_comparators
     rate_ok = 0 < p0 < 1
     effect = settings.target_effect_pp / 100
     target_ok = rate_ok and 0 < p0 + effect < 1

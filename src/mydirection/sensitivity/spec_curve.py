@@ -33,7 +33,7 @@ CHOICES = ("method", "distance", "caliper", "ratio", "replace", "exact", "follow
 COLUMNS = [
     "spec", "method", "distance", "caliper", "ratio", "replace", "exact", "followup_days",
     "is_headline", "estimate", "se", "ci_low", "ci_high", "p_value", "mean_treated",
-    "mean_control", "n_treated", "n_control", "max_abs_smd_after", "balance_ok", "error",
+    "mean_comparator", "n_treated", "n_comparators", "max_abs_smd_after", "balance_ok", "error",
 ]  # fmt: skip
 
 
@@ -137,7 +137,7 @@ def run_spec(
             **row,
             **nan,
             "n_treated": 0,
-            "n_control": 0,
+            "n_comparators": 0,
             "balance_ok": False,
             "error": str(err),
         }
@@ -150,9 +150,9 @@ def run_spec(
         "ci_high": e.ci_high,
         "p_value": e.p_value,
         "mean_treated": e.mean_treated,
-        "mean_control": e.mean_control,
+        "mean_comparator": e.mean_comparator,
         "n_treated": e.n_treated,
-        "n_control": e.n_control,
+        "n_comparators": e.n_comparators,
         "max_abs_smd_after": v.max_abs_smd_after,
         "balance_ok": bool(v.ok),
         "error": "",
@@ -166,7 +166,7 @@ def run_batch(cohort, outcomes_by_window: dict, headline, choices: dict, propens
         for name, c in choices.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS).astype(
-        {"n_treated": "int64", "n_control": "int64", "followup_days": "int64", "ratio": "int64"}
+        {"n_treated": "int64", "n_comparators": "int64", "followup_days": "int64", "ratio": "int64"}
     )
 
 
