@@ -812,3 +812,23 @@ def test_cohort_matches_brute_force(raw_events, raw_enrol):
     assert final.loc["all", "n_remaining"] == len(got)
     first = r.attrition[r.attrition["step"] == 1].set_index("group")
     assert first.loc["all", "n_remaining"] == len({e["person_id"] for e in events} | set(enrol))
+
+
+def test_the_profile_of_participants_not_included():
+    """Enrolled but left out by an eligibility step (tr_outside): counted once per variable,
+    at their own sex, age band at enrolment and ethnicity; levels add up to the total."""
+    from mydirection.cohort_profile import P, band_labels
+
+    tabs = _mixed_tables()
+    tabs["people"]["birth_year"] = 1990  # tr_outside enrols on 2018-06-01, aged 27
+    r = build(tabs, extract_end_date="2020-06-29")
+    prof = r.excluded
+    assert (prof.groupby("variable")["n"].sum() == 1).all()
+    person = tabs["people"].set_index("person_id").loc["tr_outside"]
+    hit = prof[prof["n"] == 1].set_index("variable")["level"]
+    assert hit["sex"] == person["sex"] and hit["ethnicity"] == person["ethnicity"]
+    assert hit["age_band"] == "25-34"
+    n = r.numbers()
+    assert n[P + "n"].value == n["cohort.n_enrolled"].value - n["cohort.n_treated"].value
+    assert ("cohort.n_enrolled", ("cohort.n_treated", P + "n"), "part") in n.relations
+    assert band_labels((18, 25)) == ["under 18", "18-24", "25+"]

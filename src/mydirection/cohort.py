@@ -51,13 +51,13 @@ Covariates are measured strictly before the index date: see :mod:`mydirection.co
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from mydirection import tables
+from mydirection.cohort_index import BARRIER_TEXT, draw_comparator_delays, enrolment_barred
 from mydirection.contract import age_in_years
 from mydirection.covariates import NEEDS, add_covariates, at_pilot_office
 from mydirection.errors import UserError
@@ -242,58 +242,6 @@ def followup_available(
     return index_date + pd.Timedelta(days=followup_days + waiting_days) <= end
 
 
-#: The enrolment barriers (``cohort.enrolment_barriers``) in words.
-BARRIER_TEXT = {"reoffence": "re-offence", "custody": "custodial sentence"}
-
-
-def enrolment_barred(idx: pd.DataFrame, convictions: pd.DataFrame, barriers) -> np.ndarray:
-    """Per index row: an event that would have stopped an enrolment happened on or after the
-    start of the index event and before the index date (module docstring, step 6).
-
-    ``idx``: person_id, event_start, index_date; ``convictions``: person_id, offence_date,
-    disposal_date, offence_group, disposal_type (same person keys). ``reoffence``: an
-    offence other than a breach committed in the window, whenever it was proven;
-    ``custody``: a custodial disposal dated in the window.
-    """
-    pos = pd.Index(idx["person_id"]).get_indexer(convictions["person_id"])
-    keep = pos >= 0
-    pos = pos[keep]
-    start = idx["event_start"].to_numpy(dtype="datetime64[ns]")[pos]
-    end = idx["index_date"].to_numpy(dtype="datetime64[ns]")[pos]
-
-    def inside(column):
-        day = convictions[column].to_numpy(dtype="datetime64[ns]")[keep]
-        return (day >= start) & (day < end)
-
-    hit = np.zeros(len(pos), dtype=bool)
-    if "reoffence" in barriers:
-        not_breach = (convictions["offence_group"] != "breach").fillna(True).to_numpy(bool)
-        hit |= not_breach[keep] & inside("offence_date")
-    if "custody" in barriers:
-        custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)
-        hit |= custody[keep] & inside("disposal_date")
-    barred = np.zeros(len(idx), dtype=bool)
-    barred[pos[hit]] = True
-    return barred
-
-
-def draw_comparator_delays(treated_delays: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Delays (days) for ``n`` comparators, drawn with replacement from the treated delays.
-
-    Deterministic: the treated delays are sorted first, and the generator is seeded from the
-    master seed and this step's name, so the same inputs give the same draws.
-    """
-    pool = np.sort(np.asarray(treated_delays, dtype=float))
-    if n and not len(pool):
-        raise UserError(
-            "cohort.index_date is 'enrolment' but no one was enrolled during an eligible "
-            "event, so there is no delay distribution to give comparators; use event_start"
-        )
-    rng = np.random.default_rng([seed, zlib.crc32(b"cohort.comparator_index_delay")])
-    return rng.choice(pool, size=n, replace=True) if n else np.empty(0)
-
-
-# --------------------------------------------------------------------------------------
 # --------------------------------------------------------------------------------------
 # The whole stage
 # --------------------------------------------------------------------------------------
@@ -347,6 +295,8 @@ class CohortResult:
 
     cohort: pd.DataFrame
     attrition: pd.DataFrame
+    #: Participants not included, by sex, age band and ethnicity (mydirection.cohort_profile).
+    excluded: pd.DataFrame | None = None
 
     def numbers(self) -> Numbers:
         """Every attrition step (remaining and lost, per group, with the additive relations
@@ -378,7 +328,12 @@ class CohortResult:
         n.relation(n_t, [previous["treated"][0]])
         n.relation(n_c, [previous["comparator"][0]])
         n.count("cohort.n_received", int(first["all"]), "People in the extracts")
-        n.count("cohort.n_enrolled", int(first["treated"]), "People in the enrolment extract")
+        n_e = n.count("cohort.n_enrolled", int(first["treated"]), "People in the enrolment extract")
+        if self.excluded is not None:
+            from mydirection.cohort_profile import P, profile_numbers
+
+            n.update(profile_numbers(self.excluded, int(first["treated"]) - int(t.sum())))
+            n.relation(n_e, [n_t, P + "n"])
         n.count(
             "cohort.n_treated_ogrs3_missing",
             int(c.loc[t, "ogrs3_missing"].sum()),
@@ -450,6 +405,7 @@ def build_cohort(
     n_universe = int(max((c.max() + 1 for c in code[:3] if len(c)), default=0))
     if len(code[0]) and np.bincount(code[0]).max() > 1:
         _check_unique(people, "people", "person_id")
+    received = people, enrolments  # for the profile of participants not included
     people = people[["sex", "ethnicity", *(c for c in AGE_FACTS if c in people.columns)]]
     people = people.assign(person_id=code[0])
     event_person = code[1]  # supervision rows stay in the caller's frame (no copy)
@@ -597,4 +553,7 @@ def build_cohort(
         cohort[col] = cohort[col].astype("datetime64[ns]")
     for col in ("n_previous_offences", "n_previous_custody", "offences_last_12m"):
         cohort[col] = cohort[col].astype("int64")
-    return CohortResult(cohort=cohort, attrition=att.frame())
+    from mydirection.cohort_profile import excluded_profile
+
+    excluded = excluded_profile(*received, cohort, s.profile_age_bands)
+    return CohortResult(cohort=cohort, attrition=att.frame(), excluded=excluded)

@@ -498,6 +498,7 @@ class CohortSettings(Settings):
     rosh: tuple[str, ...] = setting("cohort.rosh", tuple)
     sentence_types: tuple[str, ...] = setting("cohort.sentence_types", tuple)
     min_age: float = setting("cohort.min_age", float)
+    profile_age_bands: tuple[int, ...] = setting("cohort.profile_age_bands", tuple)
     index_date: str = setting("cohort.index_date")
     enrolment_barriers: tuple[str, ...] = setting("cohort.enrolment_barriers", tuple)
     pilot_offices: tuple[str, ...] = setting("cohort.pilot_offices", tuple)
