@@ -44,6 +44,9 @@ rule report:
     output:
         html="results/report/evaluation.html",
         run_log="results/report/run_log.json",
+        provenance="results/report/provenance.json",
+        tables=directory("results/report/tables"),
+        xlsx="results/report/tables.xlsx",
     log:
         "results/logs/report.log",
     benchmark:
@@ -55,6 +58,7 @@ rule report:
         runtime=20,
     params:
         engine=config["report"]["engine"],
+        synthetic=SYNTHETIC,
         commit=GIT_COMMIT,
         dirty=GIT_DIRTY,
     script:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from mydirection.reporting import disclosure
 from mydirection.reporting.format import format_config_value, format_display
+from mydirection.reporting.number_labels import number_label
 from mydirection.reporting.numbers import Number
 from mydirection.reporting.summary import derive_summary
 
@@ -171,6 +172,8 @@ def build_registry(
         numbers[key] = {**entry, "rule": "registry"}
 
     for key, e in numbers.items():
+        if not key.startswith("config."):
+            e["label"] = number_label(key, e.get("label"))
         for d in e.get("derived_from", ()):
             if d not in numbers:
                 raise RegistryError(

@@ -32,6 +32,10 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from mydirection.reporting import labels
+from mydirection.reporting.format import change_words, p_value_phrase, unsigned
+from mydirection.reporting.number_labels import number_label
+
 _MD_SPECIAL = {
     "[": "&#91;",
     "]": "&#93;",
@@ -113,15 +117,13 @@ class Report:
         return bool(self.entry(key).get("suppressed"))
 
     def label(self, key: str) -> Markup:
-        """The number's label, or its key set as an identifier when it has none.
+        """The number's plain-English label (:func:`labels.number_label`: never its key).
 
         A label is registry text written by the rule (it may contain digits, e.g. a
         confidence level), so it is printed inside ``<span class="regtext" data-key=KEY>``.
         """
         e = self.entry(key) if key in self.numbers else self.figures[key]
-        if e.get("label"):
-            return self.regtext(key, e["label"])
-        return Markup(f'<code class="ident">{text(key)}</code>')
+        return self.regtext(key, number_label(key, e.get("label")))
 
     def regtext(self, key: str, value: str) -> Markup:
         """Text taken from the registry entry ``key`` (label, unit, caption), marked as such."""
@@ -144,6 +146,47 @@ class Report:
             f'<a class="numlink" href="#rule-{escape(e["rule"])}"><span class="{cls}" '
             f'data-key="{escape(key)}" title="{escape(title)}">{text(e["display"])}</span></a>'
         )
+
+    def _span(self, key: str, shown: str, extra: str = "") -> Markup:
+        """Like :meth:`n`, with ``shown`` (a form of the display) as the visible text."""
+        e = self.entry(key)
+        self.used.add(key)
+        cls = "num suppressed" if e.get("suppressed") else "num"
+        cls += f" {extra}" if extra else ""
+        title = f"{e.get('label') or key} (rule {e['rule']})"
+        return Markup(
+            f'<a class="numlink" href="#rule-{escape(e["rule"])}"><span class="{cls}" '
+            f'data-key="{escape(key)}" title="{escape(title)}">{text(shown)}</span></a>'
+        )
+
+    def size(self, key: str) -> Markup:
+        """A size printed without a sign (a minimum detectable effect, an SD)."""
+        return self._span(key, unsigned(self.entry(key)["display"]), "unsigned")
+
+    def change(
+        self, key: str, rise: str = "rose by", fall: str = "fell by", same: str = "did not change"
+    ) -> Markup:
+        """A change in words: "fell by 1.83", never "fell by −1.83" (:func:`change_words`)."""
+        e = self.entry(key)
+        verb, magnitude = change_words(
+            e.get("value"), e["display"], rise=rise, fall=fall, same=same
+        )
+        if magnitude is None:
+            self.used.add(key)
+            return Markup(f'<span class="change" data-key="{escape(key)}">{text(verb)}</span>')
+        if magnitude == e["display"]:
+            return Markup(f"{text(verb)} ") + self.n(key)
+        return Markup(f"{text(verb)} ") + self._span(key, magnitude, "unsigned")
+
+    def p(self, key: str) -> Markup:
+        """A p-value in prose: ``p = 0.042``, ``p < 0.001``, ``p > 0.999``."""
+        e = self.entry(key)
+        if e.get("suppressed") or e.get("kind") != "p_value":
+            return Markup("p = ") + self.n(key)
+        relation, shown = p_value_phrase(e["display"])
+        if relation == "=":
+            return Markup("p = ") + self.n(key)
+        return Markup(f"p {escape(relation)} ") + self._span(key, shown, "pvalue")
 
     def opt(self, key: str, missing: str = "\u2014") -> Markup:
         """Like :meth:`n`, but an em dash when the key is absent (optional table cells)."""
@@ -210,10 +253,11 @@ class Report:
             for k in keys
         ]
         return Markup(
-            f'<p class="rest-heading">{text(heading)}</p>\n<table class="rest">\n'
+            f'<details class="rest">\n<summary class="rest-heading">{text(heading)}</summary>\n'
+            '<table class="rest">\n'
             "<thead><tr><th>Measure</th><th>Value</th><th>Unit</th></tr></thead>\n<tbody>\n"
             + "\n".join(rows)
-            + "\n</tbody>\n</table>\n"
+            + "\n</tbody>\n</table>\n</details>\n"
         )
 
     def subgroup_table(self) -> Markup:
@@ -238,8 +282,8 @@ class Report:
                 else Markup("\u2014")
             )
             rows.append(
-                f"<tr><td>{self.regtext(anchor, variable.replace('_', ' '))}</td>"
-                f"<td>{self.regtext(anchor, level.replace('_', ' '))}</td>"
+                f"<tr><td>{self.regtext(anchor, labels.variable(variable))}</td>"
+                f"<td>{self.regtext(anchor, labels.level(variable, level))}</td>"
                 f"<td>{cell('n_treated')}</td><td>{cell('n_comparison')}</td>"
                 f"<td>{cell('rate_difference')}</td><td>{ci}</td>"
                 f"<td>{cell('rate_difference_p')}</td></tr>"
@@ -298,16 +342,29 @@ class Report:
                     f"{text(e['setting'])}</code></td><td>{self.n(k)}</td><td>{text(users)}</td></tr>"
                 )
             parts.append(
+                f'<details class="methods"><summary>Settings: <code class="ident">{text(group)}'
+                "</code></summary>\n"
                 f'<table class="methods" data-section="{escape(group)}">\n<thead><tr><th>Setting</th>'
                 "<th>Value</th><th>Used by rules</th></tr></thead>\n<tbody>\n"
                 + "\n".join(rows)
-                + "\n</tbody>\n</table>\n"
+                + "\n</tbody>\n</table>\n</details>\n"
             )
         return Markup("\n".join(parts))
 
     def provenance(self) -> Markup:
-        """One entry per rule: stage function, code versions, settings, inputs (with the rule
-        that made each, linked) and outputs; every number links here."""
+        """One compact entry per rule: stage function, the rules its inputs came from (links
+        upstream), and, folded away, code versions, settings and inputs with checksums.
+
+        Groups of files (replicates, batches) are one line: their count and the manifest
+        checksum the rule harness recorded. Every number links here; the full record is
+        provenance.json beside the report.
+        """
+        n_numbers: dict[str, int] = {}
+        for e in self.numbers.values():
+            n_numbers[e.get("rule")] = n_numbers.get(e.get("rule"), 0) + 1
+        n_figures: dict[str, int] = {}
+        for f in self.figures.values():
+            n_figures[f.get("rule")] = n_figures.get(f.get("rule"), 0) + 1
         parts = []
         for rule in sorted(self.rules):
             r = self.rules[rule]
@@ -320,31 +377,45 @@ class Report:
                 f"<code>{text(json.dumps(v, ensure_ascii=False, sort_keys=True))}</code></li>"
                 for k, v in sorted(r.get("config", {}).items())
             )
-            inputs = []
+            inputs, upstream, n_files = [], set(), 0
             for path, info in sorted(r.get("inputs", {}).items()):
                 sha = info.get("sha256")
-                sha = sha.get("manifest_sha256", "") if isinstance(sha, dict) else sha or ""
                 made = info.get("made_by")
+                if made:
+                    upstream.add(made)
+                if isinstance(sha, dict):
+                    n = sha.get("files", 0)
+                    n_files += n
+                    inputs.append(
+                        f"<li><code>{text(path)}</code>: {text(n)} files, manifest "
+                        f"<code>{text(str(sha.get('manifest_sha256', ''))[:12])}</code></li>"
+                    )
+                    continue
+                n_files += 1
                 by = (
-                    f' from <a href="#rule-{escape(made)}">rule {text(made)}</a>'
+                    f' from <a href="#rule-{escape(made)}">{text(made)}</a>'
                     if made
                     else " (source)"
                 )
                 inputs.append(
-                    f"<li><code>{text(path)}</code> <code>{text(sha[:12])}</code>{by}</li>"
+                    f"<li><code>{text(path)}</code> <code>{text((sha or '')[:12])}</code>{by}</li>"
                 )
-            n_numbers = sum(1 for e in self.numbers.values() if e.get("rule") == rule)
+            ups = ", ".join(f'<a href="#rule-{escape(u)}">{text(u)}</a>' for u in sorted(upstream))
+            counts = f"{text(n_numbers.get(rule, 0))} numbers"
+            if n_figures.get(rule):
+                counts += f", {text(n_figures[rule])} figures"
             parts.append(
                 f'<section class="rule-prov" id="rule-{escape(rule)}">\n'
                 f"<h3>Rule {text(rule)}</h3>\n"
-                f"<p>Library stage <code>{text(r.get('stage') or 'script')}</code>, script "
-                f"<code>{text(r.get('script', ''))}</code>; {text(n_numbers)} reported "
-                f"numbers.</p>\n"
-                f"<details><summary>Code versions (git blobs)</summary><ul>{code}</ul></details>\n"
-                f"<details><summary>Settings</summary><ul>{settings or '<li>none</li>'}</ul>"
-                f"</details>\n"
-                f"<details><summary>Inputs</summary><ul>{''.join(inputs) or '<li>none</li>'}"
-                f"</ul></details>\n</section>\n"
+                f"<p>Stage <code>{text(r.get('stage') or 'script')}</code>, script "
+                f"<code>{text(r.get('script', ''))}</code>; {counts}; "
+                f"inputs from {ups or 'source files only'}.</p>\n"
+                f"<details><summary>{text(len(r.get('code', {})))} code versions, "
+                f"{text(len(r.get('config', {})))} settings, {text(n_files)} input files"
+                f'</summary>\n<ul class="prov-code">{code}</ul>\n'
+                f'<ul class="prov-settings">{settings or "<li>no settings</li>"}</ul>\n'
+                f'<ul class="prov-inputs">{"".join(inputs) or "<li>no inputs</li>"}</ul>\n'
+                f"</details>\n</section>\n"
             )
         return Markup("".join(parts))
 
@@ -527,3 +598,31 @@ def render(
                 cworkdir=str(tmp),
             )
         shutil.copyfile(tmp / "evaluation.html", output)
+
+
+def provenance_document(registry: Mapping, stamp: Mapping) -> str:
+    """The full machine-readable provenance written beside the report (provenance.json):
+    the build stamp, every rule (code versions, settings, inputs with checksums and the rule
+    that made each) and every number and figure with its rule (stable JSON text)."""
+    number_fields = (
+        "rule",
+        "label",
+        "kind",
+        "unit",
+        "value",
+        "display",
+        "suppressed",
+        "derived_from",
+    )
+    doc = {
+        "stamp": dict(stamp),
+        "config_hash": registry.get("config_hash", ""),
+        "threshold": registry.get("threshold"),
+        "rules": registry.get("rules", {}),
+        "numbers": {
+            k: {f: e[f] for f in number_fields if f in e}
+            for k, e in sorted(registry.get("numbers", {}).items())
+        },
+        "figures": registry.get("figures", {}),
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
