@@ -560,6 +560,70 @@ def test_report_in_headless_chromium(built, tmp_path):
         driver.quit()
 
 
+MAX_PAGE_HEIGHT = 40_000  # px at 1280 px: the body plus the compact provenance appendix
+# The visible text outside the appendices that name settings, files and hashes by design.
+VISIBLE_TEXT_JS = """
+const skip = ["methods", "reproducibility", "provenance", "refs", "references"];
+const clone = document.body.cloneNode(true);
+for (const id of skip) { const n = clone.querySelector("#" + id); if (n) n.remove(); }
+clone.querySelectorAll("script, style").forEach(n => n.remove());
+document.body.appendChild(clone); clone.style.position = "absolute";
+const text = clone.innerText; clone.remove(); return text;
+"""
+
+
+def report_under_test(built) -> list[Path]:
+    """The fake report, and the pipeline's own report when one has been built here."""
+    out = [built[1]]
+    own = ROOT / "results" / "report" / "evaluation.html"
+    if own.is_file():
+        out.append(own)
+    return out
+
+
+@pytest.mark.slow
+def test_report_layout_in_headless_chromium(built, tmp_path):
+    """Page height at 1280 px, no horizontal overflow at 420 px, the synthetic banner on
+    screen wherever the reader scrolls, and no registry key visible as text."""
+    registry, _, _ = built
+    driver = chromium_driver(tmp_path)
+    try:
+        for html in report_under_test(built):
+            reg = registry
+            if html != built[1]:
+                reg = json.loads((ROOT / "results" / "registry.json").read_text())
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+            driver.get(html.as_uri())
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            assert height < MAX_PAGE_HEIGHT, (html, height)
+            banner = driver.find_element("id", "synthetic-banner")
+            assert "Synthetic data — a demonstration, not findings" in banner.text
+            for y in (0, height // 2, height):
+                driver.execute_script(f"window.scrollTo(0, {y});")
+                top, bottom = driver.execute_script(
+                    "const r = arguments[0].getBoundingClientRect(); return [r.top, r.bottom];",
+                    banner,
+                )
+                assert top >= -1 and bottom <= 900 and bottom > 0, (html, y, top)
+            visible = driver.execute_script(VISIBLE_TEXT_JS)
+            assert registry_keys_in(visible, reg) == [], html
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            )
+            driver.get(html.as_uri())
+            scroll_w, client_w = driver.execute_script(
+                "const d = document.documentElement; return [d.scrollWidth, d.clientWidth];"
+            )
+            assert scroll_w <= client_w, (html, scroll_w, client_w)
+            driver.save_screenshot(str(tmp_path / "narrow.png"))
+    finally:
+        driver.quit()
+
+
 def test_quarto_renders_the_same_template(tmp_path):
     if shutil.which("quarto") is None:
         pytest.skip("quarto is not on the PATH: the report is rendered by Pandoc (pypandoc)")
@@ -943,3 +1007,50 @@ def test_tables_are_exported_as_csv_and_xlsx_with_suppressed_cells(built, tmp_pa
     # deterministic bytes
     write_xlsx(tables, tmp_path / "again.xlsx")
     assert (tmp_path / "again.xlsx").read_bytes() == xlsx.read_bytes()
+
+
+# ----------------------------------------------------------------------------- JDL tables
+def test_attrition_table_follows_the_chain_through_matching():
+    from mydirection.reporting.render import Report
+
+    def num(display, label=""):
+        return {"rule": "cohort", "display": display, "label": label, "kind": "count"}
+
+    base = "cohort.attrition."
+    numbers = {}
+    relations = []
+    steps = [
+        ("received", "Records received"),
+        ("adult", "Aged 18 or over"),
+        ("window", "In window"),
+    ]
+    for i, (step, label) in enumerate(steps):
+        for group in ("treated", "comparator"):
+            numbers[f"{base}{step}.{group}.remaining"] = num(
+                str(100 - i), f"{label}: {group}, remaining"
+            )
+            if i:
+                numbers[f"{base}{step}.{group}.lost"] = num("<5" if group == "treated" else "7")
+                prev = steps[i - 1][0]
+                relations.append(
+                    [
+                        f"{base}{prev}.{group}.remaining",
+                        [f"{base}{step}.{group}.remaining", f"{base}{step}.{group}.lost"],
+                        "total",
+                    ]
+                )
+    relations.reverse()  # the order comes from the chain, not from the list
+    numbers["matching.n_treated_matched"] = {**num("90"), "rule": "match"}
+    numbers["matching.n_treated_unmatched"] = {**num("8"), "rule": "match"}
+    numbers["matching.n_comparators_matched"] = {**num("90"), "rule": "match"}
+    report = Report({"numbers": numbers, "relations": relations})
+    assert report.attrition_steps() == ["received", "adult", "window"]
+    soup = BeautifulSoup(str(report.attrition_table()), "html.parser")
+    rows = [
+        [" ".join(c.get_text().split()) for c in tr.find_all(["th", "td"])]
+        for tr in soup.tbody.find_all("tr")
+    ]
+    assert rows[0] == ["Records received", "100", "—", "100", "—"]
+    assert rows[1] == ["Aged 18 or over", "99", "<5", "99", "7"]
+    assert rows[3][:4] == ["Matched (propensity score)", "90", "8", "90"]
+    assert len(rows) == 4

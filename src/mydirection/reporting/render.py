@@ -76,6 +76,7 @@ class Report:
         self.numbers: dict = dict(registry.get("numbers", {}))
         self.figures: dict = dict(registry.get("figures", {}))
         self.rules: dict = dict(registry.get("rules", {}))
+        self.relations: list = list(registry.get("relations", []))
         self.threshold = registry.get("threshold", 5)
         self.config_hash = registry.get("config_hash", "")
         self.used: set[str] = set()
@@ -292,6 +293,78 @@ class Report:
             '<table class="subgroups jdl">\n<thead><tr><th>Subgroup</th><th>Level</th>'
             "<th>My Direction</th><th>Comparison</th><th>Difference in rate</th>"
             "<th>Confidence interval</th><th>p-value</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n"
+        )
+
+    def attrition_steps(self) -> list[str]:
+        """The cohort's attrition steps in order, read from the registry's relations
+        (``...<step>.treated.remaining = ...<next>.treated.remaining + ...<next>.treated.lost``)."""
+        prefix, group = "cohort.attrition.", ".treated.remaining"
+        after: dict[str, str] = {}
+        for rel in self.relations:
+            total, parts = rel[0], rel[1]
+            if not (total.startswith(prefix) and total.endswith(group)):
+                continue
+            nxt = [p for p in parts if p.startswith(prefix) and p.endswith(group)]
+            if len(nxt) == 1:
+                after[total[len(prefix) : -len(group)]] = nxt[0][len(prefix) : -len(group)]
+        starts = set(after) - set(after.values())
+        if len(starts) != 1:
+            return []
+        steps = [starts.pop()]
+        while steps[-1] in after and len(steps) <= len(after):
+            steps.append(after[steps[-1]])
+        return steps
+
+    def attrition_table(self) -> Markup:
+        """The attrition chevron as a table, continued through matching and follow-up:
+        people remaining and lost at each step, participants and comparators."""
+        steps = self.attrition_steps()
+        if not steps:
+            return Markup("")
+        base = "cohort.attrition."
+
+        def cell(key):
+            return self.n(key) if key in self.numbers else Markup("\u2014")
+
+        rows = []
+        for step in steps:
+            anchor = f"{base}{step}.treated.remaining"
+            label = self.numbers.get(anchor, {}).get("label") or labels.humanise_key(step)
+            label = re.sub(r":\s*treated, remaining$", "", label)
+            rows.append(
+                f"<tr><th>{self.regtext(anchor, label)}</th>"
+                f"<td>{cell(anchor)}</td><td>{cell(f'{base}{step}.treated.lost')}</td>"
+                f"<td>{cell(f'{base}{step}.comparator.remaining')}</td>"
+                f"<td>{cell(f'{base}{step}.comparator.lost')}</td></tr>"
+            )
+        later = [
+            (
+                "matching.n_treated_matched",
+                "Matched (propensity score)",
+                "matching.n_treated_unmatched",
+                "matching.n_comparators_matched",
+            ),
+            (
+                "reoffending.n_treated",
+                "Analysed: matched, with a complete follow-up",
+                None,
+                "reoffending.n_comparison",
+            ),
+        ]
+        for treated, label, lost, comparators in later:
+            if treated not in self.numbers:
+                continue
+            rows.append(
+                f'<tr class="after-cohort"><th>{self.regtext(treated, label)}</th>'
+                f"<td>{cell(treated)}</td><td>{cell(lost) if lost else cell('')}</td>"
+                f"<td>{cell(comparators)}</td><td>\u2014</td></tr>"
+            )
+        return Markup(
+            '<table class="attrition jdl">\n<thead><tr><th>Step</th>'
+            "<th>Participants remaining</th><th>Participants lost</th>"
+            "<th>Comparators remaining</th><th>Comparators lost</th></tr></thead>\n<tbody>\n"
             + "\n".join(rows)
             + "\n</tbody>\n</table>\n"
         )
