@@ -881,6 +881,7 @@ def test_no_registry_key_is_visible_as_text(built):
     registry, _, soup = built
     text = visible_text(soup)
     assert registry_keys_in(text, registry) == []
+    assert re.findall(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b", text) == []  # no column names
     # every row of every "Other numbers" table has a label, never an identifier
     for table in soup.select("table.rest"):
         for tr in table.tbody.find_all("tr"):
@@ -1054,3 +1055,20 @@ def test_attrition_table_follows_the_chain_through_matching():
     assert rows[1] == ["Aged 18 or over", "99", "<5", "99", "7"]
     assert rows[3][:4] == ["Matched (propensity score)", "90", "8", "90"]
     assert len(rows) == 4
+
+
+def test_identifiers_in_stage_texts_read_as_words():
+    from mydirection.reporting.number_labels import readable_text
+
+    assert readable_text("copas_rate") == "Rate of offending (Copas)"
+    assert readable_text("extra terms n_previous_offences^2") == (
+        "extra terms previous proven offences^2"
+    )
+    assert readable_text("on logit_ps, exact on sentence_type") == (
+        "on the logit of the propensity score, exact on sentence type"
+    )
+    assert readable_text("Sentence type: community_order, licence") == (
+        "Sentence type: community order, licence"
+    )
+    assert readable_text("by ogrs3_2yr") == "by OGRS3 score (two years)"
+    assert readable_text("no identifiers, 0.2 SD") == "no identifiers, 0.2 SD"

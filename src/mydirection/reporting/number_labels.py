@@ -8,6 +8,10 @@ that a new label reruns only the registry and the report.
 
 from __future__ import annotations
 
+import re
+
+from mydirection.reporting import labels
+
 # Labels of registry numbers whose rule wrote none (keys from the rule harness's own
 # accounting); :func:`number_label` falls back to these, then to a reading of the key.
 NUMBER_LABELS = {
@@ -42,6 +46,36 @@ _WORDS = {
 }
 
 
+# Identifiers that stage texts use, in words (covariate names come from labels.VARIABLES).
+TOKENS = {
+    "logit_ps": "the logit of the propensity score",
+    "not_available": "not available",
+    "id_normalised": "identifiers normalised",
+    "code_normalised": "codes normalised",
+    "date_format": "dates reformatted",
+}
+IDENTIFIER = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def readable_text(text: str) -> str:
+    """Text with each ``snake_case`` identifier in words: a covariate's readable name
+    (``n_previous_offences`` -> ``Previous proven offences``), a known token, else the
+    identifier with spaces (``community_order`` -> ``community order``)."""
+
+    def words(m: re.Match) -> str:
+        token = m.group(0)
+        if token in TOKENS:
+            return TOKENS[token]
+        if token in labels.VARIABLES:
+            name = labels.VARIABLES[token]
+            if m.start() and name[1:2].islower():  # mid-sentence: "previous proven offences"
+                name = name[0].lower() + name[1:]
+            return name
+        return token.replace("_", " ")
+
+    return IDENTIFIER.sub(words, text)
+
+
 def humanise_key(key: str) -> str:
     """A readable label from a registry key's last part (``n_excluded_followup`` ->
     ``Number of excluded followup``): the fallback of :func:`number_label`."""
@@ -59,4 +93,4 @@ def number_label(key: str, label: str | None = None) -> str:
     return NUMBER_LABELS.get(key) or humanise_key(key)
 
 
-__all__ = ["NUMBER_LABELS", "humanise_key", "number_label"]
+__all__ = ["NUMBER_LABELS", "humanise_key", "number_label", "readable_text"]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from mydirection.reporting import disclosure
 from mydirection.reporting.format import format_config_value, format_display
-from mydirection.reporting.number_labels import number_label
+from mydirection.reporting.number_labels import number_label, readable_text
 from mydirection.reporting.numbers import Number
 from mydirection.reporting.summary import derive_summary
 
@@ -173,7 +173,9 @@ def build_registry(
 
     for key, e in numbers.items():
         if not key.startswith("config."):
-            e["label"] = number_label(key, e.get("label"))
+            e["label"] = readable_text(number_label(key, e.get("label")))
+            if e.get("kind") == "text" and isinstance(e.get("value"), str):
+                e["value"] = readable_text(e["value"])
         for d in e.get("derived_from", ()):
             if d not in numbers:
                 raise RegistryError(
