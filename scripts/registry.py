@@ -22,6 +22,7 @@ def main(job):
             config=job.config,
             schema=schema(),
             own=own,
+            producers=getattr(job.params, "producers", None),
         )
     except RegistryError as err:
         raise UserError(str(err)) from err

@@ -1072,3 +1072,35 @@ def test_identifiers_in_stage_texts_read_as_words():
     )
     assert readable_text("by ogrs3_2yr") == "by OGRS3 score (two years)"
     assert readable_text("no identifiers, 0.2 SD") == "no identifiers, 0.2 SD"
+
+
+def test_inputs_name_the_rule_that_made_them_even_without_numbers():
+    from mydirection.reporting.registry import producer_of
+
+    producers = {
+        "simulation_batch": ["results/simulation/batches/batch_{batch}.parquet"],
+        "report": ["results/report/evaluation.html", "results/report/tables"],
+        "clean": ["results/clean/{extract}.parquet"],
+    }
+    assert producer_of("results/simulation/batches/batch_3.parquet", producers) == (
+        "simulation_batch"
+    )
+    assert producer_of("results/clean/people.parquet", producers) == "clean"
+    assert producer_of("results/clean/raw/people.parquet", producers) is None  # no "/"
+    assert producer_of("results/report/tables/cohort-1.csv", producers) == "report"
+    assert producer_of("data/synthetic/people.csv", producers) is None
+    doc = {
+        "rule": "simulation",
+        "script": "scripts/simulation_summary.py",
+        "inputs": {"results/simulation/batches/batch_0.parquet": "a" * 64},
+        "numbers": {},
+    }
+    registry = build_registry([doc], threshold=5, alpha=0.05, producers=producers)
+    made = registry["rules"]["simulation"]["inputs"]["results/simulation/batches/batch_0.parquet"]
+    assert made["made_by"] == "simulation_batch"
+    from mydirection.reporting.render import Report
+
+    soup = BeautifulSoup(str(Report(registry).provenance()), "html.parser")
+    assert soup.find(id="rule-simulation").find("a", href="#rule-simulation_batch")
+    stub = soup.find(id="rule-simulation_batch")  # the link lands on an entry
+    assert stub.find("a", href="#rule-simulation")

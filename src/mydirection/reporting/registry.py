@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -89,13 +90,28 @@ def load_numbers(paths: Iterable) -> list[dict]:
     return docs
 
 
-def _rules(docs: list[dict]) -> dict[str, dict]:
+def _pattern(output: str) -> re.Pattern:
+    """A Snakemake output pattern (``results/x/batch_{batch}.parquet``) as a regex."""
+    parts = re.split(r"\{[^{}]*\}", output)
+    return re.compile("[^/]+".join(re.escape(p) for p in parts) + r"(/.*)?")
+
+
+def producer_of(path: str, producers: Mapping[str, Iterable[str]] | None) -> str | None:
+    """The rule whose output pattern matches ``path`` (the first by rule name), or None."""
+    for rule in sorted(producers or {}):
+        if any(_pattern(o).fullmatch(path) for o in producers[rule]):
+            return rule
+    return None
+
+
+def _rules(docs: list[dict], producers: Mapping | None = None) -> dict[str, dict]:
     made_by = {path: d["rule"] for d in docs for path in d.get("outputs", {})}
     rules = {}
     for d in sorted(docs, key=lambda d: d["rule"]):
         inputs = {}
         for path, sha in sorted(d.get("inputs", {}).items()):
-            inputs[path] = {"sha256": sha, "made_by": made_by.get(path)}
+            made = made_by.get(path) or producer_of(path, producers)
+            inputs[path] = {"sha256": sha, "made_by": made}
         rules[d["rule"]] = {
             "stage": d.get("stage"),
             "script": d["script"],
@@ -115,10 +131,13 @@ def build_registry(
     config: Mapping | None = None,
     schema: Mapping | None = None,
     own: dict | None = None,
+    producers: Mapping[str, Iterable[str]] | None = None,
 ) -> dict:
     """Merge the rules' numbers documents into the registry (see the module docstring).
 
-    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs"}``).
+    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs"}``);
+    ``producers`` maps each workflow rule to its output patterns, so that an input made by a
+    rule that reports no numbers (a batch rule) still names the rule that made it.
     Raises :class:`RegistryError` on a key reported by two rules or an unknown
     ``derived_from`` key.
     """
@@ -195,7 +214,7 @@ def build_registry(
     for f in figures.values():
         f["withheld"] = any(d in hidden for d in f.get("derived_from", ()))
 
-    rules = _rules(docs)
+    rules = _rules(docs, producers)
     rules["registry"] = {
         "stage": "mydirection.reporting.registry.build_registry",
         "script": (own or {}).get("script", "scripts/registry.py"),

@@ -490,6 +490,21 @@ class Report:
                 f'<ul class="prov-inputs">{"".join(inputs) or "<li>no inputs</li>"}</ul>\n'
                 f"</details>\n</section>\n"
             )
+        feeds: dict[str, set] = {}
+        for rule, r in self.rules.items():
+            for info in r.get("inputs", {}).values():
+                made = info.get("made_by")
+                if made and made not in self.rules:
+                    feeds.setdefault(made, set()).add(rule)
+        for made in sorted(feeds):  # rules that report no numbers (batch rules): one line
+            into = ", ".join(
+                f'<a href="#rule-{escape(u)}">{text(u)}</a>' for u in sorted(feeds[made])
+            )
+            parts.append(
+                f'<section class="rule-prov" id="rule-{escape(made)}">\n'
+                f"<h3>Rule {text(made)}</h3>\n<p>Reports no numbers; its output files feed "
+                f"{into} (their checksums are listed there).</p>\n</section>\n"
+            )
         return Markup("".join(parts))
 
     def stamp_table(self, stamp: Mapping) -> Markup:
