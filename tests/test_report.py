@@ -1104,3 +1104,21 @@ def test_inputs_name_the_rule_that_made_them_even_without_numbers():
     assert soup.find(id="rule-simulation").find("a", href="#rule-simulation_batch")
     stub = soup.find(id="rule-simulation_batch")  # the link lands on an entry
     assert stub.find("a", href="#rule-simulation")
+
+
+def test_power_caveat_follows_the_verdict(tmp_path):
+    """A significant difference smaller than the MDE is not called "non-significant"."""
+    _, html = build(
+        tmp_path,
+        override={
+            "reoffending.rate_difference_ci_low": number(-0.07, "pp"),
+            "reoffending.rate_difference_ci_high": number(-0.008, "pp"),
+            "reoffending.rate_difference_p": number(0.02, "p_value"),
+        },
+    )
+    soup = BeautifulSoup(html.read_text(), "html.parser")
+    summary = " ".join(soup.find(id="summary").get_text(" ").split())
+    assert "statistically significant reduction" in summary
+    assert "non-significant" not in summary and "overstate the true effect" in summary
+    limits = " ".join(soup.find(id="limitations").get_text(" ").split())
+    assert "absence of a significant effect" not in limits
