@@ -28,6 +28,13 @@ def main(job):
         raise UserError(str(err)) from err
     with open(job.output.registry, "w") as fh:
         fh.write(dumps(registry))
+    if registry["unlabelled"]:
+        log.warning(
+            "registry: %d numbers have no label of their own and are labelled from their "
+            "key (label them in their stage): %s",
+            len(registry["unlabelled"]),
+            ", ".join(registry["unlabelled"][:20]),
+        )
     n_supp = sum(e["suppressed"] for e in registry["numbers"].values())
     log.info(
         "registry: %d numbers (%d suppressed), %d figures from %d numbers files",

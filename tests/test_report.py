@@ -1122,3 +1122,21 @@ def test_power_caveat_follows_the_verdict(tmp_path):
     assert "non-significant" not in summary and "overstate the true effect" in summary
     limits = " ".join(soup.find(id="limitations").get_text(" ").split())
     assert "absence of a significant effect" not in limits
+
+
+def test_a_number_without_a_label_is_flagged_and_never_shows_its_key(built):
+    registry, _, soup = built
+    # the fake cohort count has no label of its own: labelled from its key, and flagged
+    assert "cohort.n_treated" in registry["unlabelled"]
+    assert registry["numbers"]["cohort.n_treated"]["label"] == "Number of treated"
+    assert "cohort.share_excluded_no_assessment" not in registry["unlabelled"]
+
+
+def test_the_pipelines_own_numbers_all_have_labels():
+    """Run after a build in this checkout (skipped otherwise): every number the pipeline
+    reports carries a label written by its rule (or reporting/number_labels.py)."""
+    path = ROOT / "results" / "registry.json"
+    if not path.is_file():
+        pytest.skip("no results/registry.json here: build the pipeline first")
+    registry = json.loads(path.read_text())
+    assert registry.get("unlabelled", []) == []

@@ -46,6 +46,9 @@ _WORDS = {
 }
 
 
+# Units spelled out.
+UNITS = {"df": "degrees of freedom"}
+
 # Identifiers that stage texts use, in words (covariate names come from labels.VARIABLES).
 TOKENS = {
     "logit_ps": "the logit of the propensity score",
@@ -93,4 +96,4 @@ def number_label(key: str, label: str | None = None) -> str:
     return NUMBER_LABELS.get(key) or humanise_key(key)
 
 
-__all__ = ["NUMBER_LABELS", "humanise_key", "number_label", "readable_text"]
+__all__ = ["NUMBER_LABELS", "UNITS", "humanise_key", "number_label", "readable_text"]

@@ -18,6 +18,9 @@ document, ``results/registry.json``::
 - Disclosure control (:func:`mydirection.reporting.disclosure.protect`) runs on all numbers
   at once with every stage's additive relations; a suppressed number keeps no value; a
   figure computed from a suppressed number is withheld.
+- Every number has a plain-English label: the rule's own, else one from
+  :mod:`mydirection.reporting.number_labels`; ``unlabelled`` lists the numbers whose label
+  had to be read from their key (the rule should label them).
 - The registry adds its own entries (rule ``registry``): ``report.suppression_threshold``,
   one ``config.<key>`` entry per setting of the analysis plan, and ``summary.*``
   (:func:`mydirection.reporting.summary.derive_summary`).
@@ -33,7 +36,7 @@ from pathlib import Path
 
 from mydirection.reporting import disclosure
 from mydirection.reporting.format import format_config_value, format_display
-from mydirection.reporting.number_labels import number_label, readable_text
+from mydirection.reporting.number_labels import NUMBER_LABELS, UNITS, number_label, readable_text
 from mydirection.reporting.numbers import Number
 from mydirection.reporting.summary import derive_summary
 
@@ -190,9 +193,14 @@ def build_registry(
             )
         numbers[key] = {**entry, "rule": "registry"}
 
+    unlabelled = []
     for key, e in numbers.items():
         if not key.startswith("config."):
+            if not (e.get("label") or "").strip() and key not in NUMBER_LABELS:
+                unlabelled.append(key)  # labelled from its key: the rule should label it
             e["label"] = readable_text(number_label(key, e.get("label")))
+            if e.get("unit") in UNITS:
+                e["unit"] = UNITS[e["unit"]]
             if e.get("kind") == "text" and isinstance(e.get("value"), str):
                 e["value"] = readable_text(e["value"])
         for d in e.get("derived_from", ()):
@@ -233,6 +241,7 @@ def build_registry(
         "numbers": dict(sorted(numbers.items())),
         "figures": dict(sorted(figures.items())),
         "relations": [[r[0], list(r[1]), *r[2:]] for r in relations],
+        "unlabelled": sorted(unlabelled),
     }
 
 
