@@ -1140,3 +1140,47 @@ def test_the_pipelines_own_numbers_all_have_labels():
         pytest.skip("no results/registry.json here: build the pipeline first")
     registry = json.loads(path.read_text())
     assert registry.get("unlabelled", []) == []
+
+
+def test_balance_table_beside_the_love_plot():
+    import pandas as pd
+
+    from mydirection.reporting.balance_table import balance_numbers
+    from mydirection.reporting.numbers import Numbers
+    from mydirection.reporting.render import Report
+
+    balance = pd.DataFrame(
+        {
+            "covariate": ["age", "index_offence_group_possession_of_weapons"],
+            "variable": ["age", "index_offence_group"],
+            "level": [None, "possession_of_weapons"],
+            "smd_before": [-0.31, 0.25],
+            "smd_after": [-0.02, 0.14],
+            "var_ratio_after": [1.1, float("nan")],
+            "mean_treated": [31.0, 0.05],  # never reported
+        }
+    )
+    n = Numbers()
+    balance_numbers(balance, n)
+    doc = {"rule": "match", "script": "scripts/match.py", "numbers": n.as_dict()}
+    config = {"matching": {"smd_threshold": 0.1}}
+    registry = build_registry([doc], threshold=5, alpha=0.05, config=config)
+    assert not any("mean" in k for k in registry["numbers"])
+    assert "matching.balance.age.var_ratio_after" in registry["numbers"]
+    assert (
+        "matching.balance.index_offence_group_possession_of_weapons.var_ratio_after"
+        not in (registry["numbers"])
+    )
+    soup = BeautifulSoup(str(Report(registry).balance_table()), "html.parser")
+    rows = [
+        [" ".join(c.get_text().split()) for c in tr.find_all(["th", "td"])]
+        for tr in soup.tbody.find_all("tr")
+    ]
+    assert rows[0] == ["Age", "−0.310", "−0.020", "1.10", ""]
+    assert rows[1] == [
+        "Index offence: possession of weapons",
+        "0.250",
+        "0.140",
+        "—",
+        "above the threshold",
+    ]

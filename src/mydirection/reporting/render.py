@@ -297,6 +297,55 @@ class Report:
             + "\n</tbody>\n</table>\n"
         )
 
+    def balance_table(self) -> Markup:
+        """The numeric standardised differences beside the Love plot: one row per covariate
+        level (``matching.balance.<level>.smd_before/smd_after/var_ratio_after``), a level
+        whose difference after matching exceeds the plan's threshold marked."""
+        prefix = "matching.balance."
+        levels: dict[str, dict[str, str]] = {}
+        for key in sorted(self.numbers):
+            if key.startswith(prefix):
+                level, _, measure = key[len(prefix) :].rpartition(".")
+                if level:
+                    levels.setdefault(level, {})[measure] = key
+        if not levels:
+            return Markup("")
+        threshold = self.numbers.get("config.matching.smd_threshold", {}).get("config_value")
+
+        def cell(m, measure):
+            return self.n(m[measure]) if measure in m else Markup("\u2014")
+
+        rows = []
+        for m in levels.values():
+            anchor = m.get("smd_after") or next(iter(m.values()))
+            name = re.sub(
+                r": standardised mean difference after matching$",
+                "",
+                self.numbers[anchor].get("label") or "",
+            )
+            after = self.numbers.get(m.get("smd_after", ""), {}).get("value")
+            over = (
+                isinstance(after, int | float)
+                and isinstance(threshold, int | float)
+                and abs(after) > threshold
+            )
+            flag = "above the threshold" if over else ""
+            tr = '<tr class="imbalanced">' if over else "<tr>"
+            rows.append(
+                f"{tr}"
+                f"<th>{self.regtext(anchor, name)}</th>"
+                f"<td>{cell(m, 'smd_before')}</td><td>{cell(m, 'smd_after')}</td>"
+                f"<td>{cell(m, 'var_ratio_after')}</td><td>{text(flag)}</td></tr>"
+            )
+        return Markup(
+            '<table class="balance jdl">\n<thead><tr><th>Covariate</th>'
+            "<th>Standardised difference before matching</th>"
+            "<th>Standardised difference after matching</th>"
+            "<th>Variance ratio after matching</th><th>Balance</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n"
+        )
+
     def attrition_steps(self) -> list[str]:
         """The cohort's attrition steps in order, read from the registry's relations
         (``...<step>.treated.remaining = ...<next>.treated.remaining + ...<next>.treated.lost``)."""
