@@ -699,7 +699,8 @@ def make_workflow(root: Path) -> None:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / rel, root / rel)
     (root / "Snakefile").write_text(
-        'configfile: "config/config.yaml"\n\nNUMBERS = []\nFIGURES = []\nALL_TARGETS = []\n\n'
+        'configfile: "config/config.yaml"\n\nNUMBERS = []\nFIGURES = []\nALL_TARGETS = []\n'
+        "SYNTHETIC = True\n\n"
         "def code(script):\n    return [script]\n\n"
         + "\n".join(rules)
         + '\ninclude: "workflow/rules/report.smk"\n\n'
@@ -733,7 +734,14 @@ def test_snakemake_builds_twice_identically_and_reruns_only_users(tmp_path):
     for root in (a, b):
         make_workflow(root)
         snakemake(root)
-    for rel in ("results/registry.json", "results/report/evaluation.html"):
+    for rel in (
+        "results/registry.json",
+        "results/report/evaluation.html",
+        "results/report/provenance.json",
+        "results/report/tables.xlsx",
+        "results/report/tables/index.csv",
+        "results/report/tables/reoffending-1.csv",
+    ):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
     run_log = json.loads((a / "results/report/run_log.json").read_text())
     assert run_log["seconds"] >= 0 and "started_utc" in run_log
