@@ -5,7 +5,7 @@ exactly what the reader sees, suppressed cells included (``<5``, ``[c]``): nothi
 recomputed and no raw value can leak. Cells are written as text, as printed.
 
 Each table is named after the report section it is in and its position there
-(``reoffending-1``); ``index.csv`` lists every table with its section heading. The
+(``reoffending-1``), or its ``data-section`` (``methods-matching``); ``index.csv`` lists every table with its section heading. The
 reproducibility stamp and the provenance appendix are not published tables.
 
 Both formats are deterministic: CSV with ``\\n`` line ends, the workbook with fixed
@@ -68,6 +68,10 @@ class _Tables(HTMLParser):
             top = next((s for s in reversed(self.sections) if s), "report")
             if classes & SKIP_CLASSES or any(s in SKIP_SECTIONS for s in self.sections):
                 self.current = None
+                return
+            part = re.sub(r"[^a-z0-9_-]+", "-", (a.get("data-section") or "").lower())
+            if part:  # a named table (the methods appendix: one per group of settings)
+                self.current = Table(f"{top}-{part}", top, self.heading)
                 return
             k = self.count[top] = self.count.get(top, 0) + 1
             self.current = Table(f"{top}-{k}", top, self.heading)
