@@ -1184,7 +1184,7 @@ def test_balance_table_beside_the_love_plot():
         [" ".join(c.get_text().split()) for c in tr.find_all(["th", "td"])]
         for tr in soup.tbody.find_all("tr")
     ]
-    assert rows[0] == ["Age", "−0.310", "−0.020", "1.10", ""]
+    assert rows[0] == ["Age", "−0.310", "−0.020", "1.10", "within"]
     assert rows[1] == [
         "Index offence: possession of weapons",
         "0.250",

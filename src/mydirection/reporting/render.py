@@ -329,7 +329,8 @@ class Report:
                 and isinstance(threshold, int | float)
                 and abs(after) > threshold
             )
-            flag = "above the threshold" if over else ""
+            judged = isinstance(after, int | float) and isinstance(threshold, int | float)
+            flag = ("above the threshold" if over else "within") if judged else ""
             tr = '<tr class="imbalanced">' if over else "<tr>"
             rows.append(
                 f"{tr}"
