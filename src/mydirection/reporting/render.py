@@ -10,7 +10,13 @@ and the provenance appendix (:meth:`Report.provenance`) has one entry ``id="rule
 per rule: its library stage function, the git blob of each module it ran, its settings and
 its inputs with the rule that made each (a link upstream). The full, number-by-number
 provenance is the registry itself, copied beside the report as ``provenance.json``.
-Figure captions name registry numbers as ``{key}``; each is printed as a linked number. A section is rendered only when its stage has reported (:meth:`Report.has`);
+Figure captions name registry numbers as ``{key}``; each is printed as a linked number.
+Words around numbers: :meth:`Report.size` prints a size without a sign (an MDE, an SD),
+:meth:`Report.change` a change as "fell by 1.83" (never "fell by −1.83"), :meth:`Report.p` a
+p-value as "p < 0.001" or "p = 0.042". The JDL tables (:meth:`Report.attrition_table`,
+:meth:`Report.balance_table`, :meth:`Report.subgroup_table`) are built from registry numbers
+only. A synthetic build (``stamp["synthetic"]``) carries a banner on every screen.
+A section is rendered only when its stage has reported (:meth:`Report.has`);
 inside a rendered section a key that no rule wrote stops the build with
 :class:`ReportKeyError` naming the key.
 
