@@ -22,11 +22,19 @@ def main(job):
             config=job.config,
             schema=schema(),
             own=own,
+            producers=getattr(job.params, "producers", None),
         )
     except RegistryError as err:
         raise UserError(str(err)) from err
     with open(job.output.registry, "w") as fh:
         fh.write(dumps(registry))
+    if registry["unlabelled"]:
+        log.warning(
+            "registry: %d numbers have no label of their own and are labelled from their "
+            "key (label them in their stage): %s",
+            len(registry["unlabelled"]),
+            ", ".join(registry["unlabelled"][:20]),
+        )
     n_supp = sum(e["suppressed"] for e in registry["numbers"].values())
     log.info(
         "registry: %d numbers (%d suppressed), %d figures from %d numbers files",

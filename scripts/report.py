@@ -5,6 +5,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from mydirection.reporting.exports import html_tables, write_csvs, write_xlsx
 from mydirection.reporting.render import (
     ReportKeyError,
     choose_engine,
@@ -12,18 +13,28 @@ from mydirection.reporting.render import (
     figure_filename,
     fill_template,
     package_versions,
+    provenance_document,
     render,
     source_inputs,
 )
 from mydirection.runner import UserError, log, run
+
+# What the stamp says about the data the report was built from (params.synthetic).
+DATA_SOURCE = {
+    True: "SYNTHETIC: generated demonstration extracts (a demonstration, not findings)",
+    False: "real extracts (config raw_dir)",
+}
 
 
 def main(snakemake):
     started = time.time()
     registry = json.loads(Path(snakemake.input.registry).read_text())
     engine = choose_engine(snakemake.params.engine)
+    synthetic = bool(snakemake.params.synthetic)
     stamp = {
+        "synthetic": synthetic,
         "build": {
+            "data": DATA_SOURCE[synthetic],
             "commit": snakemake.params.commit,
             "working tree": {True: "dirty (uncommitted changes)", False: "clean"}.get(
                 snakemake.params.dirty, "unknown (not a git checkout)"
@@ -52,6 +63,11 @@ def main(snakemake):
         if isinstance(detail, bytes):
             detail = detail.decode(errors="replace")
         raise UserError(f"{engine} could not render the report: {err} {detail[-2000:]}") from err
+    html = Path(snakemake.output.html).read_text()
+    tables = html_tables(html)
+    write_csvs(tables, snakemake.output.tables)
+    write_xlsx(tables, snakemake.output.xlsx)
+    Path(snakemake.output.provenance).write_text(provenance_document(registry, stamp))
     run_log = {
         "rule": snakemake.rule,
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -59,6 +75,7 @@ def main(snakemake):
         "engine": stamp["build"]["render engine"],
         "numbers": len(registry["numbers"]),
         "figures": len(registry["figures"]),
+        "tables": len(tables),
     }
     Path(snakemake.output.run_log).write_text(json.dumps(run_log, indent=2) + "\n")
     log.info("report: rendered with %s in %.1f s", engine, run_log["seconds"])

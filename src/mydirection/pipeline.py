@@ -39,6 +39,7 @@ from mydirection.effects.att import Effect, MatchedSample, att, matched_sample, 
 from mydirection.errors import NotEstimable, UserError
 from mydirection.matching import BalanceVerdict, MatchResult, ipw, match, n_outside_support
 from mydirection.reporting import labels
+from mydirection.reporting.balance_table import balance_numbers
 from mydirection.reporting.numbers import Numbers
 from mydirection.settings import AnalysisSpec, MatchSpec
 
@@ -291,6 +292,7 @@ class Design:
                 "text",
                 f"Design step {row.step}: balance",
             )
+        balance_numbers(self.balance, n)  # the numeric table beside the Love plot
         return n
 
 

@@ -6,6 +6,11 @@ from mydirection.reporting.render import git_state, registry_figure_paths
 
 # The report's reproducibility stamp: re-rendered when the commit or dirty flag changes.
 GIT_COMMIT, GIT_DIRTY = git_state()
+# Which rule makes which files (output patterns by rule): the provenance appendix links an
+# input to the rule that made it even when that rule reports no numbers (batch rules).
+OUTPUT_PATTERNS = {
+    r.name: sorted(str(o) for o in r.output) for r in workflow.rules if r.output
+}
 
 
 checkpoint registry:
@@ -27,6 +32,7 @@ checkpoint registry:
         runtime=10,
     params:
         config=config,
+        producers=OUTPUT_PATTERNS,
     script:
         "../../scripts/registry.py"
 
@@ -44,6 +50,9 @@ rule report:
     output:
         html="results/report/evaluation.html",
         run_log="results/report/run_log.json",
+        provenance="results/report/provenance.json",
+        tables=directory("results/report/tables"),
+        xlsx="results/report/tables.xlsx",
     log:
         "results/logs/report.log",
     benchmark:
@@ -55,6 +64,7 @@ rule report:
         runtime=20,
     params:
         engine=config["report"]["engine"],
+        synthetic=SYNTHETIC,
         commit=GIT_COMMIT,
         dirty=GIT_DIRTY,
     script:

@@ -81,3 +81,44 @@ def format_config_value(value) -> str:
     if isinstance(value, dict):
         return "; ".join(f"{k}: {format_config_value(v)}" for k, v in sorted(value.items()))
     return _signed(str(value))
+
+
+def unsigned(display: str) -> str:
+    """A printed number without its sign (``−1.83`` -> ``1.83``, ``+8.7 pp`` -> ``8.7 pp``).
+
+    For sizes (a minimum detectable effect, an SD) and for a change whose direction is said
+    in words (:func:`change_words`). A suppressed display (``<5``, ``[c]``) is unchanged.
+    """
+    if display[:1] in (MINUS, "-", "+") and display[1:2].isdigit():
+        return display[1:]
+    return display
+
+
+def change_words(
+    value,
+    display: str,
+    *,
+    rise: str = "rose by",
+    fall: str = "fell by",
+    same: str = "did not change",
+) -> tuple[str, str | None]:
+    """``(verb, magnitude)`` for a change: the direction in words, the size without a sign.
+
+    ``(-1.83, "−1.83")`` -> ``("fell by", "1.83")``; ``(0.4, "+0.40")`` -> ``("rose by",
+    "0.40")``; a value that prints as zero -> ``("did not change", None)``; an unknown
+    (suppressed or missing) value -> ``("changed by", display)`` so no direction is implied.
+    """
+    if value is None or isinstance(value, bool | str):
+        return "changed by", display
+    magnitude = unsigned(display)
+    if not any(ch.isdigit() and ch != "0" for ch in magnitude):
+        return same, None
+    return (rise if value > 0 else fall), magnitude
+
+
+def p_value_phrase(display: str) -> tuple[str, str]:
+    """``(relation, number)`` for a p-value in prose: ``"<0.001"`` -> ``("<", "0.001")``,
+    ``"0.042"`` -> ``("=", "0.042")``; printed as ``p < 0.001``, ``p = 0.042``."""
+    if display[:1] in ("<", ">") and display[1:2].isdigit():
+        return display[0], display[1:]
+    return "=", display

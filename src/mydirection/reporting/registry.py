@@ -18,6 +18,9 @@ document, ``results/registry.json``::
 - Disclosure control (:func:`mydirection.reporting.disclosure.protect`) runs on all numbers
   at once with every stage's additive relations; a suppressed number keeps no value; a
   figure computed from a suppressed number is withheld.
+- Every number has a plain-English label: the rule's own, else one from
+  :mod:`mydirection.reporting.number_labels`; ``unlabelled`` lists the numbers whose label
+  had to be read from their key (the rule should label them).
 - The registry adds its own entries (rule ``registry``): ``report.suppression_threshold``,
   one ``config.<key>`` entry per setting of the analysis plan, and ``summary.*``
   (:func:`mydirection.reporting.summary.derive_summary`).
@@ -27,11 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mydirection.reporting import disclosure
 from mydirection.reporting.format import format_config_value, format_display
+from mydirection.reporting.number_labels import NUMBER_LABELS, UNITS, number_label, readable_text
 from mydirection.reporting.numbers import Number
 from mydirection.reporting.summary import derive_summary
 
@@ -88,13 +93,28 @@ def load_numbers(paths: Iterable) -> list[dict]:
     return docs
 
 
-def _rules(docs: list[dict]) -> dict[str, dict]:
+def _pattern(output: str) -> re.Pattern:
+    """A Snakemake output pattern (``results/x/batch_{batch}.parquet``) as a regex."""
+    parts = re.split(r"\{[^{}]*\}", output)
+    return re.compile("[^/]+".join(re.escape(p) for p in parts) + r"(/.*)?")
+
+
+def producer_of(path: str, producers: Mapping[str, Iterable[str]] | None) -> str | None:
+    """The rule whose output pattern matches ``path`` (the first by rule name), or None."""
+    for rule in sorted(producers or {}):
+        if any(_pattern(o).fullmatch(path) for o in producers[rule]):
+            return rule
+    return None
+
+
+def _rules(docs: list[dict], producers: Mapping | None = None) -> dict[str, dict]:
     made_by = {path: d["rule"] for d in docs for path in d.get("outputs", {})}
     rules = {}
     for d in sorted(docs, key=lambda d: d["rule"]):
         inputs = {}
         for path, sha in sorted(d.get("inputs", {}).items()):
-            inputs[path] = {"sha256": sha, "made_by": made_by.get(path)}
+            made = made_by.get(path) or producer_of(path, producers)
+            inputs[path] = {"sha256": sha, "made_by": made}
         rules[d["rule"]] = {
             "stage": d.get("stage"),
             "script": d["script"],
@@ -114,10 +134,13 @@ def build_registry(
     config: Mapping | None = None,
     schema: Mapping | None = None,
     own: dict | None = None,
+    producers: Mapping[str, Iterable[str]] | None = None,
 ) -> dict:
     """Merge the rules' numbers documents into the registry (see the module docstring).
 
-    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs"}``).
+    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs"}``);
+    ``producers`` maps each workflow rule to its output patterns, so that an input made by a
+    rule that reports no numbers (a batch rule) still names the rule that made it.
     Raises :class:`RegistryError` on a key reported by two rules or an unknown
     ``derived_from`` key.
     """
@@ -170,7 +193,16 @@ def build_registry(
             )
         numbers[key] = {**entry, "rule": "registry"}
 
+    unlabelled = []
     for key, e in numbers.items():
+        if not key.startswith("config."):
+            if not (e.get("label") or "").strip() and key not in NUMBER_LABELS:
+                unlabelled.append(key)  # labelled from its key: the rule should label it
+            e["label"] = readable_text(number_label(key, e.get("label")))
+            if e.get("unit") in UNITS:
+                e["unit"] = UNITS[e["unit"]]
+            if e.get("kind") == "text" and isinstance(e.get("value"), str):
+                e["value"] = readable_text(e["value"])
         for d in e.get("derived_from", ()):
             if d not in numbers:
                 raise RegistryError(
@@ -190,7 +222,7 @@ def build_registry(
     for f in figures.values():
         f["withheld"] = any(d in hidden for d in f.get("derived_from", ()))
 
-    rules = _rules(docs)
+    rules = _rules(docs, producers)
     rules["registry"] = {
         "stage": "mydirection.reporting.registry.build_registry",
         "script": (own or {}).get("script", "scripts/registry.py"),
@@ -209,6 +241,7 @@ def build_registry(
         "numbers": dict(sorted(numbers.items())),
         "figures": dict(sorted(figures.items())),
         "relations": [[r[0], list(r[1]), *r[2:]] for r in relations],
+        "unlabelled": sorted(unlabelled),
     }
 
 

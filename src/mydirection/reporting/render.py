@@ -10,7 +10,13 @@ and the provenance appendix (:meth:`Report.provenance`) has one entry ``id="rule
 per rule: its library stage function, the git blob of each module it ran, its settings and
 its inputs with the rule that made each (a link upstream). The full, number-by-number
 provenance is the registry itself, copied beside the report as ``provenance.json``.
-Figure captions name registry numbers as ``{key}``; each is printed as a linked number. A section is rendered only when its stage has reported (:meth:`Report.has`);
+Figure captions name registry numbers as ``{key}``; each is printed as a linked number.
+Words around numbers: :meth:`Report.size` prints a size without a sign (an MDE, an SD),
+:meth:`Report.change` a change as "fell by 1.83" (never "fell by −1.83"), :meth:`Report.p` a
+p-value as "p < 0.001" or "p = 0.042". The JDL tables (:meth:`Report.attrition_table`,
+:meth:`Report.balance_table`, :meth:`Report.subgroup_table`) are built from registry numbers
+only. A synthetic build (``stamp["synthetic"]``) carries a banner on every screen.
+A section is rendered only when its stage has reported (:meth:`Report.has`);
 inside a rendered section a key that no rule wrote stops the build with
 :class:`ReportKeyError` naming the key.
 
@@ -31,6 +37,10 @@ from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
+
+from mydirection.reporting import labels
+from mydirection.reporting.format import change_words, p_value_phrase, unsigned
+from mydirection.reporting.number_labels import number_label
 
 _MD_SPECIAL = {
     "[": "&#91;",
@@ -72,6 +82,7 @@ class Report:
         self.numbers: dict = dict(registry.get("numbers", {}))
         self.figures: dict = dict(registry.get("figures", {}))
         self.rules: dict = dict(registry.get("rules", {}))
+        self.relations: list = list(registry.get("relations", []))
         self.threshold = registry.get("threshold", 5)
         self.config_hash = registry.get("config_hash", "")
         self.used: set[str] = set()
@@ -113,15 +124,13 @@ class Report:
         return bool(self.entry(key).get("suppressed"))
 
     def label(self, key: str) -> Markup:
-        """The number's label, or its key set as an identifier when it has none.
+        """The number's plain-English label (:func:`labels.number_label`: never its key).
 
         A label is registry text written by the rule (it may contain digits, e.g. a
         confidence level), so it is printed inside ``<span class="regtext" data-key=KEY>``.
         """
         e = self.entry(key) if key in self.numbers else self.figures[key]
-        if e.get("label"):
-            return self.regtext(key, e["label"])
-        return Markup(f'<code class="ident">{text(key)}</code>')
+        return self.regtext(key, number_label(key, e.get("label")))
 
     def regtext(self, key: str, value: str) -> Markup:
         """Text taken from the registry entry ``key`` (label, unit, caption), marked as such."""
@@ -144,6 +153,47 @@ class Report:
             f'<a class="numlink" href="#rule-{escape(e["rule"])}"><span class="{cls}" '
             f'data-key="{escape(key)}" title="{escape(title)}">{text(e["display"])}</span></a>'
         )
+
+    def _span(self, key: str, shown: str, extra: str = "") -> Markup:
+        """Like :meth:`n`, with ``shown`` (a form of the display) as the visible text."""
+        e = self.entry(key)
+        self.used.add(key)
+        cls = "num suppressed" if e.get("suppressed") else "num"
+        cls += f" {extra}" if extra else ""
+        title = f"{e.get('label') or key} (rule {e['rule']})"
+        return Markup(
+            f'<a class="numlink" href="#rule-{escape(e["rule"])}"><span class="{cls}" '
+            f'data-key="{escape(key)}" title="{escape(title)}">{text(shown)}</span></a>'
+        )
+
+    def size(self, key: str) -> Markup:
+        """A size printed without a sign (a minimum detectable effect, an SD)."""
+        return self._span(key, unsigned(self.entry(key)["display"]), "unsigned")
+
+    def change(
+        self, key: str, rise: str = "rose by", fall: str = "fell by", same: str = "did not change"
+    ) -> Markup:
+        """A change in words: "fell by 1.83", never "fell by −1.83" (:func:`change_words`)."""
+        e = self.entry(key)
+        verb, magnitude = change_words(
+            e.get("value"), e["display"], rise=rise, fall=fall, same=same
+        )
+        if magnitude is None:
+            self.used.add(key)
+            return Markup(f'<span class="change" data-key="{escape(key)}">{text(verb)}</span>')
+        if magnitude == e["display"]:
+            return Markup(f"{text(verb)} ") + self.n(key)
+        return Markup(f"{text(verb)} ") + self._span(key, magnitude, "unsigned")
+
+    def p(self, key: str) -> Markup:
+        """A p-value in prose: ``p = 0.042``, ``p < 0.001``, ``p > 0.999``."""
+        e = self.entry(key)
+        if e.get("suppressed") or e.get("kind") != "p_value":
+            return Markup("p = ") + self.n(key)
+        relation, shown = p_value_phrase(e["display"])
+        if relation == "=":
+            return Markup("p = ") + self.n(key)
+        return Markup(f"p {escape(relation)} ") + self._span(key, shown, "pvalue")
 
     def opt(self, key: str, missing: str = "\u2014") -> Markup:
         """Like :meth:`n`, but an em dash when the key is absent (optional table cells)."""
@@ -210,10 +260,11 @@ class Report:
             for k in keys
         ]
         return Markup(
-            f'<p class="rest-heading">{text(heading)}</p>\n<table class="rest">\n'
+            f'<details class="rest">\n<summary class="rest-heading">{text(heading)}</summary>\n'
+            '<table class="rest">\n'
             "<thead><tr><th>Measure</th><th>Value</th><th>Unit</th></tr></thead>\n<tbody>\n"
             + "\n".join(rows)
-            + "\n</tbody>\n</table>\n"
+            + "\n</tbody>\n</table>\n</details>\n"
         )
 
     def subgroup_table(self) -> Markup:
@@ -238,8 +289,8 @@ class Report:
                 else Markup("\u2014")
             )
             rows.append(
-                f"<tr><td>{self.regtext(anchor, variable.replace('_', ' '))}</td>"
-                f"<td>{self.regtext(anchor, level.replace('_', ' '))}</td>"
+                f"<tr><td>{self.regtext(anchor, labels.variable(variable))}</td>"
+                f"<td>{self.regtext(anchor, labels.level(variable, level))}</td>"
                 f"<td>{cell('n_treated')}</td><td>{cell('n_comparison')}</td>"
                 f"<td>{cell('rate_difference')}</td><td>{ci}</td>"
                 f"<td>{cell('rate_difference_p')}</td></tr>"
@@ -248,6 +299,128 @@ class Report:
             '<table class="subgroups jdl">\n<thead><tr><th>Subgroup</th><th>Level</th>'
             "<th>My Direction</th><th>Comparison</th><th>Difference in rate</th>"
             "<th>Confidence interval</th><th>p-value</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n"
+        )
+
+    def balance_table(self) -> Markup:
+        """The numeric standardised differences beside the Love plot: one row per covariate
+        level (``matching.balance.<level>.smd_before/smd_after/var_ratio_after``), a level
+        whose difference after matching exceeds the plan's threshold marked."""
+        prefix = "matching.balance."
+        levels: dict[str, dict[str, str]] = {}
+        for key in sorted(self.numbers):
+            if key.startswith(prefix):
+                level, _, measure = key[len(prefix) :].rpartition(".")
+                if level:
+                    levels.setdefault(level, {})[measure] = key
+        if not levels:
+            return Markup("")
+        threshold = self.numbers.get("config.matching.smd_threshold", {}).get("config_value")
+
+        def cell(m, measure):
+            return self.n(m[measure]) if measure in m else Markup("\u2014")
+
+        rows = []
+        for m in levels.values():
+            anchor = m.get("smd_after") or next(iter(m.values()))
+            name = re.sub(
+                r": standardised mean difference after matching$",
+                "",
+                self.numbers[anchor].get("label") or "",
+            )
+            after = self.numbers.get(m.get("smd_after", ""), {}).get("value")
+            over = (
+                isinstance(after, int | float)
+                and isinstance(threshold, int | float)
+                and abs(after) > threshold
+            )
+            judged = isinstance(after, int | float) and isinstance(threshold, int | float)
+            flag = ("above the threshold" if over else "within") if judged else ""
+            tr = '<tr class="imbalanced">' if over else "<tr>"
+            rows.append(
+                f"{tr}"
+                f"<th>{self.regtext(anchor, name)}</th>"
+                f"<td>{cell(m, 'smd_before')}</td><td>{cell(m, 'smd_after')}</td>"
+                f"<td>{cell(m, 'var_ratio_after')}</td><td>{text(flag)}</td></tr>"
+            )
+        return Markup(
+            '<table class="balance jdl">\n<thead><tr><th>Covariate</th>'
+            "<th>Standardised difference before matching</th>"
+            "<th>Standardised difference after matching</th>"
+            "<th>Variance ratio after matching</th><th>Balance</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + "\n</tbody>\n</table>\n"
+        )
+
+    def attrition_steps(self) -> list[str]:
+        """The cohort's attrition steps in order, read from the registry's relations
+        (``...<step>.treated.remaining = ...<next>.treated.remaining + ...<next>.treated.lost``)."""
+        prefix, group = "cohort.attrition.", ".treated.remaining"
+        after: dict[str, str] = {}
+        for rel in self.relations:
+            total, parts = rel[0], rel[1]
+            if not (total.startswith(prefix) and total.endswith(group)):
+                continue
+            nxt = [p for p in parts if p.startswith(prefix) and p.endswith(group)]
+            if len(nxt) == 1:
+                after[total[len(prefix) : -len(group)]] = nxt[0][len(prefix) : -len(group)]
+        starts = set(after) - set(after.values())
+        if len(starts) != 1:
+            return []
+        steps = [starts.pop()]
+        while steps[-1] in after and len(steps) <= len(after):
+            steps.append(after[steps[-1]])
+        return steps
+
+    def attrition_table(self) -> Markup:
+        """The attrition chevron as a table, continued through matching and follow-up:
+        people remaining and lost at each step, participants and comparators."""
+        steps = self.attrition_steps()
+        if not steps:
+            return Markup("")
+        base = "cohort.attrition."
+
+        def cell(key):
+            return self.n(key) if key in self.numbers else Markup("\u2014")
+
+        rows = []
+        for step in steps:
+            anchor = f"{base}{step}.treated.remaining"
+            label = self.numbers.get(anchor, {}).get("label") or labels.humanise_key(step)
+            label = re.sub(r":\s*treated, remaining$", "", label)
+            rows.append(
+                f"<tr><th>{self.regtext(anchor, label)}</th>"
+                f"<td>{cell(anchor)}</td><td>{cell(f'{base}{step}.treated.lost')}</td>"
+                f"<td>{cell(f'{base}{step}.comparator.remaining')}</td>"
+                f"<td>{cell(f'{base}{step}.comparator.lost')}</td></tr>"
+            )
+        later = [
+            (
+                "matching.n_treated_matched",
+                "Matched (propensity score)",
+                "matching.n_treated_unmatched",
+                "matching.n_comparators_matched",
+            ),
+            (
+                "reoffending.n_treated",
+                "Analysed: matched, with a complete follow-up",
+                None,
+                "reoffending.n_comparison",
+            ),
+        ]
+        for treated, label, lost, comparators in later:
+            if treated not in self.numbers:
+                continue
+            rows.append(
+                f'<tr class="after-cohort"><th>{self.regtext(treated, label)}</th>'
+                f"<td>{cell(treated)}</td><td>{cell(lost) if lost else cell('')}</td>"
+                f"<td>{cell(comparators)}</td><td>\u2014</td></tr>"
+            )
+        return Markup(
+            '<table class="attrition jdl">\n<thead><tr><th>Step</th>'
+            "<th>Participants remaining</th><th>Participants lost</th>"
+            "<th>Comparators remaining</th><th>Comparators lost</th></tr></thead>\n<tbody>\n"
             + "\n".join(rows)
             + "\n</tbody>\n</table>\n"
         )
@@ -298,16 +471,29 @@ class Report:
                     f"{text(e['setting'])}</code></td><td>{self.n(k)}</td><td>{text(users)}</td></tr>"
                 )
             parts.append(
+                f'<details class="methods"><summary>Settings: <code class="ident">{text(group)}'
+                "</code></summary>\n"
                 f'<table class="methods" data-section="{escape(group)}">\n<thead><tr><th>Setting</th>'
                 "<th>Value</th><th>Used by rules</th></tr></thead>\n<tbody>\n"
                 + "\n".join(rows)
-                + "\n</tbody>\n</table>\n"
+                + "\n</tbody>\n</table>\n</details>\n"
             )
         return Markup("\n".join(parts))
 
     def provenance(self) -> Markup:
-        """One entry per rule: stage function, code versions, settings, inputs (with the rule
-        that made each, linked) and outputs; every number links here."""
+        """One compact entry per rule: stage function, the rules its inputs came from (links
+        upstream), and, folded away, code versions, settings and inputs with checksums.
+
+        Groups of files (replicates, batches) are one line: their count and the manifest
+        checksum the rule harness recorded. Every number links here; the full record is
+        provenance.json beside the report.
+        """
+        n_numbers: dict[str, int] = {}
+        for e in self.numbers.values():
+            n_numbers[e.get("rule")] = n_numbers.get(e.get("rule"), 0) + 1
+        n_figures: dict[str, int] = {}
+        for f in self.figures.values():
+            n_figures[f.get("rule")] = n_figures.get(f.get("rule"), 0) + 1
         parts = []
         for rule in sorted(self.rules):
             r = self.rules[rule]
@@ -320,31 +506,60 @@ class Report:
                 f"<code>{text(json.dumps(v, ensure_ascii=False, sort_keys=True))}</code></li>"
                 for k, v in sorted(r.get("config", {}).items())
             )
-            inputs = []
+            inputs, upstream, n_files = [], set(), 0
             for path, info in sorted(r.get("inputs", {}).items()):
                 sha = info.get("sha256")
-                sha = sha.get("manifest_sha256", "") if isinstance(sha, dict) else sha or ""
                 made = info.get("made_by")
+                if made:
+                    upstream.add(made)
+                if isinstance(sha, dict):
+                    n = sha.get("files", 0)
+                    n_files += n
+                    inputs.append(
+                        f"<li><code>{text(path)}</code>: {text(n)} files, manifest "
+                        f"<code>{text(str(sha.get('manifest_sha256', ''))[:12])}</code></li>"
+                    )
+                    continue
+                n_files += 1
                 by = (
-                    f' from <a href="#rule-{escape(made)}">rule {text(made)}</a>'
+                    f' from <a href="#rule-{escape(made)}">{text(made)}</a>'
                     if made
                     else " (source)"
                 )
                 inputs.append(
-                    f"<li><code>{text(path)}</code> <code>{text(sha[:12])}</code>{by}</li>"
+                    f"<li><code>{text(path)}</code> <code>{text((sha or '')[:12])}</code>{by}</li>"
                 )
-            n_numbers = sum(1 for e in self.numbers.values() if e.get("rule") == rule)
+            ups = ", ".join(f'<a href="#rule-{escape(u)}">{text(u)}</a>' for u in sorted(upstream))
+            counts = f"{text(n_numbers.get(rule, 0))} numbers"
+            if n_figures.get(rule):
+                counts += f", {text(n_figures[rule])} figures"
             parts.append(
                 f'<section class="rule-prov" id="rule-{escape(rule)}">\n'
                 f"<h3>Rule {text(rule)}</h3>\n"
-                f"<p>Library stage <code>{text(r.get('stage') or 'script')}</code>, script "
-                f"<code>{text(r.get('script', ''))}</code>; {text(n_numbers)} reported "
-                f"numbers.</p>\n"
-                f"<details><summary>Code versions (git blobs)</summary><ul>{code}</ul></details>\n"
-                f"<details><summary>Settings</summary><ul>{settings or '<li>none</li>'}</ul>"
-                f"</details>\n"
-                f"<details><summary>Inputs</summary><ul>{''.join(inputs) or '<li>none</li>'}"
-                f"</ul></details>\n</section>\n"
+                f"<p>Stage <code>{text(r.get('stage') or 'script')}</code>, script "
+                f"<code>{text(r.get('script', ''))}</code>; {counts}; "
+                f"inputs from {ups or 'source files only'}.</p>\n"
+                f"<details><summary>{text(len(r.get('code', {})))} code versions, "
+                f"{text(len(r.get('config', {})))} settings, {text(n_files)} input files"
+                f'</summary>\n<ul class="prov-code">{code}</ul>\n'
+                f'<ul class="prov-settings">{settings or "<li>no settings</li>"}</ul>\n'
+                f'<ul class="prov-inputs">{"".join(inputs) or "<li>no inputs</li>"}</ul>\n'
+                f"</details>\n</section>\n"
+            )
+        feeds: dict[str, set] = {}
+        for rule, r in self.rules.items():
+            for info in r.get("inputs", {}).values():
+                made = info.get("made_by")
+                if made and made not in self.rules:
+                    feeds.setdefault(made, set()).add(rule)
+        for made in sorted(feeds):  # rules that report no numbers (batch rules): one line
+            into = ", ".join(
+                f'<a href="#rule-{escape(u)}">{text(u)}</a>' for u in sorted(feeds[made])
+            )
+            parts.append(
+                f'<section class="rule-prov" id="rule-{escape(made)}">\n'
+                f"<h3>Rule {text(made)}</h3>\n<p>Reports no numbers; its output files feed "
+                f"{into} (their checksums are listed there).</p>\n</section>\n"
             )
         return Markup("".join(parts))
 
@@ -527,3 +742,31 @@ def render(
                 cworkdir=str(tmp),
             )
         shutil.copyfile(tmp / "evaluation.html", output)
+
+
+def provenance_document(registry: Mapping, stamp: Mapping) -> str:
+    """The full machine-readable provenance written beside the report (provenance.json):
+    the build stamp, every rule (code versions, settings, inputs with checksums and the rule
+    that made each) and every number and figure with its rule (stable JSON text)."""
+    number_fields = (
+        "rule",
+        "label",
+        "kind",
+        "unit",
+        "value",
+        "display",
+        "suppressed",
+        "derived_from",
+    )
+    doc = {
+        "stamp": dict(stamp),
+        "config_hash": registry.get("config_hash", ""),
+        "threshold": registry.get("threshold"),
+        "rules": registry.get("rules", {}),
+        "numbers": {
+            k: {f: e[f] for f in number_fields if f in e}
+            for k, e in sorted(registry.get("numbers", {}).items())
+        },
+        "figures": registry.get("figures", {}),
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
