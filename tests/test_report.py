@@ -1192,3 +1192,27 @@ def test_balance_table_beside_the_love_plot():
         "—",
         "above the threshold",
     ]
+
+
+def test_the_profile_of_participants_not_included_is_a_table():
+    from mydirection.reporting.render import Report
+
+    def num(display, label):
+        return {"rule": "cohort", "display": display, "label": label, "kind": "count"}
+
+    p = "cohort.excluded_profile."
+    numbers = {
+        p + "n": num("12", "Participants not included in the analysis"),
+        p + "sex.male": num("9", "Participants not included: sex male"),
+        p + "sex.female": num("<5", "Participants not included: sex female"),
+        p + "age_band.18-24": num("[c]", "Participants not included: age at enrolment 18-24"),
+    }
+    soup = BeautifulSoup(
+        str(Report({"numbers": numbers, "relations": []}).excluded_profile_table()), "html.parser"
+    )
+    rows = [
+        [c.get_text(" ", strip=True) for c in tr.find_all("td")] for tr in soup.tbody.find_all("tr")
+    ]
+    assert rows[0] == ["Sex", "male", "9"] and rows[1][2] == "<5" and rows[2][2] == "[c]"
+    assert rows[-1] == ["All", "", "12"]
+    assert Report({"numbers": {}, "relations": []}).excluded_profile_table() == ""

@@ -303,6 +303,29 @@ class Report:
             + "\n</tbody>\n</table>\n"
         )
 
+    def excluded_profile_table(self) -> Markup:
+        """Participants not included, by variable and level (``cohort.excluded_profile.*``),
+        as a Justice Data Lab report shows them; small counts as the registry shows them."""
+        prefix = "cohort.excluded_profile."
+        keys = [k for k in self.numbers if k.startswith(prefix) and k.count(".") == 3]
+        if not keys:
+            return Markup("")
+        rows = []
+        for key in keys:  # the stage's order: variables, then the contract's codes
+            variable, level = key[len(prefix) :].split(".", 1)
+            rows.append(
+                f"<tr><td>{self.regtext(key, labels.variable(variable))}</td>"
+                f"<td>{self.regtext(key, labels.level(variable, level))}</td>"
+                f"<td>{self.n(key)}</td></tr>"
+            )
+        total = self.n(prefix + "n")
+        return Markup(
+            '<table class="profile jdl">\n<thead><tr><th>Characteristic</th><th>Level</th>'
+            "<th>Participants not included</th></tr></thead>\n<tbody>\n"
+            + "\n".join(rows)
+            + f"\n<tr><td>All</td><td></td><td>{total}</td></tr>\n</tbody>\n</table>\n"
+        )
+
     def balance_table(self) -> Markup:
         """The numeric standardised differences beside the Love plot: one row per covariate
         level (``matching.balance.<level>.smd_before/smd_after/var_ratio_after``), a level
