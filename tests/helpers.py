@@ -66,3 +66,19 @@ def run_script(script, rule, inputs, outputs, **options):
     runpy.run_path(
         str(ROOT / "scripts" / script), init_globals={"snakemake": sm}, run_name="__main__"
     )
+
+
+def number(value, kind: str, unit: str = "", *, derived_from=(), decimals=None, label="") -> dict:
+    """A numbers-file entry as a stage writes it (for hand-made registries in tests)."""
+    from mydirection.reporting.numbers import KINDS, _plain
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; use one of {sorted(KINDS)}")
+    entry = {"value": _plain(value), "kind": kind, "unit": unit, "label": label}
+    if kind == "count" and unit in ("people", "treated people", "comparators"):
+        entry["people"] = True
+    if derived_from:
+        entry["derived_from"] = sorted(derived_from)
+    if decimals is not None:
+        entry["decimals"] = decimals
+    return entry

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 from bs4 import BeautifulSoup
+from helpers import number
 
-from mydirection.numbers import number
 from mydirection.reporting.format import change_words, p_value_phrase, unsigned
 from mydirection.reporting.provenance import sha256_file
 from mydirection.reporting.registry import build_registry, dumps
@@ -648,14 +648,15 @@ import json
 import shutil
 from pathlib import Path
 
-from mydirection.numbers import write_numbers
+from mydirection.runner import Job
 
 spec = json.loads(Path(snakemake.input.spec).read_text())
 for path in snakemake.output.figures:
     shutil.copyfile("spec/tiny.png", path)
-write_numbers(snakemake.output.numbers, snakemake, spec["numbers"],
-              config_keys={f"{snakemake.rule}.{k}": v for k, v in snakemake.params.cfg.items()},
-              figures=spec["figures"])
+doc = {**Job(snakemake).provenance(), "numbers": spec["numbers"], "figures": spec["figures"],
+       "relations": []}
+doc["config"] = {f"{snakemake.rule}.{k}": v for k, v in snakemake.params.cfg.items()}
+Path(snakemake.output.numbers).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 """
 
 
