@@ -13,6 +13,7 @@ def main(job):
         "script": "scripts/registry.py",
         "code": code_versions("scripts/registry.py"),
         "inputs": {job.input.schema: sha256_file(job.input.schema)},
+        "config": {**report.config_keys(), **level.config_keys()},
     }
     try:
         registry = build_registry(

@@ -153,3 +153,65 @@ def test_no_test_level_is_typed_into_the_library():
         if (hits := _typed_test_levels(p.read_text(encoding="utf-8")))
     }
     assert not found
+
+
+def _schema_keys() -> set[str]:
+    keys = set()
+
+    def walk(node, prefix=""):
+        for name, sub in (node.get("properties") or {}).items():
+            keys.add(prefix + name)
+            if isinstance(sub, dict) and sub.get("type") == "object":
+                walk(sub, f"{prefix}{name}.")
+
+    walk(S.schema())
+    return {k for k in keys if "." in k}
+
+
+def _typed_config_keys(source: str, keys: set[str]) -> list[str]:
+    """Dotted config keys written as strings outside a settings field (``setting(...)``) or
+    the key of a reported number (``numbers.add/count(key, ...)``, ``{key: Number(...)}``)."""
+    import ast
+
+    tree = ast.parse(source)
+    allowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args:
+            name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            if name == "setting":
+                allowed |= {id(n) for a in node.args for n in ast.walk(a)}
+            elif name in {"add", "count"}:
+                allowed.add(id(node.args[0]))
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values, strict=True):
+                calls = [c for c in ast.walk(v) if isinstance(c, ast.Call)]
+                if any(getattr(c.func, "id", "") == "Number" for c in calls):
+                    allowed.add(id(k))
+    return [
+        f"line {node.lineno}: {node.value}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in keys and id(node) not in allowed
+    ]
+
+
+def test_the_guard_finds_a_hand_written_config_key():
+    keys = {"analysis.alpha", "report.suppression_threshold"}
+    src = (
+        'a = setting("analysis.alpha", float)\n'
+        'n.add("analysis.alpha", 0.05, "proportion", "x")\n'
+        'own = {"config": {"report.suppression_threshold": 5}}\n'
+    )
+    assert _typed_config_keys(src, keys) == ["line 3: report.suppression_threshold"]
+
+
+def test_no_config_key_is_written_by_hand_outside_the_settings():
+    """Provenance and rule params come from settings objects (``config_keys()``), never from
+    hand-kept lists of keys (they drift). The config checker names the date settings."""
+    keys = _schema_keys()
+    files = [*(ROOT / "src").rglob("*.py"), *(ROOT / "scripts").glob("*.py")]
+    found = {
+        str(p.relative_to(ROOT)): hits
+        for p in files
+        if p.name != "config.py" and (hits := _typed_config_keys(p.read_text(), keys))
+    }
+    assert not found

@@ -138,7 +138,8 @@ def build_registry(
 ) -> dict:
     """Merge the rules' numbers documents into the registry (see the module docstring).
 
-    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs"}``);
+    ``own`` is the registry rule's own provenance (``{"script", "code", "inputs", "config"}``,
+    the config keys of its settings objects).
     ``producers`` maps each workflow rule to its output patterns, so that an input made by a
     rule that reports no numbers (a batch rule) still names the rule that made it.
     Raises :class:`RegistryError` on a key reported by two rules or an unknown
@@ -227,7 +228,7 @@ def build_registry(
         "stage": "mydirection.reporting.registry.build_registry",
         "script": (own or {}).get("script", "scripts/registry.py"),
         "code": (own or {}).get("code", {}),
-        "config": {"report.suppression_threshold": threshold, "analysis.alpha": alpha},
+        "config": dict(sorted((own or {}).get("config", {}).items())),
         "inputs": {
             p: {"sha256": h, "made_by": None}
             for p, h in sorted((own or {}).get("inputs", {}).items())
