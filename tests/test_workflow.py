@@ -149,3 +149,33 @@ def test_interrupted_run_resumes_to_the_same_bytes(built, tmp_path):
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-6000:]
     for path in ("results/registry.json", "results/report/evaluation.html"):
         assert (work / path).read_bytes() == (built / path).read_bytes(), path
+
+
+@pytest.mark.slow
+def test_template_keys_and_registry_keys_agree_and_the_key_list_is_current(built):
+    """Every key the template prints is reported (or the template asks has_key first), every
+    reported number is shown somewhere in the report, and docs/registry-keys.md is the
+    list generated from this build."""
+    import re
+
+    from bs4 import BeautifulSoup
+
+    from mydirection.reporting.keys_doc import keys_doc
+
+    registry = json.loads((built / "results/registry.json").read_text())
+    template = (ROOT / "reports/evaluation.qmd").read_text()
+    used = set(
+        re.findall(r"""\b(?:n|r\.n|r\.p|r\.size|r\.opt|r\.value)\("([a-z0-9_.\-]+)"\)""", template)
+    )
+    guarded = set(re.findall(r"""has_key\(([^)]*)\)""", template))
+    guarded = {k for g in guarded for k in re.findall(r'"([^"]+)"', g)}
+    assert used, "the template prints no registry key?"
+    assert not {k for k in used - guarded if k not in registry["numbers"]}
+    html = BeautifulSoup((built / "results/report/evaluation.html").read_text(), "html.parser")
+    shown = {s["data-key"] for s in html.find_all(attrs={"data-key": True})}
+    assert not set(registry["numbers"]) - shown
+    doc = (ROOT / "docs/registry-keys.md").read_text()
+    assert doc == keys_doc(registry), (
+        "docs/registry-keys.md is stale: python -m mydirection.reporting.keys_doc "
+        "<e2e build>/results/registry.json docs/registry-keys.md"
+    )

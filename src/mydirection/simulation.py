@@ -286,13 +286,13 @@ def simulation_numbers(summary: pd.DataFrame, settings):
             "proportion",
             f"Share significant at the plan's level: {t}",
         )
+        unbiased = abs(r.bias) <= 2 * r.bias_mcse if np.isfinite(r.bias_mcse) else False
+        n.add(k + "bias_within_two_mcse", "yes" if unbiased else "no", "text",
+              f"Bias within two Monte Carlo SEs of zero: {t}")  # fmt: skip
         if r.method == "headline":
             within = lo <= r.coverage <= hi
-            unbiased = abs(r.bias) <= 2 * r.bias_mcse if np.isfinite(r.bias_mcse) else False
             n.add(k + "coverage_within_bounds", "within" if within else "outside", "text",
                   f"Coverage against the plan's bar: {t}")  # fmt: skip
-            n.add(k + "bias_within_two_mcse", "yes" if unbiased else "no", "text",
-                  f"Bias within two Monte Carlo SEs of zero: {t}")  # fmt: skip
     return n
 
 
