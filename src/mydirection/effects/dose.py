@@ -280,7 +280,7 @@ class DoseResult:
             if s.model == "lpm"
             else f"log-odds per {s.per_points:g} points"
         )
-        what = "Exploratory: change in re-offending per dose_per_points fidelity-index points"
+        what = f"Exploratory: change in re-offending per {s.per_points:g} fidelity-index points"
         src = [dose_n, clusters]
         n.add(P + "dose_slope", sl.estimate, kind, what, unit=unit, derived_from=src)
         n.add(
