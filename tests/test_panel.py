@@ -268,7 +268,7 @@ def test_plot_event_study_shades_the_matched_leads(tmp_path):
     rng = np.random.default_rng(2)
     panel = noise_free(PILOT_LIKE.iloc[::5].reset_index(drop=True))
     panel["offences"] += rng.poisson(0.5, len(panel))
-    es, row = event_study(panel, level=0.95), did(panel, level=0.95).iloc[0]
-    plot_event_study(es, tmp_path / "a.png", "t", did_row=row, level=0.9, window_leads=[-4, -1])
+    es = event_study(panel, level=0.95)
+    plot_event_study(es, tmp_path / "a.png", "t", level=0.9, window_leads=[-4, -1])
     plot_event_study(es, tmp_path / "b.png", "t", level=0.95)
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()

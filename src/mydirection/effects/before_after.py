@@ -120,7 +120,6 @@ class BeforeAfterResult:
             self.event_study,
             path,
             "Proven offences around the index date: My Direction minus comparison",
-            did_row=self.did.iloc[0],
             level=1 - self.settings.alpha,
             window_leads=self.leads.attrs.get("window_leads", []),
         )

@@ -336,7 +336,6 @@ def plot_event_study(
     es: pd.DataFrame,
     path,
     title: str,
-    did_row: pd.Series | None = None,
     *,
     level: float,
     window_leads=(),
@@ -375,11 +374,6 @@ def plot_event_study(
     ax.set_xticks(sorted(es["rel_quarter"].unique()))
     ax.set_xlabel("Quarter relative to the index date (reference: open circle)")
     ax.set_ylabel("Treated minus comparison\n(offences per person per quarter)")
-    if did_row is not None:
-        title += (
-            f"\nDifference in differences: {did_row['estimate']:.3f} "
-            f"({100 * level:g}% CI {did_row['ci_low']:.3f} to {did_row['ci_high']:.3f})"
-        )
     ax.set_title(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=150, metadata={"Software": None})
