@@ -656,7 +656,7 @@ for path in snakemake.output.figures:
 doc = {**Job(snakemake).provenance(), "numbers": spec["numbers"], "figures": spec["figures"],
        "relations": []}
 doc["config"] = {f"{snakemake.rule}.{k}": v for k, v in snakemake.params.cfg.items()}
-Path(snakemake.output.numbers).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+Path(snakemake.output.numbers).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\\n")
 """
 
 
