@@ -13,7 +13,7 @@ from mydirection import settings as S
 from mydirection.contract import EXTRACTS
 from mydirection.preflight import PreflightError, check as preflight_check
 from mydirection.reporting.provenance import library_sources
-from mydirection.sensitivity.spec_curve import grid_choices
+from mydirection.sensitivity.grid import grid_choices
 
 # Fail fast, all at once, before any job is scheduled (raw_dir, key, the ten files and
 # their headers, an interrupted earlier run); also the raw checksums and key fingerprint

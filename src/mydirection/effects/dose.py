@@ -40,10 +40,11 @@ from scipy import stats
 
 from mydirection.errors import UserError
 from mydirection.fidelity import BANDS, Slope
+from mydirection.fidelity.settings import DoseSettings  # light: read while the Snakefile is parsed
 from mydirection.reporting import disclosure
 from mydirection.reporting.figures import COLOURS, figure
 from mydirection.reporting.numbers import Numbers
-from mydirection.settings import Settings, TestLevel, setting
+from mydirection.settings import TestLevel
 
 P = "fidelity."
 
@@ -71,15 +72,6 @@ CAPTION = (
     "{report.suppression_threshold} treated participants or comparators, or whose count "
     "could otherwise be worked out, is not drawn."
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DoseSettings(Settings):
-    """The dose-response model (the ``fidelity.dose_*`` settings)."""
-
-    model: str = setting("fidelity.dose_model")
-    per_points: float = setting("fidelity.dose_per_points", float)
-    ps_term: str = setting("fidelity.dose_ps_term")
 
 
 # ----------------------------------------------------------------------------- links
