@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.errors import UserError
 from mydirection.fidelity import BANDS, Slope
 from mydirection.fidelity.settings import DoseSettings  # light: read while the Snakefile is parsed
@@ -125,8 +125,8 @@ def _clustered_mean(d: pd.Series, clusters, alpha: float):
     se = float(np.sqrt(var))
     if se == 0:
         return est, est, est, np.nan, g
-    tcrit = stats.t.ppf(1 - alpha / 2, g - 1)
-    p = float(2 * stats.t.sf(abs(est / se), g - 1))
+    tcrit = normal.t_ppf(1 - alpha / 2, g - 1)
+    p = float(2 * normal.t_sf(abs(est / se), g - 1))
     return est, est - tcrit * se, est + tcrit * se, p, g
 
 
