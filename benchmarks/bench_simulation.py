@@ -58,7 +58,7 @@ def simulation_target() -> dict:
     r = int(os.environ.get("MYDIRECTION_BENCH_SIM_R", _config()["simulation"]["replicates"]))
     cores = os.environ.get("MYDIRECTION_BENCH_CORES", "all")
     with tempfile.TemporaryDirectory(prefix="mydirection-bench-sim-") as tmp:
-        for part in ("Snakefile", "workflow", "config", "scripts", "src"):
+        for part in ("Snakefile", "workflow", "config", "scripts", "src", "environment.yml"):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / part)
         (Path(tmp) / "bench.yaml").write_text(f"simulation:\n  replicates: {r}\n")

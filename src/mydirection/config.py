@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import cache
 from pathlib import Path
-
-import jsonschema
-import yaml
 
 from mydirection.errors import ConfigError
 
@@ -17,18 +15,28 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+@cache
+def _validator(schema_path: str):
+    """The schema's validator, built once per process (the schema parsed once, with the C
+    YAML loader, shared with :func:`mydirection.settings.with_defaults`)."""
+    import jsonschema
+
+    from mydirection.settings import _load_schema
+
+    return jsonschema.Draft202012Validator(_load_schema(schema_path))
+
+
 def check_config(config: dict, schema_path: str | Path) -> None:
     """Raise ConfigError naming the setting, what is wrong and where it is documented.
 
     Called after snakemake.utils.validate has filled in the defaults; the schema's own
     message for the first problem is kept, without the schema dump.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text())
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path)
-    )
+    errors = sorted(_validator(str(schema_path)).iter_errors(config), key=lambda e: list(e.path))
     if errors:
-        err = jsonschema.exceptions.best_match(errors)
+        from jsonschema.exceptions import best_match
+
+        err = best_match(errors)
         raise ConfigError(
             f"config setting {_where(err.path)}: {err.message}. Fix it in config/config.yaml "
             f"(or the --config/--configfile given); every setting is documented in {schema_path}."

@@ -26,6 +26,7 @@ contract) are normalised by ONE rule before they are checked and linked
 from __future__ import annotations
 
 import re
+import sys
 from functools import partial
 
 import numpy as np
@@ -44,6 +45,27 @@ from mydirection.reading import (  # noqa: F401  (re-exported: the reading API l
     read_extract,
     sniff_delimiter,
 )
+
+
+def _pandera_without_hypothesis() -> None:
+    """Load pandera's data-synthesis strategies with ``hypothesis`` hidden.
+
+    pandera imports its hypothesis strategies (about 0.5 s) on the first validation when
+    hypothesis is installed (a dev dependency); validation never uses them. Hidden for the
+    moment they load (``sys.modules`` entry ``None``: the import fails, pandera falls back
+    to its placeholders), then visible again, so ``import hypothesis`` still works later.
+    Nothing to do when hypothesis is already imported (the test suite)."""
+    if "hypothesis" in sys.modules:
+        return
+    sys.modules["hypothesis"] = None  # type: ignore[assignment]
+    try:
+        import pandera.strategies.pandas_strategies  # noqa: F401
+    finally:
+        if sys.modules.get("hypothesis", 0) is None:
+            del sys.modules["hypothesis"]
+
+
+_pandera_without_hypothesis()
 
 #: Accepted spellings of a flag (compared after strip + lower case).
 FLAG_TRUE = ("true", "t", "yes", "y", "1")

@@ -10,10 +10,10 @@
 import sys
 
 from mydirection import settings as S
+from mydirection.codeinputs import CodeInputs
 from mydirection.contract import EXTRACTS
 from mydirection.preflight import PreflightError, check as preflight_check
-from mydirection.reporting.provenance import library_sources
-from mydirection.sensitivity.spec_curve import grid_choices
+from mydirection.sensitivity.grid import grid_choices
 
 # Fail fast, all at once, before any job is scheduled (raw_dir, key, the ten files and
 # their headers, an interrupted earlier run); also the raw checksums and key fingerprint
@@ -41,8 +41,10 @@ raw_extract = lambda name: f"{RAW_DIR}/{name}.csv"
 raw_input = lambda name: raw_extract(name) if SYNTHETIC else ancient(raw_extract(name))
 # The stamp holding a raw extract's sha256 (real extracts; written by mydirection.preflight).
 raw_stamp = lambda name: [] if SYNTHETIC else [f"results/clean/raw/{name}.sha256"]
-# A rule's script and the library modules it runs.
-code = lambda script: [script, *library_sources(script)]
+# A rule's script and the library modules it runs (remembered between runs while none of
+# those files changes: mydirection.codeinputs).
+CODE_INPUTS = CodeInputs()
+code = lambda script: [script, *CODE_INPUTS(script)]
 # The config keys (and values) the rule's settings objects read.
 settings_params = lambda *classes: S.params(*(c.from_config(config) for c in classes))
 # The specification curve's specification names (for the number of batch jobs).

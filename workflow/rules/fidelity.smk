@@ -1,7 +1,6 @@
 # Rules of the fidelity stage: the fidelity measures (outcome-blind), then the exploratory
 # dose-response of re-offending on fidelity (an effect analysis, mydirection.effects.dose).
-from mydirection.effects.dose import DoseSettings
-from mydirection.fidelity import FidelitySettings
+from mydirection.fidelity.settings import DoseSettings, FidelitySettings
 
 
 rule fidelity:

@@ -45,7 +45,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from mydirection import normal
 
 KINDS = ("binary", "count", "continuous")
 SE_TYPES = ("auto", "cluster", "twoway", "HC0", "HC3")
@@ -59,7 +60,7 @@ def z_critical(alpha: float) -> float:
     """Two-sided normal critical value ``z_{1 - alpha/2}``."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    return float(stats.norm.isf(alpha / 2))
+    return float(normal.norm_isf(alpha / 2))
 
 
 def resolve_alpha(alpha: float | None, caller: str) -> float:
@@ -305,7 +306,7 @@ def link_rows(m, data: pd.DataFrame | None = None) -> pd.DataFrame:
 def _normal(estimate: float, se: float, z: float) -> tuple[float, float, float]:
     if not np.isfinite(se) or se <= 0:
         return float("nan"), float("nan"), float("nan")
-    p = float(2 * stats.norm.sf(abs(estimate) / se))
+    p = float(2 * normal.norm_sf(abs(estimate) / se))
     return estimate - z * se, estimate + z * se, p
 
 

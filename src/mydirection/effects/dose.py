@@ -36,14 +36,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.errors import UserError
 from mydirection.fidelity import BANDS, Slope
+from mydirection.fidelity.settings import DoseSettings  # light: read while the Snakefile is parsed
 from mydirection.reporting import disclosure
 from mydirection.reporting.figures import COLOURS, figure
 from mydirection.reporting.numbers import Numbers
-from mydirection.settings import Settings, TestLevel, setting
+from mydirection.settings import TestLevel
 
 P = "fidelity."
 
@@ -71,15 +72,6 @@ CAPTION = (
     "{report.suppression_threshold} treated participants or comparators, or whose count "
     "could otherwise be worked out, is not drawn."
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class DoseSettings(Settings):
-    """The dose-response model (the ``fidelity.dose_*`` settings)."""
-
-    model: str = setting("fidelity.dose_model")
-    per_points: float = setting("fidelity.dose_per_points", float)
-    ps_term: str = setting("fidelity.dose_ps_term")
 
 
 # ----------------------------------------------------------------------------- links
@@ -133,8 +125,8 @@ def _clustered_mean(d: pd.Series, clusters, alpha: float):
     se = float(np.sqrt(var))
     if se == 0:
         return est, est, est, np.nan, g
-    tcrit = stats.t.ppf(1 - alpha / 2, g - 1)
-    p = float(2 * stats.t.sf(abs(est / se), g - 1))
+    tcrit = normal.t_ppf(1 - alpha / 2, g - 1)
+    p = float(2 * normal.t_sf(abs(est / se), g - 1))
     return est, est - tcrit * se, est + tcrit * se, p, g
 
 

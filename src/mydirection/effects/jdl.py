@@ -13,8 +13,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.effects.att import Effect, z_critical
 
 
@@ -77,7 +77,7 @@ def people_needed(
         if z is not None:
             raise ValueError("pass either z (legacy) or alpha and power, not both")
         _check_power(power)
-        total = z_critical(_level(effect, alpha)) + float(stats.norm.ppf(power))
+        total = z_critical(_level(effect, alpha)) + float(normal.norm_ppf(power))
     if effect.estimate == 0 or not np.isfinite(effect.se):
         return float("inf")
     n = effect.n_treated * (total * effect.se / abs(effect.estimate)) ** 2

@@ -47,8 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.errors import UserError
 
 QUARTER_DAYS = 365.25 / 4
@@ -229,7 +229,7 @@ def fit(panel: pd.DataFrame, exog: pd.DataFrame, cluster: str, person: str = "pe
 
 def tidy(res, terms: dict[str, object], level: float) -> pd.DataFrame:
     """Estimate, SE, normal-theory interval at ``level`` and two-sided p-value per term."""
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(normal.norm_ppf(0.5 + level / 2))
     rows = []
     for term, k in terms.items():
         est, se = float(res.params[term]), float(res.std_errors[term])
@@ -238,7 +238,7 @@ def tidy(res, terms: dict[str, object], level: float) -> pd.DataFrame:
 
 
 def _row(term, k, est, se, z) -> dict:
-    p = float(2 * stats.norm.sf(abs(est / se))) if se > 0 else np.nan
+    p = float(2 * normal.norm_sf(abs(est / se))) if se > 0 else np.nan
     return {"term": term, "rel_quarter": k, "estimate": est, "se": se,
             "ci_low": est - z * se, "ci_high": est + z * se, "p_value": p}  # fmt: skip
 
@@ -247,6 +247,8 @@ def wald(b: np.ndarray, v: np.ndarray) -> tuple[float, int, float]:
     """Chi-squared Wald statistic that ``b = 0`` given its covariance ``v``, df, p-value."""
     if len(b) == 0:
         return float("nan"), 0, float("nan")
+    from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
     chi2 = float(b @ np.linalg.solve(v, b))
     return chi2, len(b), float(stats.chi2.sf(chi2, len(b)))
 

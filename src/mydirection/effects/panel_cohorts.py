@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.effects.panel import _row, design, event_table, fit, positive, wald
 
 
@@ -104,7 +104,7 @@ def event_study_by_cohort(
     its share of the treated.
     """
     res, terms, mass, normalised = _fit(panel, reference, cluster, person, treatment)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(normal.norm_ppf(0.5 + level / 2))
     names, cov = list(terms), res.cov
     A = {}
     for q in sorted({q for _, q in terms.values()}):
@@ -157,7 +157,7 @@ def did_by_cohort(
         raise ValueError("baseline must be 'pre' or 'reference'")
     panel = positive(panel)
     res, terms, mass, normalised = _fit(panel, reference, cluster, person, treatment)
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(normal.norm_ppf(0.5 + level / 2))
     names = list(terms)
     cohort = pd.Series({n: g for n, (g, _) in terms.items()})
     post = pd.Series({n: q >= 0 for n, (_, q) in terms.items()})

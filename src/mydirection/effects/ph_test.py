@@ -48,7 +48,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mydirection.effects.survival import (
     CoxFit,
@@ -73,6 +72,8 @@ def time_transform(time: np.ndarray, event: np.ndarray, transform: str | Callabl
     if transform == "log":
         return np.log(time)
     if transform == "rank":
+        from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
         return stats.rankdata(time)  # average ranks for ties, as R's rank()
     if transform == "km":
         ev = np.asarray(event, bool)
@@ -166,6 +167,8 @@ def ph_test(
     ``events``, ``ties``. ``cluster`` only matters for ``variance="robust"``. See the
     module docstring for the two methods, the transforms and how weights enter.
     """
+    from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
     if variance not in VARIANCES:

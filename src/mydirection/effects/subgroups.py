@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from mydirection.effects.att import (
     Effect,
@@ -288,6 +287,8 @@ def subgroup_heterogeneity(
         R = np.column_stack([np.eye(n_lev - 1), -np.ones(n_lev - 1)])
         d = R @ b[n_lev:]
         stat = float(d @ np.linalg.solve(R @ V[n_lev:, n_lev:] @ R.T, d))
+        from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
         out.append(
             {
                 **row,

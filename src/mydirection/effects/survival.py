@@ -26,7 +26,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from mydirection import normal
 
 
 class _Sorted:
@@ -261,7 +262,7 @@ def cox(
     use_robust = robust if robust is not None else (weights is not None or cluster is not None)
     cov = fit.robust_cov() if use_robust else fit.cov_model
     se = np.sqrt(np.clip(np.diag(cov), 0, None))
-    z_crit = float(stats.norm.isf(alpha / 2))
+    z_crit = float(normal.norm_isf(alpha / 2))
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         z = beta / se
         out = pd.DataFrame(
@@ -271,7 +272,7 @@ def cox(
                 "hr": np.exp(beta),
                 "hr_ci_low": np.exp(beta - z_crit * se),
                 "hr_ci_high": np.exp(beta + z_crit * se),
-                "p": 2 * stats.norm.sf(np.abs(z)),
+                "p": 2 * normal.norm_sf(np.abs(z)),
             },
             index=pd.Index(covariates, name="covariate"),
         )
@@ -364,7 +365,7 @@ def kaplan_meier(
             std_err = np.sqrt(var)
             se_ll = (std_err / surv) / np.abs(np.log(surv))
             ok = (surv > 0) & (surv < 1)
-            z_crit = float(stats.norm.isf(alpha / 2))
+            z_crit = float(normal.norm_isf(alpha / 2))
             lo = np.where(ok, surv ** np.exp(z_crit * se_ll), np.nan)
             hi = np.where(ok, surv ** np.exp(-z_crit * se_ll), np.nan)
         lo = np.where(surv == 1, 1.0, lo)

@@ -22,34 +22,78 @@ Every interval is at the analysis plan's confidence level ``1 - analysis.alpha``
 (:class:`mydirection.settings.TestLevel`). Fidelity never reads an outcome: the
 exploratory dose-response of re-offending on fidelity is an effect analysis, in
 :mod:`mydirection.effects.dose`.
+
+Nothing is imported until it is used (:mod:`mydirection.lazy`): the Snakefile reads
+:class:`FidelitySettings` while it is parsed without importing numpy, pandas or scipy.
 """
 
-from mydirection.fidelity.index import (
-    BANDS,
-    alternative_indices,
-    band,
-    case_manager_index,
-    composite_index,
-    item_coverage,
-    mean_ci,
-    person_index,
+from typing import TYPE_CHECKING
+
+from mydirection.lazy import attach
+
+if TYPE_CHECKING:
+    from mydirection.fidelity.index import (
+        BANDS,
+        alternative_indices,
+        band,
+        case_manager_index,
+        composite_index,
+        item_coverage,
+        mean_ci,
+        person_index,
+    )
+    from mydirection.fidelity.inputs import READS, check_table, table_of, treated_enrolments
+    from mydirection.fidelity.items import (
+        BINARY_ITEMS,
+        DAYS_PER_MONTH,
+        DOMAINS,
+        ITEM_LABELS,
+        ITEMS,
+        enrolment_periods,
+        score_component_items,
+        score_contact_items,
+        score_items,
+        score_plan_items,
+    )
+    from mydirection.fidelity.settings import FidelitySettings
+    from mydirection.fidelity.stage import CAPTIONS, FidelityResult, score_fidelity
+    from mydirection.fidelity.trend import Slope, monthly_index, monthly_slope
+
+#: Name -> the submodule it lives in (imported on first use, see mydirection.lazy).
+_WHERE = {
+    "BANDS": "index",
+    "alternative_indices": "index",
+    "band": "index",
+    "case_manager_index": "index",
+    "composite_index": "index",
+    "item_coverage": "index",
+    "mean_ci": "index",
+    "person_index": "index",
+    "READS": "inputs",
+    "check_table": "inputs",
+    "table_of": "inputs",
+    "treated_enrolments": "inputs",
+    "BINARY_ITEMS": "items",
+    "DAYS_PER_MONTH": "items",
+    "DOMAINS": "items",
+    "ITEM_LABELS": "items",
+    "ITEMS": "items",
+    "enrolment_periods": "items",
+    "score_component_items": "items",
+    "score_contact_items": "items",
+    "score_items": "items",
+    "score_plan_items": "items",
+    "FidelitySettings": "settings",
+    "CAPTIONS": "stage",
+    "FidelityResult": "stage",
+    "score_fidelity": "stage",
+    "Slope": "trend",
+    "monthly_index": "trend",
+    "monthly_slope": "trend",
+}
+__getattr__, __dir__ = attach(
+    __name__, _WHERE, ("index", "inputs", "items", "plots", "settings", "stage", "trend")
 )
-from mydirection.fidelity.inputs import READS, check_table, table_of, treated_enrolments
-from mydirection.fidelity.items import (
-    BINARY_ITEMS,
-    DAYS_PER_MONTH,
-    DOMAINS,
-    ITEM_LABELS,
-    ITEMS,
-    enrolment_periods,
-    score_component_items,
-    score_contact_items,
-    score_items,
-    score_plan_items,
-)
-from mydirection.fidelity.settings import FidelitySettings
-from mydirection.fidelity.stage import CAPTIONS, FidelityResult, score_fidelity
-from mydirection.fidelity.trend import Slope, monthly_index, monthly_slope
 
 __all__ = [
     "BANDS",

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.fidelity.items import ITEM_LABELS, ITEMS
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def mean_ci(
     m = float(v.mean())
     if n < 2:
         return m, np.nan, np.nan, n
-    half = stats.t.ppf(1 - alpha / 2, n - 1) * v.std(ddof=1) / np.sqrt(n)
+    half = normal.t_ppf(1 - alpha / 2, n - 1) * v.std(ddof=1) / np.sqrt(n)
     return m, max(m - half, lower), min(m + half, upper), n
 
 

@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from mydirection import normal
 from mydirection.fidelity.index import BANDS
 from mydirection.fidelity.items import DOMAINS
 from mydirection.reporting import disclosure
@@ -265,7 +265,7 @@ def plot_case_managers(
     d = cm[(cm["n_scored"] > 0) & ~cm["case_manager_id"].isin(list(hidden))]
     nmax = max(2, int(d["n_scored"].max()) if len(d) else 2)
     grid = np.linspace(1, nmax * 1.05, 200)
-    z_inner = float(stats.norm.isf(alpha / 2))
+    z_inner = float(normal.norm_isf(alpha / 2))
     with figure(path, figsize=(7, 4.8)) as (_, ax):
         ax.axhline(mean, color=COLOURS["neutral"], linewidth=1, label="overall mean")
         for z, style, name in ((z_inner, "--", "inner limits"), (outer_z, ":", "outer limits")):

@@ -78,4 +78,15 @@ class FidelitySettings(Settings):
                 )
 
 
-__all__ = ["FidelitySettings"]
+@dataclass(frozen=True, kw_only=True)
+class DoseSettings(Settings):
+    """The dose-response model (the ``fidelity.dose_*`` settings) of
+    :mod:`mydirection.effects.dose`; here, beside the other ``fidelity`` settings, so the
+    Snakefile reads it without importing the model."""
+
+    model: str = setting("fidelity.dose_model")
+    per_points: float = setting("fidelity.dose_per_points", float)
+    ps_term: str = setting("fidelity.dose_ps_term")
+
+
+__all__ = ["DoseSettings", "FidelitySettings"]

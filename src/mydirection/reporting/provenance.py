@@ -57,11 +57,29 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
-    """The ``mydirection`` modules a source file imports (anywhere in it, lazily or not)."""
+#: The fields of a node that hold statements: an import is a statement, so it is found by
+#: walking statement blocks only (expressions, which cannot hold one, are skipped).
+_BLOCKS = ("body", "orelse", "finalbody", "handlers", "cases")
+
+
+def _statements(tree: ast.AST):
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for name in _BLOCKS:
+            todo.extend(getattr(node, name, None) or ())
+
+
+@cache
+def _imports(path: Path) -> frozenset[str]:
+    """The ``mydirection`` modules a source file imports (anywhere in it, lazily or not).
+
+    Cached: the Snakefile asks for every script's closure while it is parsed, and most
+    modules are shared between scripts (each is parsed once per process)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in _statements(tree):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.split(".")[0] == PACKAGE)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -75,7 +93,7 @@ def _imports(path: Path) -> set[str]:
     for name in list(out):
         parts = name.split(".")
         out.update(".".join(parts[:k]) for k in range(1, len(parts)))
-    return out
+    return frozenset(out)
 
 
 @cache

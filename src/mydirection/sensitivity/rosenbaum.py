@@ -54,7 +54,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
+
+from mydirection import normal
 
 
 def matched_sets(
@@ -141,7 +143,7 @@ def rosenbaum_upper_p(sets: pd.DataFrame, gamma: float, method: str = "exact") -
         return poisson_binomial_sf(t, p)
     if method == "normal":
         mu, var = float(p.sum()), float((p * (1 - p)).sum())
-        return float(stats.norm.sf((t - mu) / math.sqrt(var)))
+        return float(normal.norm_sf((t - mu) / math.sqrt(var)))
     raise ValueError("method must be 'exact' or 'normal'")
 
 

@@ -60,8 +60,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import signal, stats
+from scipy import signal
 
+from mydirection import normal
 from mydirection.sensitivity.rosenbaum import (
     BoundsSummary,
     _check_alpha,
@@ -121,6 +122,8 @@ def signed_rank_scores(d, zero_method: str = "pratt") -> tuple[np.ndarray, np.nd
     a positive difference, one entry per pair. ``T = sum(q[positive])``."""
     if zero_method not in ZERO_METHODS:
         raise ValueError(f"zero_method must be one of {ZERO_METHODS}, not {zero_method!r}")
+    from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
     x = _diffs(d)
     a = np.abs(x)
     q = np.zeros(len(x))
@@ -165,6 +168,8 @@ def _sum_pmf(scores: np.ndarray, p: float) -> np.ndarray:
     values, counts = np.unique(scores, return_counts=True)
     if len(scores) <= 200 or 20 * len(values) >= len(scores):  # measured break-even
         return _sum_pmf_direct(scores, p)
+    from scipy import stats  # here, not at import: most jobs never need scipy.stats
+
     pmf = np.array([1.0])
     for s, c in zip(values, counts, strict=True):
         kernel = np.zeros(int(s) * int(c) + 1)
@@ -192,7 +197,7 @@ def _tail(d, p: float, method: str, zero_method: str) -> tuple[float, int, float
     if method == "normal":
         mu = p * float(q[nz].sum())
         var = p * (1 - p) * float((q[nz] ** 2).sum())
-        return float(stats.norm.sf((t - mu) / math.sqrt(var))), n, t
+        return float(normal.norm_sf((t - mu) / math.sqrt(var))), n, t
     raise ValueError(f"method must be one of {METHODS}, not {method!r}")
 
 
