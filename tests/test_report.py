@@ -1217,3 +1217,22 @@ def test_the_profile_of_participants_not_included_is_a_table():
     assert rows[0] == ["Sex", "male", "9"] and rows[1][2] == "<5" and rows[2][2] == "[c]"
     assert rows[-1] == ["All", "", "12"]
     assert Report({"numbers": {}, "relations": []}).excluded_profile_table() == ""
+
+
+def test_a_figure_wider_than_the_page_scrolls_at_its_legible_size(tmp_path):
+    from mydirection.reporting.figures import DPI
+    from mydirection.reporting.render import WIDE_FIGURE_PX, Report
+
+    wide, narrow = tmp_path / "wide.png", tmp_path / "narrow.png"
+    tiny_png(wide, w=WIDE_FIGURE_PX + 600, h=2)
+    tiny_png(narrow, w=WIDE_FIGURE_PX, h=2)
+    figures = {
+        k: {"path": str(p), "caption": "c", "rule": "spec_curve"}
+        for k, p in (("figures.wide", wide), ("figures.narrow", narrow))
+    }
+    report = Report({"numbers": {}, "relations": [], "figures": figures})
+    soup = BeautifulSoup(str(report.fig("figures.wide")), "html.parser")
+    assert soup.figure["class"] == ["wide"]
+    assert soup.img["style"] == f"width: {round((WIDE_FIGURE_PX + 600) * 96 / DPI)}px"
+    soup = BeautifulSoup(str(report.fig("figures.narrow")), "html.parser")
+    assert not soup.figure.get("class") and not soup.img.get("style")

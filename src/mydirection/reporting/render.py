@@ -38,9 +38,23 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from mydirection.reporting.figures import DPI
 from mydirection.reporting.format import change_words, p_value_phrase, unsigned
 from mydirection.reporting.jdl_tables import JdlTables, text
 from mydirection.reporting.number_labels import number_label
+
+#: Wider than this (pixels), a figure scrolls in its own box instead of shrinking to the page.
+WIDE_FIGURE_PX = 1800
+
+
+def png_width(path) -> int:
+    """Pixel width from a PNG's header (0 when the file is not a readable PNG)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return 0
+    return int.from_bytes(head[16:20], "big") if head[:8] == b"\x89PNG\r\n\x1a\n" else 0
 
 
 class ReportKeyError(KeyError):
@@ -210,9 +224,15 @@ class Report(JdlTables):
             )
         src = figure_filename(key, f["path"])
         alt = re.sub(r"\{[a-z0-9_.]+\}", "", f.get("caption") or key)
+        width = png_width(f["path"])
+        # a figure drawn wider than the page (the specification curve widens with its
+        # specifications) keeps its legible size and scrolls sideways inside its own box
+        wide = width > WIDE_FIGURE_PX
+        style = f' style="width: {round(width * 96 / DPI)}px"' if wide else ""
+        cls = ' class="wide"' if wide else ""
         return Markup(
-            f'<figure id="figure-{escape(key)}">\n'
-            f'<img src="{escape(src)}" alt="{escape(alt)}" />\n'
+            f'<figure id="figure-{escape(key)}"{cls}>\n'
+            f'<img src="{escape(src)}" alt="{escape(alt)}"{style} />\n'
             f"<figcaption>{self.caption(key)} {link}</figcaption>\n</figure>\n"
         )
 
