@@ -1207,6 +1207,8 @@ def test_the_profile_of_participants_not_included_is_a_table():
         p + "sex.male": num("9", "Participants not included: sex male"),
         p + "sex.female": num("<5", "Participants not included: sex female"),
         p + "age_band.18-24": num("[c]", "Participants not included: age at enrolment 18-24"),
+        p + "age_band.under 18": num("0", "Participants not included: age at enrolment under 18"),
+        p + "sex.not_recorded": num("0", "Participants not included: sex not recorded"),
     }
     soup = BeautifulSoup(
         str(Report({"numbers": numbers, "relations": []}).excluded_profile_table()), "html.parser"
@@ -1214,7 +1216,8 @@ def test_the_profile_of_participants_not_included_is_a_table():
     rows = [
         [c.get_text(" ", strip=True) for c in tr.find_all("td")] for tr in soup.tbody.find_all("tr")
     ]
-    assert rows[0] == ["Sex", "male", "9"] and rows[1][2] == "<5" and rows[2][2] == "[c]"
+    assert [r[1] for r in rows[:-1]] == ["female", "male", "not recorded", "under 18", "18-24"]
+    assert rows[1] == ["Sex", "male", "9"] and rows[0][2] == "<5" and rows[4][2] == "[c]"
     assert rows[-1] == ["All", "", "12"]
     assert Report({"numbers": {}, "relations": []}).excluded_profile_table() == ""
 

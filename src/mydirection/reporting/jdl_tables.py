@@ -32,6 +32,23 @@ def text(value) -> Markup:
     return Markup("".join(_MD_SPECIAL.get(ch) or str(escape(ch)) for ch in str(value)))
 
 
+#: The profile's variables in the order a JDL report lists them.
+PROFILE_VARIABLES = ("sex", "age_band", "ethnicity")
+
+
+def _profile_order(key: str) -> tuple:
+    """Variables in :data:`PROFILE_VARIABLES` order; age bands from the youngest; a level
+    that was not recorded last."""
+    variable, level = key.split(".")[2:4]
+    rank = PROFILE_VARIABLES.index(variable) if variable in PROFILE_VARIABLES else 99
+    if level == "not_recorded":
+        return rank, 2, 0, level
+    if variable == "age_band":
+        lower = -1 if level.startswith("under") else int(re.match(r"\d+", level).group())
+        return rank, 0, lower, level
+    return rank, 1, 0, level
+
+
 class JdlTables:
     """The report's JDL tables (see the module docstring)."""
 
@@ -81,7 +98,7 @@ class JdlTables:
         if not keys:
             return Markup("")
         rows = []
-        for key in keys:  # the stage's order: variables, then the contract's codes
+        for key in sorted(keys, key=_profile_order):
             variable, level = key[len(prefix) :].split(".", 1)
             rows.append(
                 f"<tr><td>{self.regtext(key, labels.variable(variable))}</td>"
