@@ -204,7 +204,9 @@ def params(*settings: Settings) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def _date(key):
+def iso_date(key):
+    """A converter for setting ``key``: a real YYYY-MM-DD date, kept as text."""
+
     def convert(value):
         import datetime as dt
 
@@ -242,7 +244,7 @@ class TestLevel(Settings):
 class CleanSettings(Settings):
     """The clean stage (mydirection.clean): the extract's end and the key's variable."""
 
-    extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    extract_end_date: str = setting("extract_end_date", iso_date("extract_end_date"))
     key_env: str = setting("pseudonymisation.key_env", str)
 
 
@@ -252,7 +254,7 @@ class OutcomeSettings(Settings):
 
     followup_days: int = setting("outcomes.followup_days", int)
     waiting_days: int = setting("outcomes.waiting_days", int)
-    extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    extract_end_date: str = setting("extract_end_date", iso_date("extract_end_date"))
     placebo_start_days: int = setting("outcomes.placebo_window_start_days", int)
     placebo_end_days: int = setting("outcomes.placebo_window_end_days", int)
 
@@ -340,7 +342,7 @@ class AnalysisSpec(MatchSpec):
 
     followup_days: int = setting("outcomes.followup_days", int)
     waiting_days: int = setting("outcomes.waiting_days", int)
-    extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    extract_end_date: str = setting("extract_end_date", iso_date("extract_end_date"))
     exclude_incomplete_followup: bool = setting("cohort.exclude_incomplete_followup", bool)
     effect_covariates: tuple[str, ...] = setting("effects.covariates", tuple)
     se_with_replacement: str = setting("effects.se_with_replacement")
@@ -493,8 +495,10 @@ class CohortSettings(Settings):
     """Who is analysed and from when (mydirection.cohort): eligibility, treated, comparator
     pool, index date, and the follow-up dates (outcome-blind: dates only)."""
 
-    recruitment_start: str = setting("cohort.recruitment_start", _date("cohort.recruitment_start"))
-    recruitment_end: str = setting("cohort.recruitment_end", _date("cohort.recruitment_end"))
+    recruitment_start: str = setting(
+        "cohort.recruitment_start", iso_date("cohort.recruitment_start")
+    )
+    recruitment_end: str = setting("cohort.recruitment_end", iso_date("cohort.recruitment_end"))
     rosh: tuple[str, ...] = setting("cohort.rosh", tuple)
     sentence_types: tuple[str, ...] = setting("cohort.sentence_types", tuple)
     min_age: float = setting("cohort.min_age", float)
@@ -508,7 +512,7 @@ class CohortSettings(Settings):
     exclude_incomplete_followup: bool = setting("cohort.exclude_incomplete_followup", bool)
     followup_days: int = setting("outcomes.followup_days", int)
     waiting_days: int = setting("outcomes.waiting_days", int)
-    extract_end_date: str = setting("extract_end_date", _date("extract_end_date"))
+    extract_end_date: str = setting("extract_end_date", iso_date("extract_end_date"))
     seed: int = setting("seed", int)
 
     def check(self) -> None:

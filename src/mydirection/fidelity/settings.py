@@ -11,12 +11,11 @@ is the analysis plan's one test level (:class:`mydirection.settings.TestLevel`, 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mydirection.errors import ConfigError
-from mydirection.settings import Settings, setting
+from mydirection.settings import Settings, iso_date, setting
 
 
 def _weights(value: Mapping) -> dict[str, float]:
@@ -25,16 +24,6 @@ def _weights(value: Mapping) -> dict[str, float]:
 
 def _alternatives(value: Mapping) -> dict[str, dict[str, float]]:
     return {str(name): _weights(w) for name, w in sorted(dict(value).items())}
-
-
-def _date(value) -> str:
-    try:
-        dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ConfigError(
-            f"config setting extract_end_date: {value!r} is not a real date; use YYYY-MM-DD"
-        ) from None
-    return str(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +47,7 @@ class FidelitySettings(Settings):
     monthly_se: str = setting("fidelity.monthly_se")
     funnel_outer_z: float = setting("fidelity.funnel_outer_z", float)
     #: enrolments still open are scored up to the extract end date
-    extract_end_date: str = setting("extract_end_date", _date)
+    extract_end_date: str = setting("extract_end_date", iso_date("extract_end_date"))
 
     def check(self) -> None:
         if not self.band_moderate < self.band_high:
