@@ -73,34 +73,13 @@ class SurvivalResult:
                      "Comparators who re-offended (time to first re-offence)", unit="comparators")  # fmt: skip
         hr = self.cox.loc["treatment"]
         src = [rt, rc]
-        n.add(
-            S + "hazard_ratio",
-            float(hr["hr"]),
-            "ratio",
-            "Hazard ratio (participants / comparison)",
-            derived_from=src,
-        )
-        n.add(
-            S + "hazard_ratio_ci_low",
-            float(hr["hr_ci_low"]),
-            "ratio",
-            "Hazard ratio: interval, lower limit",
-            derived_from=src,
-        )
-        n.add(
-            S + "hazard_ratio_ci_high",
-            float(hr["hr_ci_high"]),
-            "ratio",
-            "Hazard ratio: interval, upper limit",
-            derived_from=src,
-        )
-        n.add(
-            S + "hazard_ratio_p",
-            float(hr["p"]),
-            "p_value",
-            "Hazard ratio: p-value",
-            derived_from=src,
-        )
+        for key, col, kind, label in (
+            ("hazard_ratio", "hr", "ratio", "Hazard ratio (participants / comparison)"),
+            ("hazard_ratio_ci_low", "hr_ci_low", "ratio", "Hazard ratio: interval, lower limit"),
+            ("hazard_ratio_ci_high", "hr_ci_high", "ratio", "Hazard ratio: interval, upper limit"),
+            ("hazard_ratio_p", "p", "p_value", "Hazard ratio: p-value"),
+        ):
+            n.add(S + key, float(hr[col]), kind, label, derived_from=src)
         n.add(S + "headline_ok", "yes" if self.headline_ok else "no", "text",
               "Enough participants re-offended for the hazard ratio to be a headline")  # fmt: skip
         n.add(S + "min_reoffenders", s.min_reoffenders, "count",
