@@ -8,7 +8,7 @@ from mydirection.settings import PlaceboSettings
 
 CAPTION = (
     "Placebo treatment: the headline design run among comparators only, with 'treatment' "
-    "assigned at random {sensitivity.placebo_repetitions} times; the estimates should centre "
+    "assigned at random {placebo.repetitions} times; the estimates should centre "
     "on zero (dashed line)."
 )
 

@@ -836,10 +836,10 @@ def test_dose_bands_under_the_threshold_are_not_drawn(tmp_path, monkeypatch):
         person, matched, propensity, outcomes, pairs, settings=DOSE, level=LEVEL
     )
     hidden = result.hidden(5)
-    assert hidden["fidelity.dose_low_n_treated"] == "<5"
-    assert "fidelity.dose_low_difference" in hidden and "fidelity.dose_low_n_comparators" in hidden
+    assert hidden["fidelity_dose.low_n_treated"] == "<5"
+    assert "fidelity_dose.low_difference" in hidden and "fidelity_dose.low_n_comparators" in hidden
     # 3 low + 9 high = 12: the low count cannot be worked out from dose_n either
-    assert "fidelity.dose_n" in hidden or "fidelity.dose_high_n_treated" in hidden
+    assert "fidelity_dose.n" in hidden or "fidelity_dose.high_n_treated" in hidden
     drawn = result.drawn_bands(5)
     assert "low" not in set(drawn["group"])
     axes = capture_axes(monkeypatch, dose)
@@ -1164,9 +1164,9 @@ def test_every_number_is_labelled_and_counts_of_people_are_marked():
         settings=DOSE,
         level=LEVEL,
     )
-    for numbers in (result.numbers(), res.numbers()):
+    for rule, numbers in (("fidelity", result.numbers()), ("fidelity_dose", res.numbers())):
         for key, num in numbers.items():
-            assert key.startswith("fidelity.") and num.label and num.label != key
+            assert key.startswith(f"{rule}.") and num.label and num.label != key
             if num.kind == "count":
                 months_or_items = num.unit in ("months", "items")
                 assert num.people is not months_or_items, key
@@ -1180,7 +1180,7 @@ def test_every_number_is_labelled_and_counts_of_people_are_marked():
         n["fidelity.n_case_managers"].people
         and n["fidelity.n_trained_before_first_enrolment"].people
     )
-    assert res.numbers()["fidelity.dose_n_clusters"].people
+    assert res.numbers()["fidelity_dose.n_clusters"].people
     assert n["fidelity.mean_index_domains_equal"].value == pytest.approx(
         n["fidelity.mean_index"].value
     )
@@ -1216,7 +1216,7 @@ def test_captions_type_no_number_and_name_only_reported_keys():
     for _, _, caption, derived_from in result.figures(5) + res.figures(5):
         assert not re.search(r"\d", re.sub(r"\{[a-z0-9_.]+\}", "", caption)), caption
         for key in re.findall(r"\{([a-z0-9_.]+)\}", caption):
-            assert key in keys | config_keys | {"report.suppression_threshold"}, key
+            assert key in keys | config_keys | {"registry.suppression_threshold"}, key
         assert set(derived_from) <= keys
 
 
@@ -1332,8 +1332,8 @@ def test_scripts_end_to_end_on_simulated_tables(tmp_path):
     ddoc = json.loads(d_out["numbers"].read_text())
     d = ddoc["numbers"]
     assert ddoc["stage"] == "mydirection.effects.dose.dose_response"
-    assert d["fidelity.dose_n"]["value"] == 250
-    assert d["fidelity.dose_slope_ci_low"]["value"] < d["fidelity.dose_slope"]["value"]
+    assert d["fidelity_dose.n"]["value"] == 250
+    assert d["fidelity_dose.slope_ci_low"]["value"] < d["fidelity_dose.slope"]["value"]
     assert "figures.fidelity_dose_response" in ddoc["figures"]
     table = pd.read_parquet(d_out["dose_response"])
     assert list(table["group"][:3]) == list(fid.BANDS)

@@ -522,7 +522,7 @@ MATCH_OUTPUTS = ("propensity", "matched", "pairs", "counts", "design_steps", "ba
 
 
 def run_matching_scripts(tmp, cohort, **matching):
-    """Run scripts/match.py like the rule does (``matching``: config overrides)."""
+    """Run scripts/matching.py like the rule does (``matching``: config overrides)."""
     from helpers import run_script
 
     from mydirection.settings import load_config
@@ -538,10 +538,10 @@ def run_matching_scripts(tmp, cohort, **matching):
         fig_love_plot=tmp / "figures" / "love_plot.png",
         fig_ps_overlap=tmp / "figures" / "ps_overlap.png",
         fig_ecdf_worst=tmp / "figures" / "ecdf_worst.png",
-        numbers=tmp / "numbers" / "match.json",
+        numbers=tmp / "numbers" / "matching.json",
     )
-    run_script("match.py", "match", {"cohort": cohort_path}, out, config=config,
-               log=tmp / "logs" / "match.log")  # fmt: skip
+    run_script("matching.py", "matching", {"cohort": cohort_path}, out, config=config,
+               log=tmp / "logs" / "matching.log")  # fmt: skip
     return out
 
 
@@ -578,7 +578,7 @@ def test_pipeline_scripts_on_a_hand_made_cohort(tmp_path):
     assert all(e["label"] for e in numbers.values())
     for key in ("fig_love_plot", "fig_ps_overlap", "fig_ecdf_worst"):
         assert out[key].read_bytes()[:4] == b"\x89PNG"
-    log = (tmp_path / "logs" / "match.log").read_text()
+    log = (tmp_path / "logs" / "matching.log").read_text()
     assert not any(pid in log for pid in cohort["person_id"])  # counts only, no identifiers
 
 
@@ -596,7 +596,7 @@ def test_pipeline_script_bad_input_is_one_clear_message(tmp_path):
     with pytest.raises(SystemExit) as exc:
         run_matching_scripts(tmp_path, cohort)
     assert exc.value.code == 1
-    log = (tmp_path / "logs" / "match.log").read_text()
+    log = (tmp_path / "logs" / "matching.log").read_text()
     assert (
         "cohort.parquet (table cohort, written by rule cohort): column copas_rate: missing" in log
     )

@@ -24,7 +24,7 @@ CONFIG = load_config(ROOT / "config" / "config.yaml")
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    """The default extracts through the cohort, outcomes, match and effects scripts."""
+    """The default extracts through the cohort, outcomes, matching and reoffending scripts."""
     tmp = tmp_path_factory.mktemp("pipeline")
     raw = tmp / "raw"
     write_extracts(raw, load_generator_config(ROOT / "config" / "synthetic.yaml"), CONFIG["seed"])
@@ -45,7 +45,7 @@ def default_run(tmp_path_factory):
         ("balance", "parquet"), ("design", "json"), ("fig_love_plot", "png"),
         ("fig_ps_overlap", "png"), ("fig_ecdf_worst", "png"), ("headline", "parquet"),
     )}  # fmt: skip
-    num = {r: tmp / f"{r}.json" for r in ("cohort", "outcomes", "match", "effects")}
+    num = {r: tmp / f"{r}.json" for r in ("cohort", "outcomes", "matching", "reoffending")}
     run_script("cohort.py", "cohort", clean,
                {**{k: out[k] for k in ("cohort", "attrition", "fig_attrition")}, "numbers": num["cohort"]})  # fmt: skip
     run_script("outcomes.py", "outcomes",
@@ -53,11 +53,11 @@ def default_run(tmp_path_factory):
                {"outcomes": out["outcomes"], "numbers": num["outcomes"]})  # fmt: skip
     match_out = ("propensity", "matched", "pairs", "counts", "design_steps", "balance", "design",
                  "fig_love_plot", "fig_ps_overlap", "fig_ecdf_worst")  # fmt: skip
-    run_script("match.py", "match", {"cohort": out["cohort"]},
-               {**{k: out[k] for k in match_out}, "numbers": num["match"]})  # fmt: skip
-    run_script("effects.py", "effects",
+    run_script("matching.py", "matching", {"cohort": out["cohort"]},
+               {**{k: out[k] for k in match_out}, "numbers": num["matching"]})  # fmt: skip
+    run_script("reoffending.py", "reoffending",
                {k: out[k] for k in ("matched", "pairs", "design", "outcomes")},
-               {"headline": out["headline"], "numbers": num["effects"]})  # fmt: skip
+               {"headline": out["headline"], "numbers": num["reoffending"]})  # fmt: skip
     return tables, out, {r: json.loads(p.read_text()) for r, p in num.items()}
 
 
@@ -129,11 +129,11 @@ def test_the_design_is_revised_only_while_balance_fails(default_run):
         assert chosen["step"] == steps["step"].max()  # nothing tried after the first balanced
     else:  # none balanced: the smallest largest |SMD| is kept
         assert chosen["max_abs_smd_after"] == steps["max_abs_smd_after"].min()
-    n = numbers["match"]["numbers"]
+    n = numbers["matching"]["numbers"]
     assert n["matching.balance_ok"]["value"] == (
         "achieved" if chosen["balance_ok"] else "not achieved"
     )
-    assert "outcomes" not in json.dumps(numbers["match"]["inputs"])  # outcome-blind
+    assert "outcomes" not in json.dumps(numbers["matching"]["inputs"])  # outcome-blind
 
 
 def test_who_is_analysed_is_decided_once(default_run):

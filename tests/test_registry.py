@@ -175,8 +175,8 @@ def test_subgroup_levels_get_secondary_suppression():
 
 
 def test_unknown_derived_from_key_is_an_error(tmp_path):
-    doc = _doc("r", {"x.rate": number(0.1, "proportion", derived_from=["x.n"])})
-    with pytest.raises(RegistryError, match=r"'x.rate' \(rule r\).*'x.n'"):
+    doc = _doc("x", {"x.rate": number(0.1, "proportion", derived_from=["x.n"])})
+    with pytest.raises(RegistryError, match=r"'x.rate' \(rule x\).*'x.n'"):
         build_registry([doc], threshold=5, alpha=0.05)
 
 
@@ -275,14 +275,14 @@ def test_summary_for_a_significant_reduction():
         "power.mde_rate_pp": number(0.06, "pp"),
     }
     s = derive_summary(e, 0.05)
-    assert s["summary.typical_treated"]["value"] == pytest.approx(30)
-    assert s["summary.typical_comparison"]["value"] == pytest.approx(40)
+    assert s["registry.typical_treated"]["value"] == pytest.approx(30)
+    assert s["registry.typical_comparison"]["value"] == pytest.approx(40)
     assert (
-        s["summary.typical_direction"]["value"] == "fewer participants than comparators re-offend"
+        s["registry.typical_direction"]["value"] == "fewer participants than comparators re-offend"
     )
-    assert s["summary.verdict"]["value"] == "a statistically significant reduction"
-    assert s["summary.power_caveat"]["value"] == "at least as large as"
-    assert "reoffending.rate_treated" in s["summary.typical_treated"]["derived_from"]
+    assert s["registry.verdict"]["value"] == "a statistically significant reduction"
+    assert s["registry.power_caveat"]["value"] == "at least as large as"
+    assert "reoffending.rate_treated" in s["registry.typical_treated"]["derived_from"]
 
 
 def test_summary_not_significant_when_interval_spans_zero():
@@ -291,7 +291,7 @@ def test_summary_not_significant_when_interval_spans_zero():
         "reoffending.rate_difference_ci_high": number(0.01, "pp"),
         "reoffending.rate_difference_p": number(0.2, "p_value"),
     }
-    assert derive_summary(e, 0.05)["summary.verdict"]["value"] == "not statistically significant"
+    assert derive_summary(e, 0.05)["registry.verdict"]["value"] == "not statistically significant"
 
 
 # ----------------------------------------------------------------------------- merging
@@ -322,7 +322,7 @@ def test_build_registry_groups_provenance_by_rule(tmp_path):
         outputs={"results/cohort/cohort.parquet": "2" * 64},
     )
     b = _doc(
-        "effects",
+        "reoffending",
         {"reoffending.rate_treated": number(0.3, "proportion")},
         inputs={"results/cohort/cohort.parquet": "2" * 64},
     )
@@ -336,12 +336,15 @@ def test_build_registry_groups_provenance_by_rule(tmp_path):
     rule = reg["rules"]["cohort"]
     assert rule["stage"] == "mydirection.cohort.stage" and rule["config"] == {"seed": 1}
     assert rule["inputs"] == {"data/in.csv": {"sha256": "1" * 64, "made_by": None}}
-    assert reg["rules"]["effects"]["inputs"]["results/cohort/cohort.parquet"]["made_by"] == "cohort"
+    assert (
+        reg["rules"]["reoffending"]["inputs"]["results/cohort/cohort.parquet"]["made_by"]
+        == "cohort"
+    )
     f = reg["figures"]["figures.f"]
     assert f["sha256"] == hashlib.sha256(b"\x89PNG fake").hexdigest() and f["rule"] == "cohort"
-    assert reg["numbers"]["config.seed"]["used_by"] == ["cohort", "effects"]
+    assert reg["numbers"]["config.seed"]["used_by"] == ["cohort", "reoffending"]
     assert reg["numbers"]["config.report.x"]["display"] == "1, 2"
-    assert reg["numbers"]["report.suppression_threshold"]["display"] == "5"
+    assert reg["numbers"]["registry.suppression_threshold"]["display"] == "5"
     text = dumps(reg)
     assert text == dumps(json.loads(text))  # stable, sorted
 
@@ -351,6 +354,17 @@ def test_duplicate_key_names_both_rules():
     b = _doc("matching", {"cohort.n": number(11, "count")})
     with pytest.raises(RegistryError, match="cohort and matching"):
         build_registry([a, b], threshold=5, alpha=0.05)
+
+
+def test_a_key_starts_with_the_name_of_the_rule_that_reports_it():
+    """Registry keys follow their rule: ``matching.*`` from rule matching, never a key under
+    another stage's name (the report's sections and provenance links rely on it)."""
+    ok = _doc("matching", {"matching.n_treated": number(10, "count")})
+    assert "matching.n_treated" in build_registry([ok], threshold=5, alpha=0.05)["numbers"]
+    stray = _doc("placebo", {"sensitivity.placebo_sd": number(0.1, "pp")})
+    with pytest.raises(RegistryError, match="rule placebo reports 'sensitivity.placebo_sd'.*"
+                       "rename it placebo.placebo_sd"):  # fmt: skip
+        build_registry([stray], threshold=5, alpha=0.05)
 
 
 def test_missing_figure_file_is_named(tmp_path):
@@ -379,10 +393,10 @@ def test_summary_entries_exist_but_are_na_when_a_source_is_not_finite():
         "reoffending.rate_difference_ci_high": number(0.01, "pp"),
     }
     s = derive_summary(e, 0.05)
-    assert s["summary.typical_treated"]["value"] is None
-    assert s["summary.typical_direction"]["value"] is None
-    assert s["summary.verdict"]["value"] is None
-    assert format_display(s["summary.verdict"]["value"], "text") == "n/a"
+    assert s["registry.typical_treated"]["value"] is None
+    assert s["registry.typical_direction"]["value"] is None
+    assert s["registry.verdict"]["value"] is None
+    assert format_display(s["registry.verdict"]["value"], "text") == "n/a"
     assert derive_summary({}, 0.05) == {}
 
 
@@ -403,7 +417,7 @@ def test_the_run_ends_with_the_headline_balance_and_report_path(tmp_path):
         "reoffending.rate_difference": entry("[c]"),
         "reoffending.rate_difference_ci_low": entry("[c]"),
         "reoffending.rate_difference_ci_high": entry("[c]"),
-        "summary.verdict": entry("not statistically significant"),
+        "registry.verdict": entry("not statistically significant"),
         "matching.balance_ok": entry("balanced"),
         "matching.max_abs_smd_after": entry("0.04"),
     }

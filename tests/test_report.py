@@ -103,7 +103,7 @@ def fake_stage_numbers() -> dict[str, dict]:
                 },
             },
         ),
-        "effects": (
+        "reoffending": (
             ["results/matching/matched.parquet", "results/outcomes/outcomes.parquet"],
             {
                 "reoffending.rate_treated": number(0.3417, "proportion"),
@@ -145,7 +145,14 @@ def fake_stage_numbers() -> dict[str, dict]:
                 "sensitivity.gamma_crossing": number(1.35, "gamma"),
                 "sensitivity.bounds_text": number("significant until the crossing Gamma", "text"),
                 "sensitivity.evalue_rr": number(1.41, "ratio"),
-                "sensitivity.spec_share_significant": number(
+            },
+            {},
+            {},
+        ),
+        "spec_curve": (
+            ["results/sensitivity/specs/batch_0.parquet"],
+            {
+                "spec_curve.share_significant": number(
                     0.1, "proportion", label="Share of specifications with a 95% CI excluding zero"
                 ),
             },
@@ -435,10 +442,10 @@ def test_summary_reading_is_computed_from_registry(built):
     summary = soup.find(id="summary")
     nums = registry["numbers"]
     # 34.17 % and 38.02 % of 100 people -> 34 and 38; the CI spans zero -> not significant
-    assert nums["summary.typical_treated"]["display"] == "34"
-    assert nums["summary.typical_comparison"]["display"] == "38"
-    assert nums["summary.verdict"]["display"] == "not statistically significant"
-    assert nums["summary.power_caveat"]["display"] == "smaller than"
+    assert nums["registry.typical_treated"]["display"] == "34"
+    assert nums["registry.typical_comparison"]["display"] == "38"
+    assert nums["registry.verdict"]["display"] == "not statistically significant"
+    assert nums["registry.power_caveat"]["display"] == "smaller than"
     text = " ".join(summary.get_text(" ", strip=True).split())
     assert "not statistically significant" in text
     assert "could easily go undetected" in text
@@ -1050,9 +1057,9 @@ def test_attrition_table_follows_the_chain_through_matching():
                     ]
                 )
     relations.reverse()  # the order comes from the chain, not from the list
-    numbers["matching.n_treated_matched"] = {**num("90"), "rule": "match"}
-    numbers["matching.n_treated_unmatched"] = {**num("8"), "rule": "match"}
-    numbers["matching.n_comparators_matched"] = {**num("90"), "rule": "match"}
+    numbers["matching.n_treated_matched"] = {**num("90"), "rule": "matching"}
+    numbers["matching.n_treated_unmatched"] = {**num("8"), "rule": "matching"}
+    numbers["matching.n_comparators_matched"] = {**num("90"), "rule": "matching"}
     report = Report({"numbers": numbers, "relations": relations})
     assert report.attrition_steps() == ["received", "adult", "window"]
     soup = BeautifulSoup(str(report.attrition_table()), "html.parser")
@@ -1171,7 +1178,7 @@ def test_balance_table_beside_the_love_plot():
     )
     n = Numbers()
     balance_numbers(balance, n)
-    doc = {"rule": "match", "script": "scripts/match.py", "numbers": n.as_dict()}
+    doc = {"rule": "matching", "script": "scripts/matching.py", "numbers": n.as_dict()}
     config = {"matching": {"smd_threshold": 0.1}}
     registry = build_registry([doc], threshold=5, alpha=0.05, config=config)
     assert not any("mean" in k for k in registry["numbers"])

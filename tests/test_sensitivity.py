@@ -547,3 +547,32 @@ def test_sort_curve_and_figure(tmp_path):
     sens.plot_spec_curve(s, a, 0.95)
     sens.plot_spec_curve(curve, b, 0.95)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_curve_numbers_summarise_the_estimable_specifications():
+    """The curve's summary numbers against the four rows counted by hand: one row cannot be
+    estimated; of the three others, two balance, two are negative and one interval excludes
+    zero; the headline ranks first."""
+    from mydirection.sensitivity.spec_curve import curve_numbers
+
+    curve = pd.DataFrame(
+        {
+            "spec": ["a", "d", "b", "c"],
+            "estimate": [-0.01, -0.03, 0.02, np.nan],
+            "ci_low": [-0.05, -0.06, -0.03, np.nan],
+            "ci_high": [0.03, -0.001, 0.07, np.nan],
+            "balance_ok": [False, True, True, False],
+            "is_headline": [True, False, False, False],
+            "rank": [1, 2, 3, 4],
+        }
+    )
+    n = {k: v.value for k, v in curve_numbers(curve).items()}
+    assert all(k.startswith("spec_curve.") for k in n)
+    assert (n["spec_curve.n"], n["spec_curve.n_estimable"]) == (4, 3)
+    assert n["spec_curve.median_estimate"] == pytest.approx(-0.01)
+    assert (n["spec_curve.min_estimate"], n["spec_curve.max_estimate"]) == (-0.03, 0.02)
+    assert n["spec_curve.median_estimate_balanced"] == pytest.approx((-0.03 + 0.02) / 2)
+    assert n["spec_curve.share_balanced"] == pytest.approx(2 / 3)
+    assert n["spec_curve.share_negative"] == pytest.approx(2 / 3)
+    assert n["spec_curve.share_significant"] == pytest.approx(1 / 3)
+    assert n["spec_curve.headline_rank"] == 1

@@ -35,7 +35,7 @@ def test_round_trip_and_clear_errors(tmp_path):
     _pairs().drop(columns="subclass").to_parquet(path)
     with pytest.raises(
         UserError,
-        match=r"pairs.parquet \(table pairs, written by rule match\)"
+        match=r"pairs.parquet \(table pairs, written by rule matching\)"
         r": column subclass: missing \(1 rows\); rerun that rule",
     ):
         tables.read(path, "pairs")

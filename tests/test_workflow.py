@@ -86,7 +86,7 @@ def _jobs_to_run(dry_run: str) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "module, stage",
-    [("effects/ph_test.py", "survival"), ("effects/panel_leads.py", "event_study")],
+    [("effects/ph_test.py", "survival"), ("effects/panel_leads.py", "panel")],
 )
 def test_a_library_edit_reruns_exactly_the_rules_that_run_it(built, module, stage):
     """Each rule declares the library modules its script imports (code inputs), so editing
@@ -110,7 +110,7 @@ def test_a_library_edit_reruns_exactly_the_rules_that_run_it(built, module, stag
     )
     downstream = _jobs_to_run(forced.stdout + forced.stderr)  # the rule and what needs it
     assert _jobs_to_run(out.stdout + out.stderr) == downstream
-    assert {stage, "report"} <= downstream and not {"cohort", "match"} & downstream
+    assert {stage, "report"} <= downstream and not {"cohort", "matching"} & downstream
 
 
 @pytest.mark.slow
@@ -135,7 +135,7 @@ def test_interrupted_run_resumes_to_the_same_bytes(built, tmp_path):
     work = copy_project(tmp_path / "project")
     args = [SNAKEMAKE, "--cores", "2", "--configfile", "tests/e2e_config.yaml"]
     proc = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    matching_started = work / "results/logs/match.log"
+    matching_started = work / "results/logs/matching.log"
     deadline = time.monotonic() + 900
     while not matching_started.exists() and proc.poll() is None:
         assert time.monotonic() < deadline, "matching never started"

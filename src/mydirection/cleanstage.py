@@ -289,18 +289,18 @@ def merge_step(job) -> None:
 
     job.settings(CleanSettings)
     numbers = Numbers()
-    numbers.count("cleaning.rows_received", total("received"), "rows received", unit="rows")
-    numbers.count("cleaning.rows_kept", total("kept"), "rows kept", unit="rows")
-    numbers.count("cleaning.rows_excluded", total("excluded"), "rows excluded", unit="rows")
+    numbers.count("clean.rows_received", total("received"), "rows received", unit="rows")
+    numbers.count("clean.rows_kept", total("kept"), "rows kept", unit="rows")
+    numbers.count("clean.rows_excluded", total("excluded"), "rows excluded", unit="rows")
     numbers.count(
-        "cleaning.row_fixes",
+        "clean.row_fixes",
         total("fixed"),
         "rows fixed, summed over the fixing rules (id_normalised, code_normalised, date_format)",
         unit="rows",
     )
-    numbers.count("cleaning.n_people", total("kept", "people"), "people in the cleaned extract")
+    numbers.count("clean.n_people", total("kept", "people"), "people in the cleaned extract")
     numbers.add(
-        "cleaning.key_fingerprint",
+        "clean.key_fingerprint",
         p.key_fingerprint,
         "text",
         "fingerprint of the pseudonymisation key (first 12 hex of HMAC-SHA256(key, "

@@ -5,7 +5,7 @@ and every simulation replicate run: the outcome-blind design (:func:`design`: ma
 balance, apply the pre-specified revisions while balance fails), the analysis sample
 (:func:`analysis_sample`: who is analysed, the follow-up rule included) and the estimate
 (:func:`estimate`: the three Justice Data Lab measures). The Snakemake rules run the same
-three functions with Parquet files in between (``match`` writes the design, ``effects``
+three functions with Parquet files in between (``matching`` writes the design, ``reoffending``
 reads it), and a test checks that both paths give the same numbers to the last bit.
 
 The design, in order:
@@ -541,7 +541,7 @@ __all__ = [
 
 def rule_inputs(job) -> tuple[AnalysisSpec, pd.DataFrame, pd.DataFrame]:
     """What every rule after matching starts from, read through a rule's job: the chosen
-    specification (the analysis plan with the design the ``match`` rule chose), the
+    specification (the analysis plan with the design the ``matching`` rule chose), the
     analysis sample (:func:`analysis_sample`) and the pairs of the match."""
     spec = job.settings(AnalysisSpec).with_design(MatchSpec.from_dict(job.read_json("design")))
     pairs = job.read("pairs")

@@ -2,7 +2,7 @@
 # subgroups, all on the matched sample (results/matching/matched.parquet) with the outcomes.
 
 
-rule effects:
+rule reoffending:
     """JDL headline table: proven re-offending rate, frequency and time to first re-offence,
     participants vs the matched comparison group, with confidence intervals, p-values and
     the reading for 100 typical people."""
@@ -11,14 +11,14 @@ rule effects:
         pairs="results/matching/pairs.parquet",
         design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
-        code=code("scripts/effects.py"),
+        code=code("scripts/reoffending.py"),
     output:
         headline="results/effects/headline.parquet",
-        numbers="results/numbers/effects.json",
+        numbers="results/numbers/reoffending.json",
     log:
-        "results/logs/effects.log",
+        "results/logs/reoffending.log",
     benchmark:
-        "results/benchmarks/effects.tsv"
+        "results/benchmarks/reoffending.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -27,7 +27,7 @@ rule effects:
     params:
         settings=settings_params(S.AnalysisSpec, S.TestLevel),
     script:
-        "../../scripts/effects.py"
+        "../../scripts/reoffending.py"
 
 
 rule survival:
@@ -60,7 +60,7 @@ rule survival:
         "../../scripts/survival.py"
 
 
-rule event_study:
+rule panel:
     """Person x quarter proven offences around the index date: difference in differences
     (pooled, and interaction-weighted by enrolment cohort) and the event study with person,
     calendar-quarter and event-time effects; which leads the matching balances by itself.
@@ -71,17 +71,17 @@ rule event_study:
         design="results/matching/design.json",
         outcomes="results/outcomes/outcomes.parquet",
         convictions="results/clean/convictions.parquet",
-        code=code("scripts/event_study.py"),
+        code=code("scripts/panel.py"),
     output:
         event_study="results/effects/event_study.parquet",
         did="results/effects/did.parquet",
         did_by_cohort="results/effects/did_by_cohort.parquet",
         fig_event_study="results/figures/event_study.png",
-        numbers="results/numbers/event_study.json",
+        numbers="results/numbers/panel.json",
     log:
-        "results/logs/event_study.log",
+        "results/logs/panel.log",
     benchmark:
-        "results/benchmarks/event_study.tsv"
+        "results/benchmarks/panel.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -90,7 +90,7 @@ rule event_study:
     params:
         settings=settings_params(S.AnalysisSpec, S.PanelSettings),
     script:
-        "../../scripts/event_study.py"
+        "../../scripts/panel.py"
 
 
 rule subgroups:
@@ -122,13 +122,13 @@ rule subgroups:
         "../../scripts/subgroups.py"
 
 
-for _rule in (rules.effects, rules.survival, rules.event_study, rules.subgroups):
+for _rule in (rules.reoffending, rules.survival, rules.panel, rules.subgroups):
     ALL_TARGETS.extend(_rule.output)
     NUMBERS.append(_rule.output.numbers)
 FIGURES.extend(
     [
         rules.survival.output.fig_km,
-        rules.event_study.output.fig_event_study,
+        rules.panel.output.fig_event_study,
         rules.subgroups.output.fig_subgroups_forest,
     ]
 )

@@ -2,14 +2,14 @@
 # cohort (never an outcome file), and balance is judged before any effect is estimated.
 
 
-rule match:
+rule matching:
     """The design every analysis uses: propensity model, greedy nearest-neighbour matching
     (MatchIt semantics) or IPW, balance judged on standardised differences and variance
     ratios, and the pre-specified revisions (matching.revisions) applied while balance fails.
     A failed verdict is reported, not fatal."""
     input:
         cohort="results/cohort/cohort.parquet",
-        code=code("scripts/match.py"),
+        code=code("scripts/matching.py"),
     output:
         propensity="results/matching/propensity.parquet",
         matched="results/matching/matched.parquet",
@@ -21,11 +21,11 @@ rule match:
         fig_love_plot="results/figures/love_plot.png",
         fig_ps_overlap="results/figures/ps_overlap.png",
         fig_ecdf_worst="results/figures/ecdf_worst.png",
-        numbers="results/numbers/match.json",
+        numbers="results/numbers/matching.json",
     log:
-        "results/logs/match.log",
+        "results/logs/matching.log",
     benchmark:
-        "results/benchmarks/match.tsv"
+        "results/benchmarks/matching.tsv"
     conda:
         "../../environment.yml"
     resources:
@@ -34,15 +34,15 @@ rule match:
     params:
         settings=settings_params(S.MatchSpec),
     script:
-        "../../scripts/match.py"
+        "../../scripts/matching.py"
 
 
-ALL_TARGETS.extend(rules.match.output)
-NUMBERS.append(rules.match.output.numbers)
+ALL_TARGETS.extend(rules.matching.output)
+NUMBERS.append(rules.matching.output.numbers)
 FIGURES.extend(
     [
-        rules.match.output.fig_love_plot,
-        rules.match.output.fig_ps_overlap,
-        rules.match.output.fig_ecdf_worst,
+        rules.matching.output.fig_love_plot,
+        rules.matching.output.fig_ps_overlap,
+        rules.matching.output.fig_ecdf_worst,
     ]
 )

@@ -46,7 +46,7 @@ from mydirection.reporting.figures import COLOURS, figure
 from mydirection.reporting.numbers import Numbers
 from mydirection.settings import TestLevel
 
-P = "fidelity."
+P = "fidelity_dose."
 
 #: Columns read from each input (table specs in schemas/tables.yaml).
 READS = {
@@ -69,7 +69,7 @@ CAPTION = (
     "treated participants in each fidelity band and of their own matched comparators, and "
     "the treated-minus-comparator difference with its {fidelity.confidence_level} confidence "
     "interval, on the headline's analysis sample. A band with fewer than "
-    "{report.suppression_threshold} treated participants or comparators, or whose count "
+    "{registry.suppression_threshold} treated participants or comparators, or whose count "
     "could otherwise be worked out, is not drawn."
 )
 
@@ -254,13 +254,13 @@ class DoseResult:
         n = Numbers()
         s, sl = self.settings, self.slope
         dose_n = n.count(
-            P + "dose_n",
+            P + "n",
             sl.n,
             "Treated participants in the dose-response analysis (analysis sample, with an index)",
             unit="treated people",
         )
         clusters = n.count(
-            P + "dose_n_clusters",
+            P + "n_clusters",
             sl.n_clusters,
             "Case managers in the dose-response regression (its clusters)",
             unit="case managers",
@@ -274,9 +274,9 @@ class DoseResult:
         )
         what = f"Exploratory: change in re-offending per {s.per_points:g} fidelity-index points"
         src = [dose_n, clusters]
-        n.add(P + "dose_slope", sl.estimate, kind, what, unit=unit, derived_from=src)
+        n.add(P + "slope", sl.estimate, kind, what, unit=unit, derived_from=src)
         n.add(
-            P + "dose_slope_ci_low",
+            P + "slope_ci_low",
             sl.ci_low,
             kind,
             what + ": lower confidence limit",
@@ -284,26 +284,26 @@ class DoseResult:
             derived_from=src,
         )
         n.add(
-            P + "dose_slope_ci_high",
+            P + "slope_ci_high",
             sl.ci_high,
             kind,
             what + ": upper confidence limit",
             unit=unit,
             derived_from=src,
         )
-        n.add(P + "dose_slope_p", sl.p_value, "p_value", what + ": p-value", derived_from=src)
+        n.add(P + "slope_p", sl.p_value, "p_value", what + ": p-value", derived_from=src)
         parts = []
         for row in self.bands.itertuples():
             b = row.group
             nt = n.count(
-                P + f"dose_{b}_n_treated",
+                P + f"{b}_n_treated",
                 int(row.n_treated),
                 f"Treated participants in the {b} fidelity band (dose-response)",
                 unit="treated people",
             )
             # a band's comparators are those of its treated: when that count is hidden, so is this
             nc = n.count(
-                P + f"dose_{b}_n_comparators",
+                P + f"{b}_n_comparators",
                 int(row.n_comparators),
                 f"Matched comparators of the {b} fidelity band",
                 unit="comparators",
@@ -313,37 +313,37 @@ class DoseResult:
             both = [nt, nc]
             band = f"{b} fidelity band"
             n.add(
-                P + f"dose_{b}_treated_rate",
+                P + f"{b}_treated_rate",
                 row.treated_rate,
                 "proportion",
                 f"Re-offending rate of treated participants in the {band}",
                 derived_from=[nt],
             )
             n.add(
-                P + f"dose_{b}_comparator_rate",
+                P + f"{b}_comparator_rate",
                 row.comparator_rate,
                 "proportion",
                 f"Re-offending rate of the matched comparators of the {band}",
                 derived_from=both,
             )
             diff = f"Re-offending difference, {band} against own matched comparators"
-            n.add(P + f"dose_{b}_difference", row.estimate, "pp", diff, derived_from=both)
+            n.add(P + f"{b}_difference", row.estimate, "pp", diff, derived_from=both)
             n.add(
-                P + f"dose_{b}_difference_ci_low",
+                P + f"{b}_difference_ci_low",
                 row.ci_low,
                 "pp",
                 diff + ": lower confidence limit",
                 derived_from=both,
             )
             n.add(
-                P + f"dose_{b}_difference_ci_high",
+                P + f"{b}_difference_ci_high",
                 row.ci_high,
                 "pp",
                 diff + ": upper confidence limit",
                 derived_from=both,
             )
             n.add(
-                P + f"dose_{b}_difference_p",
+                P + f"{b}_difference_p",
                 row.p_value,
                 "p_value",
                 diff + ": p-value",
@@ -363,8 +363,8 @@ class DoseResult:
         """The bands the figure draws: both counts publishable and at least ``threshold``."""
         hidden = self.hidden(threshold)
         keep = [
-            P + f"dose_{r.group}_n_treated" not in hidden
-            and P + f"dose_{r.group}_n_comparators" not in hidden
+            P + f"{r.group}_n_treated" not in hidden
+            and P + f"{r.group}_n_comparators" not in hidden
             and r.n_treated >= threshold
             and r.n_comparators >= threshold
             for r in self.bands.itertuples()
@@ -382,7 +382,7 @@ class DoseResult:
                 "fidelity_dose_response",
                 lambda path: self.plot_bands(path, threshold),
                 CAPTION,
-                [P + "dose_n"],
+                [P + "n"],
             )
         ]
 

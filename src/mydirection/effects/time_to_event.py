@@ -38,7 +38,7 @@ CAPTION = (
     "Kaplan-Meier estimates of the proportion without a proven re-offence, participants and "
     "the matched comparison group (weighted by the matching weights), at {survival.alpha_confidence} "
     "confidence ({survival.km_variance} variance). The curves are shown only at days "
-    "between which either no one or at least {report.suppression_threshold} people "
+    "between which either no one or at least {registry.suppression_threshold} people "
     "re-offended or left follow-up, joined by straight lines; numbers at risk are people."
 )
 

@@ -62,7 +62,7 @@ CAPTIONS = {
         "Distribution of the fidelity index (out of a hundred) over the {fidelity.n_scored} "
         "participants "
         "with enough scorable items. Bins never cross a band cut-off and are merged within "
-        "a band until every bar holds at least {report.suppression_threshold} people (bar "
+        "a band until every bar holds at least {registry.suppression_threshold} people (bar "
         "areas are proportional to people); a band whose count is suppressed shows no bars. "
         "Dashed lines mark the bands: low below {config.fidelity.bands.moderate}, high from "
         "{config.fidelity.bands.high}."
@@ -77,7 +77,7 @@ CAPTIONS = {
         "intervals and the fitted linear trend ({fidelity.monthly_slope} points a month, "
         "interval {fidelity.monthly_slope_ci_low} to {fidelity.monthly_slope_ci_high}); the "
         "lower panel shows the participants scored each month. A month with fewer than "
-        "{report.suppression_threshold} people scored, or one that could otherwise be worked "
+        "{registry.suppression_threshold} people scored, or one that could otherwise be worked "
         "out from the total, shows neither its mean nor its count."
     ),
     "case_managers": (
@@ -85,14 +85,14 @@ CAPTIONS = {
         "cases scored, with control limits around the overall mean (dashed: "
         "{fidelity.confidence_level} confidence; dotted: {config.fidelity.funnel_outer_z} "
         "standard errors). {training} Case managers with fewer than "
-        "{report.suppression_threshold} scored cases, and any others needed so that none "
+        "{registry.suppression_threshold} scored cases, and any others needed so that none "
         "can be worked out from the total, are not shown."
     ),
 }
 TRAINING = {
     True: "Colour shows whether they were trained before their first enrolment.",
     False: (
-        "Training status is not shown: fewer than {report.suppression_threshold} case "
+        "Training status is not shown: fewer than {registry.suppression_threshold} case "
         "managers were trained, or were not trained, before their first enrolment."
     ),
 }

@@ -22,9 +22,13 @@ HEADER = """# The results registry and its keys
 
 Every number the report prints comes from `results/registry.json`, built by the `registry`
 rule from the numbers files the stages write (`results/numbers/<rule>.json`, through
-`mydirection.runner.Job.report` and `mydirection.reporting.numbers.Numbers`). A number
-carries its value (none when suppressed), its display exactly as printed, its kind and
-label, and the rule that made it; `rules` holds each rule's provenance (stage function,
+`mydirection.runner.Job.report` and `mydirection.reporting.numbers.Numbers`). A key is
+`<rule>.<name>`: it starts with the name of the rule that reports it (the registry refuses
+any other), so `matching.*` comes from rule `matching` and `placebo.*` from rule `placebo`.
+The registry's own keys are `config.<setting>` (the analysis plan as run) and `registry.*`;
+figures are `figures.<name>`, listed at the end with their rules. A number carries its
+value (none when suppressed), its display exactly as printed, its kind and label, and the
+rule that made it; `rules` holds each rule's provenance (stage function,
 library code versions, input checksums, the config keys its settings read) and the full
 provenance is written beside the report as `results/report/provenance.json`. Formats:
 `mydirection.reporting.format`; disclosure control: `mydirection.reporting.disclosure`

@@ -15,10 +15,10 @@ from mydirection.reporting import labels
 # Labels of registry numbers whose rule wrote none (keys from the rule harness's own
 # accounting); :func:`number_label` falls back to these, then to a reading of the key.
 NUMBER_LABELS = {
-    "cleaning.n_people": "People in the cleaned extracts",
-    "cleaning.rows_excluded": "Rows excluded by cleaning",
-    "cleaning.rows_kept": "Rows kept by cleaning",
-    "cleaning.rows_received": "Rows received in the raw extracts",
+    "clean.n_people": "People in the cleaned extracts",
+    "clean.rows_excluded": "Rows excluded by cleaning",
+    "clean.rows_kept": "Rows kept by cleaning",
+    "clean.rows_received": "Rows received in the raw extracts",
 }
 
 _WORDS = {

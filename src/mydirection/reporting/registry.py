@@ -21,9 +21,10 @@ document, ``results/registry.json``::
 - Every number has a plain-English label: the rule's own, else one from
   :mod:`mydirection.reporting.number_labels`; ``unlabelled`` lists the numbers whose label
   had to be read from their key (the rule should label them).
-- The registry adds its own entries (rule ``registry``): ``report.suppression_threshold``,
-  one ``config.<key>`` entry per setting of the analysis plan, and ``summary.*``
-  (:func:`mydirection.reporting.summary.derive_summary`).
+- A number's key is ``<rule>.<name>``: its prefix is the rule that reported it (a key under
+  another rule's name is an error). The registry adds its own entries: one
+  ``config.<setting>`` per setting of the analysis plan, and ``registry.*`` (the suppression
+  threshold and :func:`mydirection.reporting.summary.derive_summary`).
 """
 
 from __future__ import annotations
@@ -162,6 +163,12 @@ def build_registry(
                     "each number must come from one rule -- rename one of them"
                 )
             owner[key] = rule
+        for key in doc.get("numbers", {}):
+            if key.split(".", 1)[0] != rule:
+                raise RegistryError(
+                    f"rule {rule} reports {key!r}: a number's key starts with the name of the "
+                    f"rule that reports it; rename it {rule}.{key.split('.', 1)[-1]}"
+                )
         for key, entry in doc.get("numbers", {}).items():
             numbers[key] = {**entry, "rule": rule}
         for key, fig in doc.get("figures", {}).items():
@@ -172,7 +179,7 @@ def build_registry(
         relations += [(r[0], tuple(r[1]), *r[2:]) for r in doc.get("relations", [])]
 
     added: dict[str, dict] = {
-        "report.suppression_threshold": Number(
+        "registry.suppression_threshold": Number(
             threshold, "count", "Suppression threshold (people)", unit="people", decimals=0
         ).as_dict()
     }

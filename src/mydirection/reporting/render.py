@@ -81,10 +81,6 @@ class Report(JdlTables):
         self.config_hash = registry.get("config_hash", "")
         self.used: set[str] = set()
         self.section_name = "(preamble)"
-        rule_prefixes: dict[str, set] = {}
-        for key, e in self.numbers.items():
-            rule_prefixes.setdefault(e["rule"], set()).add(key.split(".", 1)[0])
-        self._rule_prefixes = rule_prefixes
 
     # -- looking things up
     def section(self, name: str) -> str:
@@ -92,9 +88,11 @@ class Report(JdlTables):
         self.section_name = name
         return ""
 
-    def has(self, *prefixes: str) -> bool:
-        """Whether any number or figure key starts with one of ``prefixes`` + ``"."``."""
-        return any(k.split(".", 1)[0] in prefixes for k in [*self.numbers, *self.figures])
+    def has(self, *rules: str) -> bool:
+        """Whether one of ``rules`` has reported a number or a figure."""
+        return any(k.split(".", 1)[0] in rules for k in self.numbers) or any(
+            f["rule"] in rules for f in self.figures.values()
+        )
 
     def has_key(self, *keys: str) -> bool:
         return all(k in self.numbers or k in self.figures for k in keys)
@@ -236,21 +234,11 @@ class Report(JdlTables):
             f"<figcaption>{self.caption(key)} {link}</figcaption>\n</figure>\n"
         )
 
-    def _in_section(self, key: str, prefixes: Iterable[str], rule: str | None = None) -> bool:
-        prefixes = tuple(prefixes)
-        if key.split(".", 1)[0] in prefixes:
-            return True
-        if rule is not None:
-            own = self._rule_prefixes.get(rule, set())
-            if own:
-                return sorted(own)[0] in prefixes
-            return rule.startswith(prefixes)
-        return False
-
-    def rest(self, *prefixes: str, heading: str = "Other numbers from this stage") -> Markup:
-        """A table of this section's numbers not yet shown in its prose."""
+    def rest(self, *rules: str, heading: str = "Other numbers from this stage") -> Markup:
+        """A table of the numbers of ``rules`` (a key starts with its rule's name) not yet
+        shown in the section's prose."""
         keys = [
-            k for k in sorted(self.numbers) if k not in self.used and self._in_section(k, prefixes)
+            k for k in sorted(self.numbers) if k not in self.used and k.split(".", 1)[0] in rules
         ]
         if not keys:
             return Markup("")
@@ -267,19 +255,20 @@ class Report(JdlTables):
             + "\n</tbody>\n</table>\n</details>\n"
         )
 
-    def rest_figures(self, *prefixes: str) -> Markup:
-        """This section's figures not yet shown."""
+    def rest_figures(self, *rules: str) -> Markup:
+        """The figures of ``rules`` not yet shown."""
         keys = [
             k
             for k in sorted(self.figures)
-            if k not in self.used and self._in_section(k, prefixes, self.figures[k]["rule"])
+            if k not in self.used and self.figures[k]["rule"] in rules
         ]
         return Markup("\n".join(self.fig(k) for k in keys))
 
     def leftover(self) -> tuple[list[str], list[str]]:
         """Numbers and figures no section has shown (rendered under "Other results")."""
-        skip = ("config.", "report.")
-        nums = [k for k in sorted(self.numbers) if k not in self.used and not k.startswith(skip)]
+        nums = [
+            k for k in sorted(self.numbers) if k not in self.used and not k.startswith("config.")
+        ]
         figs = [k for k in sorted(self.figures) if k not in self.used]
         return nums, figs
 

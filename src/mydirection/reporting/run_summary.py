@@ -30,7 +30,7 @@ def run_summary(
             f"Headline: proven re-offending {show('reoffending.rate_treated')} (My Direction) "
             f"vs {show('reoffending.rate_comparison')} (matched comparison), a difference of "
             f"{show('reoffending.rate_difference')} ({show('reoffending.rate_difference_ci_low')}"
-            f" to {show('reoffending.rate_difference_ci_high')}); {show('summary.verdict')}."
+            f" to {show('reoffending.rate_difference_ci_high')}); {show('registry.verdict')}."
         )
     if "matching.balance_ok" in numbers:
         lines.append(

@@ -1,4 +1,4 @@
-"""The summary's computed numbers and sentences (``summary.*``), from registry values."""
+"""The summary's computed numbers and sentences (``registry.*``), from registry values."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def number(value, kind, unit="", *, derived_from=(), decimals=None, label=""):
 
 
 def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
-    """The summary's computed numbers and sentences (``summary.*``), from registry values.
+    """The summary's computed numbers and sentences (``registry.*``), from registry values.
 
     Needs ``reoffending.rate_treated``/``rate_comparison`` (the "for 100 typical people"
     reading), ``reoffending.rate_difference_ci_low/_ci_high/_p`` (the verdict), and
@@ -26,10 +26,10 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
     rt, rc = "reoffending.rate_treated", "reoffending.rate_comparison"
     ok = _is_number(v.get(rt)) and _is_number(v.get(rc))
     if ok or (rt in entries and rc in entries):
-        out["summary.typical_n"] = number(
+        out["registry.typical_n"] = number(
             100, "estimate", "people", decimals=0, label="Typical people in the reading"
         )
-        out["summary.typical_treated"] = number(
+        out["registry.typical_treated"] = number(
             100 * v[rt] if ok else None,
             "estimate",
             "people per 100",
@@ -37,7 +37,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
             derived_from=[rt],
             label="Of 100 typical participants, re-offended",
         )
-        out["summary.typical_comparison"] = number(
+        out["registry.typical_comparison"] = number(
             100 * v[rc] if ok else None,
             "estimate",
             "people per 100",
@@ -57,7 +57,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
                 else "as many participants as comparators re-offend"
             )
         )
-        out["summary.typical_direction"] = number(
+        out["registry.typical_direction"] = number(
             word, "text", derived_from=[rt, rc], label="Direction of the difference"
         )
     lo, hi, p = (
@@ -66,7 +66,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
         "reoffending.rate_difference_p",
     )
     if not all(_is_number(v.get(k)) for k in (lo, hi)) and lo in entries and hi in entries:
-        out["summary.verdict"] = number(
+        out["registry.verdict"] = number(
             None,
             "text",
             derived_from=[lo, hi],
@@ -82,7 +82,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
             verdict = "a statistically significant reduction"
         else:
             verdict = "a statistically significant increase"
-        out["summary.verdict"] = number(
+        out["registry.verdict"] = number(
             verdict,
             "text",
             derived_from=[k for k in (lo, hi, p) if k in entries],
@@ -90,7 +90,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
         )
     d, mde = "reoffending.rate_difference", "power.mde_rate_pp"
     if d in entries and mde in entries and not (_is_number(v.get(d)) and _is_number(v.get(mde))):
-        out["summary.power_caveat"] = number(
+        out["registry.power_caveat"] = number(
             None,
             "text",
             derived_from=[d, mde],
@@ -99,7 +99,7 @@ def derive_summary(entries: dict[str, dict], alpha: float) -> dict[str, dict]:
     elif d in entries and mde in entries:
         mde_prop = v[mde] / 100 if entries[mde].get("kind") != "pp" else v[mde]
         within = abs(v[d]) < mde_prop
-        out["summary.power_caveat"] = number(
+        out["registry.power_caveat"] = number(
             "smaller than" if within else "at least as large as",
             "text",
             derived_from=[d, mde],

@@ -135,7 +135,7 @@ class PlaceboResult:
         from mydirection.reporting.numbers import Numbers
 
         n = Numbers()
-        S = "sensitivity.placebo_"
+        S = "placebo."
         e = self.outcome
         src = ["reoffending.n_treated", "reoffending.n_comparison"]
         for key, value, label in (

@@ -193,7 +193,7 @@ def plot_spec_curve(curve: pd.DataFrame, path, ci_level: float) -> None:
 
 
 def curve_numbers(curve: pd.DataFrame):
-    """The curve's summary numbers (``sensitivity.spec_*``). Counts of specifications are
+    """The curve's summary numbers (``spec_curve.*``). Counts of specifications are
     not counts of people; the estimates are derived from the headline's group counts (a
     specification's groups are no smaller than the headline's in this design)."""
     from mydirection.reporting.numbers import Numbers
@@ -203,32 +203,31 @@ def curve_numbers(curve: pd.DataFrame):
     sig = (ok["ci_high"] < 0) | (ok["ci_low"] > 0)
     balanced = ok[ok["balance_ok"]]
     src = ["reoffending.n_treated", "reoffending.n_comparison"]
-    n.add("sensitivity.spec_n", len(curve), "count", "Analysis specifications in the curve",
+    n.add("spec_curve.n", len(curve), "count", "Analysis specifications in the curve",
           unit="specifications")  # fmt: skip
-    n.add("sensitivity.spec_n_estimable", len(ok), "count",
+    n.add("spec_curve.n_estimable", len(ok), "count",
           "Specifications that could be estimated", unit="specifications")  # fmt: skip
 
     def share(key, value, label):
         n.add(key, float(value) if len(ok) else None, "proportion", label)
 
-    share("sensitivity.spec_share_balanced", len(balanced) / len(ok) if len(ok) else 0,
+    share("spec_curve.share_balanced", len(balanced) / len(ok) if len(ok) else 0,
           "Share of specifications achieving balance")  # fmt: skip
-    share("sensitivity.spec_share_negative", (ok["estimate"] < 0).mean() if len(ok) else 0,
+    share("spec_curve.share_negative", (ok["estimate"] < 0).mean() if len(ok) else 0,
           "Share of specifications estimating fewer re-offenders among participants")  # fmt: skip
-    share("sensitivity.spec_share_significant", sig.mean() if len(ok) else 0,
+    share("spec_curve.share_significant", sig.mean() if len(ok) else 0,
           "Share of specifications whose interval excludes zero")  # fmt: skip
-    for key, values, label in (
-        ("sensitivity.spec_median_estimate", ok["estimate"], "Median difference in the rate over specifications"),
-        ("sensitivity.spec_min_estimate", ok["estimate"], "Smallest difference over specifications"),
-        ("sensitivity.spec_max_estimate", ok["estimate"], "Largest difference over specifications"),
-        ("sensitivity.spec_median_estimate_balanced", balanced["estimate"],
+    for key, f, values, label in (
+        ("spec_curve.median_estimate", np.median, ok["estimate"], "Median difference in the rate over specifications"),
+        ("spec_curve.min_estimate", np.min, ok["estimate"], "Smallest difference over specifications"),
+        ("spec_curve.max_estimate", np.max, ok["estimate"], "Largest difference over specifications"),
+        ("spec_curve.median_estimate_balanced", np.median, balanced["estimate"],
          "Median difference over specifications achieving balance"),
     ):  # fmt: skip
-        f = {"median": np.median, "min": np.min, "max": np.max}[key.split("_")[1]]
         n.add(key, float(f(values)) if len(values) else None, "pp", label, derived_from=src)
     head = curve[curve["is_headline"]]
     if len(head):
-        n.add("sensitivity.spec_headline_rank", int(head["rank"].iloc[0]), "count",
+        n.add("spec_curve.headline_rank", int(head["rank"].iloc[0]), "count",
               "Rank of the headline specification among the sorted estimates",
               unit="specifications")  # fmt: skip
     return n

@@ -1,4 +1,4 @@
-"""Rule effects: the JDL headline (rate, frequency, time to first re-offence) on the analysis
+"""Rule reoffending: the JDL headline (rate, frequency, time to first re-offence) on the analysis
 sample of the chosen design, with the "for every 100 typical people" reading."""
 
 from mydirection import pipeline

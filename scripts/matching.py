@@ -1,4 +1,4 @@
-"""Rule match: the outcome-blind design -- propensity model, matching, balance, and the
+"""Rule matching: the outcome-blind design -- propensity model, matching, balance, and the
 pre-specified revisions applied while balance fails (no outcome file is read)."""
 
 from mydirection import pipeline

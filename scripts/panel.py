@@ -1,4 +1,4 @@
-"""Rule event_study: offending before and after the index date for the analysis sample --
+"""Rule panel: offending before and after the index date for the analysis sample --
 difference in differences (pooled and by enrolment cohort), event study, lead diagnostics."""
 
 from mydirection import pipeline
