@@ -1219,3 +1219,20 @@ def test_every_cleaned_row_names_its_line_in_the_raw_file(tmp_path):
     assert source_lines(tables["supervision"], "supervision") == "supervision.csv lines 2, 3, 4"
     assert source_lines([41], "people") == "people.csv line 41"
     assert source_lines(range(2, 12), "people") == "people.csv lines 2, 3, 4, 5, 6 and 5 more"
+
+
+def test_remembered_person_ids_are_per_key_and_bounded(monkeypatch):
+    """The in-process memo of person ids never gives one key's id for another key, and a
+    full memo is emptied (a wrong remembered id would merge two people)."""
+    from mydirection import cleansteps
+
+    monkeypatch.setattr(cleansteps, "_MEMO", {})
+    monkeypatch.setattr(cleansteps, "MEMO_MAX", 2)
+    crns = pd.Series([f"X{i:06d}" for i in range(5)], dtype="string[pyarrow]")
+    other = b"another-key-0123456789abcdef"
+    first = clean.pseudonymise(crns, KEY).tolist()
+    assert clean.pseudonymise(crns, other).tolist() != first
+    assert clean.pseudonymise(crns, KEY).tolist() == first
+    assert all(len(m) <= 5 for m in cleansteps._MEMO.values())
+    assert clean.pseudonymise(crns[:1], KEY).tolist() == first[:1]
+    assert len(cleansteps._MEMO[KEY]) == 1  # emptied when over the bound, then refilled

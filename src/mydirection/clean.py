@@ -247,13 +247,14 @@ def text_frame(table: pd.DataFrame, name: str) -> pd.DataFrame:
     out = {}
     for col in columns:
         values = table[col]
-        if hasattr(values.array, "__arrow_array__"):
-            arr = pa_.chunked_array([values.array.__arrow_array__()]).combine_chunks()
+        if hasattr(values.array, "__arrow_array__"):  # Arrow already: no copy
+            arr = pa_.chunked_array(values.array.__arrow_array__())
         else:
-            arr = pa_.array(values.to_numpy(dtype=object), from_pandas=True)
-        if not (pa_.types.is_string(arr.type) or pa_.types.is_large_string(arr.type)):
+            arr = pa_.chunked_array([pa_.array(values.to_numpy(dtype=object), from_pandas=True)])
+        if arr.type != pa_.string():
             arr = pc.cast(arr, pa_.string())  # numbers: the text a CSV writer gives them
-        arr = pc.fill_null(arr.cast(pa_.string()), "")
+        if arr.null_count:
+            arr = pc.fill_null(arr, "")
         out[col] = pd.arrays.ArrowExtensionArray(arr)
     return pd.DataFrame(out, index=pd.RangeIndex(1, len(table) + 1, name="row"))
 

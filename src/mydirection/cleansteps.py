@@ -4,6 +4,7 @@ exact duplicates, keyed pseudonyms, and writing tables with a clear error on a f
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pyarrow.compute as pc
 
 from mydirection.contract import extract_schema
 from mydirection.errors import UserError
-from mydirection.keys import _domain_key, pseudonym
+from mydirection.keys import PSEUDONYM_HEX, _domain_key
 from mydirection.validate import (
     FLAG_TRUE,
     _text,
@@ -27,9 +28,29 @@ from mydirection.validate import (
 # --------------------------------------------------------------------------- pseudonyms
 
 
+#: CRN -> person id, per key, remembered within one process (a simulation batch cleans the
+#: same people hundreds of times); emptied once it holds more than ``MEMO_MAX`` ids.
+_MEMO: dict[bytes, dict[str, str]] = {}
+MEMO_MAX = 1 << 18
+
+
 def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
-    """Replace CRNs by :func:`pseudonym` (each distinct CRN hashed once)."""
-    return _hashed(crn, lambda v: pseudonym(v, key))
+    """Replace CRNs by :func:`mydirection.keys.pseudonym` (each distinct CRN hashed once,
+    from one keyed HMAC state copied per value)."""
+    base = hmac.new(key, digestmod=hashlib.sha256)
+    memo = _MEMO.setdefault(key, {})
+    if len(memo) > MEMO_MAX:
+        memo.clear()
+
+    def one(v: str) -> str:
+        pid = memo.get(v)
+        if pid is None:
+            h = base.copy()
+            h.update(v.encode("utf-8"))
+            pid = memo[v] = h.hexdigest()[:PSEUDONYM_HEX]
+        return pid
+
+    return _hashed(crn, one)
 
 
 def pseudonymise_key(values: pd.Series, key: bytes, domain: str) -> pd.Series:

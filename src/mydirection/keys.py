@@ -166,9 +166,13 @@ def load_key(
     return key
 
 
+#: Hex characters of a person id (64 bits of the HMAC).
+PSEUDONYM_HEX = 16
+
+
 def pseudonym(value: str, key: bytes) -> str:
     """The person id of one CRN: HMAC-SHA256(key, crn) as hex, first 16 characters."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
 
 
 def source_key_pseudonym(value: str, key: bytes, domain: str) -> str:
