@@ -12,11 +12,10 @@ from mydirection.reporting.render import (
     engine_version,
     figure_filename,
     fill_template,
-    package_versions,
     provenance_document,
     render,
-    source_inputs,
 )
+from mydirection.reporting.stamp import package_versions, source_inputs
 from mydirection.runner import UserError, log, run
 
 # What the stamp says about the data the report was built from (params.synthetic).

@@ -60,3 +60,16 @@ def test_code_is_linted_and_formatted():
     for cmd in checks:
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, f"{' '.join(map(str, cmd[:2]))}:\n{out.stdout}{out.stderr}"
+
+
+def test_library_modules_and_scripts_stay_small():
+    """One purpose per module (no library module over 600 lines) and thin rule scripts
+    (under 600 lines together): the statistics live in the library, not in scripts/."""
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted((ROOT / "src" / "mydirection").rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 600
+    }
+    assert not long, f"split these modules: {long}"
+    scripts = sum(len(p.read_text().splitlines()) for p in (ROOT / "scripts").glob("*.py"))
+    assert scripts < 600, f"scripts/ holds {scripts} lines: move the work into library stages"

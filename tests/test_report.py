@@ -30,8 +30,8 @@ from mydirection.reporting.render import (
     figure_filename,
     fill_template,
     render,
-    source_inputs,
 )
+from mydirection.reporting.stamp import source_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "reports" / "evaluation.qmd"

@@ -241,8 +241,7 @@ def text_frame(table: pd.DataFrame, name: str) -> pd.DataFrame:
     """An in-memory raw table as the reader gives it: the contract's columns as Arrow text,
     blanks as empty strings, data rows numbered from 1 (missing columns are an error)."""
     columns = list(extract_schema(name)["columns"])
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
+    if missing := [c for c in columns if c not in table.columns]:
         raise UserError(f"{name}: in-memory table lacks column(s) {', '.join(missing)}")
     out = {}
     for col in columns:

@@ -2,7 +2,7 @@
 # Included last: every stage has appended its numbers files to NUMBERS and its figures to
 # FIGURES by now. `registry` is a checkpoint so that `report` can declare as inputs every
 # figure the registry lists (read from registry.json once it exists).
-from mydirection.reporting.render import git_state, registry_figure_paths
+from mydirection.reporting.stamp import git_state, registry_figure_paths
 
 # The report's reproducibility stamp: re-rendered when the commit or dirty flag changes.
 GIT_COMMIT, GIT_DIRTY = git_state()
