@@ -19,9 +19,10 @@ RAW_CONFIG = $(if $(filter command line environment,$(origin RAW_DIR)),--config 
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) $(RAW_CONFIG)
 
-## Run the test suite (unit, property, dry-run and end-to-end tests)
+## Run the test suite (unit, property, dry-run and end-to-end tests), one worker per core;
+## a test file's tests share a worker, so each end-to-end build is made once
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 ## Unit tests only (skips the slow end-to-end tests)
 test-fast: $(STAMP)

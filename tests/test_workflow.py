@@ -17,10 +17,23 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
+def own_library(cwd: Path) -> dict:
+    """The environment for Snakemake in ``cwd``: a copy of the project runs its own ``src/``
+    (so a test that edits the library edits the copy's, never the source tree that tests
+    running beside it use)."""
+    env = dict(os.environ)
+    if Path(cwd).resolve() != ROOT:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(Path(cwd).resolve() / "src"), env.get("PYTHONPATH")) if p
+        )
+    return env
+
+
 def snakemake(*args: str, cwd: Path = ROOT, timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        env=own_library(cwd),
+    )  # fmt: skip
 
 
 def test_dry_run_lists_the_whole_dag():
@@ -92,11 +105,9 @@ def test_a_library_edit_reruns_exactly_the_rules_that_run_it(built, module, stag
     """Each rule declares the library modules its script imports (code inputs), so editing
     one module reruns the rule that runs it and what depends on its outputs, and nothing
     else. The edit is a comment line (Snakemake compares checksums, so touching a file is
-    not an edit); the file's bytes and time are restored afterwards (it is the installed
-    source tree)."""
-    import mydirection
-
-    path = Path(mydirection.__file__).parent / module
+    not an edit) in the build's own copy of the library; its bytes and time are restored
+    afterwards for the other tests of the build."""
+    path = built / "src" / "mydirection" / module
     before, text = path.stat(), path.read_bytes()
     try:
         path.write_bytes(text + b"\n# an edit\n")
@@ -134,7 +145,9 @@ def test_interrupted_run_resumes_to_the_same_bytes(built, tmp_path):
     """
     work = copy_project(tmp_path / "project")
     args = [SNAKEMAKE, "--cores", "2", "--configfile", "tests/e2e_config.yaml"]
-    proc = subprocess.Popen(args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=own_library(work)
+    )
     matching_started = work / "results/logs/matching.log"
     deadline = time.monotonic() + 900
     while not matching_started.exists() and proc.poll() is None:
