@@ -3,8 +3,6 @@ exact duplicates, keyed pseudonyms, and writing tables with a clear error on a f
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pyarrow.compute as pc
 
 from mydirection.contract import extract_schema
 from mydirection.errors import UserError
-from mydirection.keys import PSEUDONYM_HEX, _domain_key
+from mydirection.keys import pseudonymiser, source_key_pseudonymiser
 from mydirection.validate import (
     FLAG_TRUE,
     _text,
@@ -35,9 +33,9 @@ MEMO_MAX = 1 << 18
 
 
 def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
-    """Replace CRNs by :func:`mydirection.keys.pseudonym` (each distinct CRN hashed once,
-    from one keyed HMAC state copied per value)."""
-    base = hmac.new(key, digestmod=hashlib.sha256)
+    """Replace CRNs by their person ids (:func:`mydirection.keys.pseudonymiser`; each
+    distinct CRN hashed once, and remembered for the next call with the same key)."""
+    person_id = pseudonymiser(key)
     memo = _MEMO.setdefault(key, {})
     if len(memo) > MEMO_MAX:
         memo.clear()
@@ -45,9 +43,7 @@ def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
     def one(v: str) -> str:
         pid = memo.get(v)
         if pid is None:
-            h = base.copy()
-            h.update(v.encode("utf-8"))
-            pid = memo[v] = h.hexdigest()[:PSEUDONYM_HEX]
+            pid = memo[v] = person_id(v)
         return pid
 
     return _hashed(crn, one)
@@ -55,14 +51,7 @@ def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
 
 def pseudonymise_key(values: pd.Series, key: bytes, domain: str) -> pd.Series:
     """Replace source-system keys of ``domain`` by their keyed pseudonyms."""
-    base = hashlib.blake2b(digest_size=8, key=_domain_key(key), person=domain.encode()[:16])
-
-    def one(v: str) -> str:
-        h = base.copy()
-        h.update(v.encode("utf-8"))
-        return h.hexdigest()
-
-    return _hashed(values, one)
+    return _hashed(values, source_key_pseudonymiser(key, domain))
 
 
 #: Distinct values hashed per batch (bounds the Python strings alive at once).

@@ -28,7 +28,7 @@ import hmac
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger("mydirection.keys")
@@ -170,17 +170,40 @@ def load_key(
 PSEUDONYM_HEX = 16
 
 
+def pseudonymiser(key: bytes) -> Callable[[str], str]:
+    """The person id of a CRN: HMAC-SHA256(key, crn) as hex, first 16 characters. The keyed
+    state is made once and copied per value (the batched form of :func:`pseudonym`)."""
+    base = hmac.new(key, digestmod=hashlib.sha256)
+
+    def person_id(value: str) -> str:
+        h = base.copy()
+        h.update(value.encode("utf-8"))
+        return h.hexdigest()[:PSEUDONYM_HEX]
+
+    return person_id
+
+
 def pseudonym(value: str, key: bytes) -> str:
-    """The person id of one CRN: HMAC-SHA256(key, crn) as hex, first 16 characters."""
-    return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+    """The person id of one CRN (:func:`pseudonymiser`)."""
+    return pseudonymiser(key)(value)
+
+
+def source_key_pseudonymiser(key: bytes, domain: str) -> Callable[[str], str]:
+    """A source-system key (event, contact, plan, ... id) of ``domain``: keyed BLAKE2b,
+    16 hex characters, the domain as BLAKE2's personalisation (distinct per domain)."""
+    base = hashlib.blake2b(digest_size=8, key=_domain_key(key), person=domain.encode()[:16])
+
+    def one(value: str) -> str:
+        h = base.copy()
+        h.update(value.encode("utf-8"))
+        return h.hexdigest()
+
+    return one
 
 
 def source_key_pseudonym(value: str, key: bytes, domain: str) -> str:
-    """A source-system key (event, contact, plan, ... id) of ``domain``: keyed BLAKE2b,
-    16 hex characters, the domain as BLAKE2's personalisation (distinct per domain)."""
-    return hashlib.blake2b(
-        value.encode("utf-8"), digest_size=8, key=_domain_key(key), person=domain.encode()[:16]
-    ).hexdigest()
+    """One source-system key's pseudonym (:func:`source_key_pseudonymiser`)."""
+    return source_key_pseudonymiser(key, domain)(value)
 
 
 def _domain_key(key: bytes) -> bytes:
