@@ -163,13 +163,12 @@ def build_registry(
                     "each number must come from one rule -- rename one of them"
                 )
             owner[key] = rule
-        for key in doc.get("numbers", {}):
+        for key, entry in doc.get("numbers", {}).items():
             if key.split(".", 1)[0] != rule:
                 raise RegistryError(
                     f"rule {rule} reports {key!r}: a number's key starts with the name of the "
                     f"rule that reports it; rename it {rule}.{key.split('.', 1)[-1]}"
                 )
-        for key, entry in doc.get("numbers", {}).items():
             numbers[key] = {**entry, "rule": rule}
         for key, fig in doc.get("figures", {}).items():
             path = fig["path"]
