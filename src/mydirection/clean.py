@@ -580,12 +580,18 @@ def clean_tables(
     per extract) with the same rules as the file path, without CSV parsing and — unless
     ``validate`` — without the pandera pass (the simulation study: its generator's tables
     are valid by construction; the file path is tested on the same data). Quiet: nothing
-    is logged at INFO. Returns the cleaned tables and the cleaning log, exactly as
+    is logged at INFO. ``raw`` may hold only some extracts, with those they are checked
+    against (:data:`NEEDS`). Returns the cleaned tables and the cleaning log, exactly as
     :func:`clean_extracts` gives them for the same data written to CSV.
     """
+    names = [n for n in EXTRACTS if n in raw]
+    if unknown := sorted(set(raw) - set(EXTRACTS)):
+        raise ValueError(f"unknown extract(s) {unknown}; known: {', '.join(EXTRACTS)}")
+    if absent := sorted({need for n in names for need in NEEDS[n]} - set(raw)):
+        raise ValueError(f"extracts {names} are checked against {absent}; pass those too")
     tables: dict[str, pd.DataFrame] = {}
     entries: list[dict] = []
-    for name in EXTRACTS:
+    for name in names:
         done = clean_extract(
             name,
             text_frame(raw[name], name),

@@ -41,7 +41,8 @@ REPLICATE_COLUMNS = [
 ]  # fmt: skip
 SCENARIOS = ("measured", "hidden", "no_effect")
 METHODS = ("headline", "event_start", "naive")
-#: The extracts the cohort and outcomes stages read; the other five feed only fidelity.
+#: The extracts the cohort and outcomes stages read (the only ones a replicate generates
+#: and cleans); the other five feed only fidelity.
 CHAIN_EXTRACTS = ("people", "supervision", "assessments", "convictions", "enrolments")
 #: Fixed pseudonymisation key of simulated extracts (synthetic data; not a secret).
 SIMULATION_KEY = b"mydirection-simulation-study-key"
@@ -72,14 +73,14 @@ def generator_config(base: dict, settings, scenario: str) -> dict:
 
 
 def _clean(extracts: dict, extract_end_date: str) -> dict:
-    """The cleaned tables of in-memory extracts: the clean stage's own rules on the
-    generator's text tables, without the CSV round-trip and the pandera pass (tested once on
-    the same data in the clean rule). Extracts the cohort does not read are cut to their
-    first row (they feed only the fidelity stage)."""
+    """The cleaned tables of the in-memory chain extracts: the clean stage's own rules on
+    the generator's text tables, without the CSV round-trip and the pandera pass (tested
+    once on the same data in the clean rule)."""
     from mydirection.clean import clean_tables
 
-    raw = {n: df if n in CHAIN_EXTRACTS else df.iloc[:1] for n, df in extracts.items()}
-    tables, _ = clean_tables(raw, extract_end_date, SIMULATION_KEY)
+    tables, _ = clean_tables(
+        {n: extracts[n] for n in CHAIN_EXTRACTS}, extract_end_date, SIMULATION_KEY
+    )
     return tables
 
 
@@ -140,7 +141,9 @@ def run_replicate(
     from mydirection.clean import pseudonymise
 
     seed = replicate_seed(config["seed"], rep)
-    syn = synthetic.generate(generator_config(synthetic_base, settings, scenario), seed)
+    syn = synthetic.generate(
+        generator_config(synthetic_base, settings, scenario), seed, extracts=CHAIN_EXTRACTS
+    )
     tables = _clean(syn.extracts, config["extract_end_date"])
     po = syn.potential_outcomes
     ids = pseudonymise(po["crn"].astype(str), SIMULATION_KEY).to_numpy()
