@@ -223,6 +223,34 @@ def test_match_equals_brute_force_for_every_option(
     assert (counts["all"] == counts["matched"] + counts["unmatched"] + counts["discarded"]).all()
 
 
+def test_one_preparation_shared_by_several_designs_gives_what_each_gives_alone():
+    """pipeline.design prepares a cohort once for all its revisions: every design fitted
+    with the shared preparation equals the same design fitted from scratch, and a
+    preparation made for other data or covariates is refused."""
+    df = _random_cohort(np.random.default_rng(5), 300)
+    covs = ["age", "score", "flag", "group"]
+    shared = mt.prepare(df, "treated", covs)
+    designs = [
+        {"distance": "logit_ps", "caliper": 0.2, "exact": ["stratum"]},
+        {"distance": "ps", "ratio": 2, "replace": True},
+        {"distance": "mahalanobis", "exact": ["stratum", "flag"]},
+        {"terms": ("age^2", "age*score")},
+    ]
+    for options in designs:
+        alone = mt.match(df, "treated", covs, **options)
+        with_shared = mt.match(df, "treated", covs, prepared=shared, **options)
+        pd.testing.assert_frame_equal(with_shared.data, alone.data)
+        pd.testing.assert_frame_equal(with_shared.pairs, alone.pairs)
+        pd.testing.assert_frame_equal(with_shared.balance, alone.balance)
+    pd.testing.assert_frame_equal(
+        mt.ipw(df, "treated", covs, prepared=shared).balance, mt.ipw(df, "treated", covs).balance
+    )
+    with pytest.raises(ValueError, match="prepared: made for other data"):
+        mt.match(df.copy(), "treated", covs, prepared=shared)
+    with pytest.raises(ValueError, match="prepared: made for other data"):
+        mt.ipw(df, "treated", covs[:2], prepared=shared)
+
+
 # ---------------------------------------------------------------------------------------
 # Weights and subclasses
 # ---------------------------------------------------------------------------------------

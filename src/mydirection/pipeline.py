@@ -37,7 +37,15 @@ import pandas as pd
 from mydirection.effects import jdl
 from mydirection.effects.att import Effect, MatchedSample, att, matched_sample, time_to_first
 from mydirection.errors import NotEstimable, UserError
-from mydirection.matching import BalanceVerdict, MatchResult, ipw, match, n_outside_support
+from mydirection.matching import (
+    BalanceVerdict,
+    MatchResult,
+    Prepared,
+    ipw,
+    match,
+    n_outside_support,
+    prepare,
+)
 from mydirection.reporting import labels
 from mydirection.reporting.balance_table import balance_numbers
 from mydirection.reporting.numbers import Numbers
@@ -48,14 +56,18 @@ OUTCOME_COLUMNS = ("reoffended", "n_reoffences", "days_to_first", "event")
 
 
 # ----------------------------------------------------------------------------- design
-def fit(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> MatchResult:
+def fit(
+    cohort: pd.DataFrame, spec: MatchSpec, propensity=None, prepared: Prepared | None = None
+) -> MatchResult:
     """Match (or weight) ``cohort`` as ``spec`` says. ``propensity`` (ps, logit_ps aligned to
     the cohort), when given, must be the scores of ``spec``'s own propensity model (its
-    covariates and terms); it is then used instead of refitting the model."""
+    covariates and terms); it is then used instead of refitting the model. ``prepared``:
+    :func:`prepare_for` of the cohort and ``spec`` (shared by the designs on one cohort)."""
     options = {
         "categorical": list(spec.categorical),
         "propensity": propensity,
         "terms": tuple(spec.terms),
+        "prepared": prepared,
     }
     if spec.method == "ipw":
         return ipw(cohort, "treated", list(spec.covariates), **options)
@@ -73,6 +85,11 @@ def fit(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> MatchResult:
         discard=spec.discard,
         **options,
     )
+
+
+def prepare_for(cohort: pd.DataFrame, spec: MatchSpec) -> Prepared:
+    """What every design with ``spec``'s covariates shares on ``cohort`` (computed once)."""
+    return prepare(cohort, "treated", list(spec.covariates), list(spec.categorical))
 
 
 def _worst(balance: pd.DataFrame, k: int, continuous_only: bool) -> list[str]:
@@ -316,6 +333,7 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
     current = dataclasses.replace(spec, revisions=())
     # the propensity model depends only on the terms: fitted once per set of terms
     scores = {} if propensity is None else {tuple(current.terms): propensity}
+    prepared: dict[tuple, Prepared] = {}  # by covariates: shared by the revisions
     tried = []
     changes = [None, *spec.revisions]
     for step, change in enumerate(changes):
@@ -325,7 +343,10 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
                 break
             current = revise(current, change, last[1].balance)
         try:
-            m = fit(cohort, current, scores.get(tuple(current.terms)))
+            shared = (current.covariates, current.categorical)
+            if shared not in prepared:
+                prepared[shared] = prepare_for(cohort, current)
+            m = fit(cohort, current, scores.get(tuple(current.terms)), prepared[shared])
         except ValueError as err:
             if not tried:  # the analysis plan's own design cannot be fitted: say why, stop
                 raise NotEstimable(f"matching ({len(cohort)} cohort members): {err}") from None
@@ -535,6 +556,7 @@ __all__ = [
     "fit",
     "headline",
     "pair_ids",
+    "prepare_for",
     "revise",
 ]
 

@@ -79,8 +79,10 @@ from mydirection.matching.methods import (
     DISTANCES,
     ORDERS,
     MatchResult,
+    Prepared,
     ipw,
     match,
+    prepare,
 )
 from mydirection.matching.plots import ecdf_plot, love_plot, ps_overlap_plot
 from mydirection.matching.propensity import fit_propensity, n_outside_support, propensity_model
@@ -92,6 +94,7 @@ __all__ = [
     "ORDERS",
     "BalanceVerdict",
     "MatchResult",
+    "Prepared",
     "balance_table",
     "balance_verdict",
     "categorical_columns",
@@ -105,6 +108,7 @@ __all__ = [
     "matching_weights",
     "n_outside_support",
     "nearest_neighbour",
+    "prepare",
     "propensity_model",
     "ps_overlap_plot",
     "treated_order",

@@ -94,10 +94,17 @@ def _group_stats(X, binary, t, w):
     return mt, mc, vt, vc, vr, ks
 
 
-def _balance(X, names, variables, t, weights) -> pd.DataFrame:
-    """The balance table from an expanded covariate matrix (see :func:`balance_table`)."""
+def _before(X, t) -> tuple:
+    """What the balance table takes from the unadjusted sample: which columns are binary,
+    and their group statistics (:func:`_group_stats`) with unit weights."""
     binary = np.all((X == 0) | (X == 1), axis=0)
-    mt0, mc0, vt0, vc0, vr0, ks0 = _group_stats(X, binary, t, np.ones(len(t)))
+    return binary, _group_stats(X, binary, t, np.ones(len(t)))
+
+
+def _balance(X, names, variables, t, weights, before=None) -> pd.DataFrame:
+    """The balance table from an expanded covariate matrix (see :func:`balance_table`);
+    ``before`` is :func:`_before` of the same ``X`` and ``t`` when already known."""
+    binary, (mt0, mc0, vt0, vc0, vr0, ks0) = _before(X, t) if before is None else before
     p, q = mt0, mc0
     with np.errstate(invalid="ignore"):
         s = np.where(binary, np.sqrt(p * (1 - p)), np.sqrt(vt0))

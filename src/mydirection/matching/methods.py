@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mydirection.matching.balance import BalanceVerdict, _balance, balance_verdict
+from mydirection.matching.balance import BalanceVerdict, _balance, _before, balance_verdict
 from mydirection.matching.design import (
     _expand,
     _first_levels,
@@ -83,6 +83,53 @@ def _counts(treated, adjusted, discarded) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class Prepared:
+    """What every design fitted on one sample shares, computed once: the treatment
+    indicator, the covariates expanded to a matrix, the balance statistics before
+    adjustment and the exact-matching strata (:func:`prepare`).
+
+    :func:`mydirection.pipeline.design` fits the analysis plan's design and each of its
+    revisions on the same cohort; passing one ``Prepared`` to :func:`match` and :func:`ipw`
+    gives the same results as without it, without redoing this work for each of them.
+    """
+
+    def __init__(self, data: pd.DataFrame, treatment: str, covariates, categorical=None):
+        self.data = data
+        self.key = _key(treatment, covariates, categorical)
+        self.t = treatment_indicator(data, treatment)
+        self.categorical = categorical_columns(data, list(covariates), categorical)
+        self.X, self.names, self.variables = _expand(
+            data, covariates, self.categorical, drop_first=False
+        )
+        self.before = _before(self.X, self.t)
+        self._strata: dict[tuple, np.ndarray] = {}
+
+    def strata(self, exact) -> np.ndarray:
+        """Exact-matching stratum codes of the rows (one stratum without ``exact``)."""
+        key = tuple(exact)
+        if key not in self._strata:
+            self._strata[key] = _strata_codes(self.data, list(key))
+        return self._strata[key]
+
+
+def _key(treatment, covariates, categorical) -> tuple:
+    return (treatment, tuple(covariates), None if categorical is None else tuple(categorical))
+
+
+def prepare(data: pd.DataFrame, treatment: str, covariates, categorical=None) -> Prepared:
+    """The shared part of every design on ``data`` (:class:`Prepared`)."""
+    _check_added_columns(data)
+    return Prepared(data, treatment, covariates, categorical)
+
+
+def _prepared(prepared, data, treatment, covariates, categorical) -> Prepared:
+    if prepared is None:
+        return prepare(data, treatment, covariates, categorical)
+    if prepared.data is not data or prepared.key != _key(treatment, covariates, categorical):
+        raise ValueError("prepared: made for other data, treatment or covariates; prepare again")
+    return prepared
+
+
 def _check_added_columns(data):
     clash = [c for c in ADDED_COLUMNS if c in data.columns]
     if clash:
@@ -105,12 +152,15 @@ def match(
     discard: str = "none",
     propensity=None,
     terms=(),
+    prepared: Prepared | None = None,
 ) -> MatchResult:
     """Greedy nearest-neighbour matching for the ATT (MatchIt semantics; module docstring).
 
     ``categorical``: covariates to expand to indicators (non-numeric ones always are).
     ``propensity``: optional precomputed propensity scores (probabilities, aligned to the
     index of ``data``); otherwise they are fitted by :func:`fit_propensity`.
+    ``prepared``: :func:`prepare` of the same data, treatment and covariates, shared by
+    several designs on one sample (the same result, less work).
     """
     covariates = list(covariates)
     exact = list(exact or [])
@@ -125,10 +175,8 @@ def match(
     if caliper is not None and not caliper > 0:
         raise ValueError(f"caliper {caliper!r}: must be positive (or None for no caliper)")
     ratio = int(ratio)
-    _check_added_columns(data)
-    t = treatment_indicator(data, treatment)
-    cats = categorical_columns(data, covariates, categorical)
-    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    p = _prepared(prepared, data, treatment, covariates, categorical)
+    t, cats, X, names, variables = p.t, p.categorical, p.X, p.names, p.variables
     prop = _propensity(data, t, X, names, variables, propensity, terms)
     scalar = prop["ps" if distance == "ps" else "logit_ps"].to_numpy()
     width = math.inf
@@ -154,7 +202,7 @@ def match(
         width=width,
         order=order,
         seed=seed,
-        strata=_strata_codes(data, exact),
+        strata=p.strata(exact),
         eligible=eligible,
         coords=coords,
     )
@@ -173,7 +221,7 @@ def match(
             "subclass": subclass[links["treated"].to_numpy()],
         }
     )
-    balance = _balance(X, names, variables, t, weights)
+    balance = _balance(X, names, variables, t, weights, p.before)
     return MatchResult(
         data=out,
         pairs=pairs,
@@ -204,17 +252,17 @@ def ipw(
     categorical=None,
     propensity=None,
     terms=(),
+    prepared: Prepared | None = None,
 ) -> MatchResult:
     """Inverse-probability weighting for the ATT (odds weights), for sensitivity analysis.
 
     Treated units get weight 1, controls ps / (1 - ps), rescaled so control weights sum
     to the number of controls. Every row is kept; ``subclass`` is missing, ``pairs`` empty.
+    ``prepared`` as in :func:`match`.
     """
     covariates = list(covariates)
-    _check_added_columns(data)
-    t = treatment_indicator(data, treatment)
-    cats = categorical_columns(data, covariates, categorical)
-    X, names, variables = _expand(data, covariates, cats, drop_first=False)
+    p = _prepared(prepared, data, treatment, covariates, categorical)
+    t, cats, X, names, variables = p.t, p.categorical, p.X, p.names, p.variables
     prop = _propensity(data, t, X, names, variables, propensity, terms)
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
@@ -223,7 +271,7 @@ def ipw(
     out["distance"] = ps
     out["weights"] = w
     out["subclass"] = pd.array([pd.NA] * len(data), dtype="Int64")
-    balance = _balance(X, names, variables, t, w)
+    balance = _balance(X, names, variables, t, w, p.before)
     return MatchResult(
         data=out,
         pairs=pd.DataFrame({"treated": [], "control": [], "round": [], "subclass": []}).astype(
