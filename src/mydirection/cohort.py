@@ -51,7 +51,8 @@ Covariates are measured strictly before the index date: see :mod:`mydirection.co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -295,8 +296,19 @@ class CohortResult:
 
     cohort: pd.DataFrame
     attrition: pd.DataFrame
-    #: Participants not included, by sex, age band and ethnicity (mydirection.cohort_profile).
-    excluded: pd.DataFrame | None = None
+    #: what :attr:`excluded` is made from: the people and enrolments received, the age bands
+    profile_inputs: tuple | None = field(default=None, repr=False)
+
+    @cached_property
+    def excluded(self) -> pd.DataFrame | None:
+        """Participants not included, by sex, age band and ethnicity
+        (mydirection.cohort_profile); made when first asked for (the simulation never does)."""
+        if self.profile_inputs is None:
+            return None
+        from mydirection.cohort_profile import excluded_profile
+
+        people, enrolments, bands = self.profile_inputs
+        return excluded_profile(people, enrolments, self.cohort, bands)
 
     def numbers(self) -> Numbers:
         """Every attrition step (remaining and lost, per group, with the additive relations
@@ -553,7 +565,6 @@ def build_cohort(
         cohort[col] = cohort[col].astype("datetime64[ns]")
     for col in ("n_previous_offences", "n_previous_custody", "offences_last_12m"):
         cohort[col] = cohort[col].astype("int64")
-    from mydirection.cohort_profile import excluded_profile
-
-    excluded = excluded_profile(*received, cohort, s.profile_age_bands)
-    return CohortResult(cohort=cohort, attrition=att.frame(), excluded=excluded)
+    return CohortResult(
+        cohort=cohort, attrition=att.frame(), profile_inputs=(*received, s.profile_age_bands)
+    )
