@@ -229,6 +229,12 @@ class BalanceVerdict:
         }
 
 
+def _max_observed(values: np.ndarray) -> float:
+    """The largest non-missing value (NaN when there is none), as pandas' ``max``."""
+    seen = values[~np.isnan(values)]
+    return float(seen.max()) if len(seen) else math.nan
+
+
 def balance_verdict(
     balance: pd.DataFrame, smd_threshold: float = 0.1, var_ratio_bounds=(0.5, 2)
 ) -> BalanceVerdict:
@@ -236,20 +242,19 @@ def balance_verdict(
     every variance ratio after adjustment (continuous covariates) lies within the bounds.
     A missing (NaN) statistic after adjustment counts as a failure."""
     lo, hi = (float(b) for b in var_ratio_bounds)
-    abs_after = balance["smd_after"].abs()
-    abs_before = balance["smd_before"].abs()
-    smd_fail = balance.loc[~(abs_after <= smd_threshold), "covariate"].tolist()
-    cont = balance["type"] == "continuous"
-    vr = balance["var_ratio_after"]
-    vr_fail = balance.loc[cont & ~((vr >= lo) & (vr <= hi)), "covariate"].tolist()
-    ranked = abs_after.fillna(np.inf)
-    worst = (
-        str(balance["covariate"].iloc[int(np.argmax(ranked.to_numpy()))]) if len(balance) else ""
-    )
+    names = balance["covariate"].to_numpy(dtype=object)
+    abs_after = np.abs(balance["smd_after"].to_numpy(dtype=float))
+    abs_before = np.abs(balance["smd_before"].to_numpy(dtype=float))
+    smd_fail = [str(c) for c in names[~(abs_after <= smd_threshold)]]
+    cont = balance["type"].to_numpy(dtype=object) == "continuous"
+    vr = balance["var_ratio_after"].to_numpy(dtype=float)
+    vr_fail = [str(c) for c in names[cont & ~((vr >= lo) & (vr <= hi))]]
+    ranked = np.where(np.isnan(abs_after), np.inf, abs_after)
+    worst = str(names[int(np.argmax(ranked))]) if len(names) else ""
     return BalanceVerdict(
         ok=not smd_fail and not vr_fail,
-        max_abs_smd_after=float(abs_after.max()) if len(balance) else math.nan,
-        max_abs_smd_before=float(abs_before.max()) if len(balance) else math.nan,
+        max_abs_smd_after=_max_observed(abs_after),
+        max_abs_smd_before=_max_observed(abs_before),
         worst_covariate=worst,
         smd_failures=smd_fail,
         var_ratio_failures=vr_fail,
