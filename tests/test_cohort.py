@@ -17,7 +17,7 @@ from mydirection.cohort import (
     draw_comparator_delays,
     first_event,
 )
-from mydirection.covariates import NEEDS, copas_rate, offending_history
+from mydirection.covariates import NEEDS, copas_rate, latest_assessment, offending_history
 from mydirection.errors import UserError
 from mydirection.settings import CohortSettings
 
@@ -832,3 +832,47 @@ def test_the_profile_of_participants_not_included():
     assert n[P + "n"].value == n["cohort.n_enrolled"].value - n["cohort.n_treated"].value
     assert ("cohort.n_enrolled", ("cohort.n_treated", P + "n"), "part") in n.relations
     assert band_labels((18, 25)) == ["under 18", "18-24", "25+"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n_people=st.integers(1, 8), n_assessments=st.integers(0, 30))
+def test_latest_assessment_is_the_last_one_strictly_before_the_index_date(
+    seed, n_people, n_assessments
+):
+    """Against a row-by-row search: the latest assessment dated strictly before the index
+    date (on a tie, the last in the extract's order); none for people without one, for
+    undated assessments, or for those on or after the index date."""
+    rng = np.random.default_rng(seed)
+    day = lambda k: pd.Timestamp("2018-01-01") + pd.to_timedelta(k, unit="D")  # noqa: E731
+    people = [f"p{i}" for i in range(n_people + 2)]  # two people may have no assessment
+    cohort = pd.DataFrame(
+        {"person_id": people[:n_people], "index_date": day(rng.integers(0, 20, n_people))},
+        index=pd.RangeIndex(10, 10 + n_people),
+    )
+    dates = day(rng.integers(0, 20, n_assessments)).to_series().reset_index(drop=True)
+    dates[rng.random(n_assessments) < 0.15] = pd.NaT
+    assessments = pd.DataFrame(
+        {
+            "person_id": rng.choice(people, n_assessments),
+            "assessment_date": dates.astype("datetime64[ns]"),
+            "ogrs3_1yr": rng.integers(0, 100, n_assessments).astype(float),
+            "ogrs3_2yr": rng.integers(0, 100, n_assessments).astype(float),
+            **{need: pd.array(rng.random(n_assessments) < 0.5, dtype="boolean") for need in NEEDS},
+        }
+    )
+    got = latest_assessment(cohort, assessments)
+    assert got.index.equals(cohort.index)
+    for label, person, index_date in cohort.itertuples():
+        a = assessments[
+            (assessments["person_id"] == person) & (assessments["assessment_date"] < index_date)
+        ]
+        row = got.loc[label]
+        if a.empty:
+            assert np.isnan(row["ogrs3_2yr"]) and np.isnan(row["assessment_age_days"])
+            assert all(pd.isna(row[need]) for need in NEEDS)
+            continue
+        latest = a[a["assessment_date"] == a["assessment_date"].max()].iloc[-1]
+        assert row["ogrs3_1yr"] == latest["ogrs3_1yr"]
+        assert row["ogrs3_2yr"] == latest["ogrs3_2yr"]
+        assert [bool(row[need]) for need in NEEDS] == [bool(latest[need]) for need in NEEDS]
+        assert row["assessment_age_days"] == (index_date - latest["assessment_date"]).days

@@ -48,38 +48,47 @@ NEEDS = (
 
 
 def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.DataFrame:
-    """For each cohort row, the latest assessment completed strictly before its index date.
+    """For each cohort row, the latest assessment completed strictly before its index date
+    (of several on that day, the last in the extract's order).
 
     Returns a frame aligned with ``cohort`` (same index): ogrs3_1yr, ogrs3_2yr, the needs
     (nullable boolean, NA where there is no assessment) and assessment_age_days.
     """
-    left = cohort[["person_id", "index_date"]].copy()
-    left["_row"] = np.arange(len(left))
-    left = left.sort_values("index_date", kind="stable")
-    cols = ["person_id", "assessment_date", "ogrs3_1yr", "ogrs3_2yr", *NEEDS]
-    usable = assessments["assessment_date"].notna() & assessments["person_id"].isin(
-        cohort["person_id"]
-    )
-    rows = np.flatnonzero(usable.to_numpy(bool))
-    day = assessments["assessment_date"].to_numpy(dtype="datetime64[ns]")[rows]
-    right = assessments.iloc[rows[np.argsort(day, kind="stable")]][cols]  # by date, one copy
-    m = pd.merge_asof(
-        left,
-        right,
-        left_on="index_date",
-        right_on="assessment_date",
-        by="person_id",
-        direction="backward",
-        allow_exact_matches=False,  # an assessment on the index date is not "before" it
-    )
-    m = m.sort_values("_row", kind="stable")
+    codes, _ = pd.factorize(pd.concat([cohort["person_id"], assessments["person_id"]]))
+    person_c, person_a = codes[: len(cohort)], codes[len(cohort) :]
+    index_day = cohort["index_date"].to_numpy(dtype="datetime64[ns]")
+    day = assessments["assessment_date"].to_numpy(dtype="datetime64[ns]")
+    usable = np.flatnonzero(~np.isnat(day))
+    # one integer key per (person, date): the date's rank among every date involved
+    dates, rank = np.unique(np.concatenate([day[usable], index_day]), return_inverse=True)
+    width = len(dates) + 1
+    key_a = person_a[usable].astype(np.int64) * width + rank[: len(usable)]
+    key_c = person_c.astype(np.int64) * width + rank[len(usable) :]
+    order = np.argsort(key_a, kind="stable")  # ties keep the extract's order
+    pos = np.searchsorted(key_a[order], key_c, side="left") - 1  # the last key below
+    found = (pos >= 0) & ~np.isnat(index_day)
+    found[found] = person_a[usable[order[pos[found]]]] == person_c[found]
+    row = np.full(len(cohort), -1)  # the assessment row of each cohort row (-1: none)
+    row[found] = usable[order[pos[found]]]
+
+    def take(column):
+        return assessments[column].array.take(row, allow_fill=True)  # -1 -> missing
+
     out = pd.DataFrame(index=cohort.index)
-    out["ogrs3_1yr"] = m["ogrs3_1yr"].to_numpy(dtype=float)
-    out["ogrs3_2yr"] = m["ogrs3_2yr"].to_numpy(dtype=float)
+    for score in ("ogrs3_1yr", "ogrs3_2yr"):
+        out[score] = take(score).to_numpy(dtype=float, na_value=np.nan)
     for need in NEEDS:
-        out[need] = pd.array(m[need].to_numpy(), dtype="boolean")
-    age = (m["index_date"] - m["assessment_date"]) / DAY
-    out["assessment_age_days"] = age.to_numpy(dtype=float)
+        out[need] = pd.array(take(need), dtype="boolean")
+    dated = np.asarray(take("assessment_date"), dtype="datetime64[ns]")
+    out["assessment_age_days"] = (index_day - dated) / DAY
+    return out
+
+    out = pd.DataFrame(index=cohort.index)
+    out["ogrs3_1yr"] = take("ogrs3_1yr", float)
+    out["ogrs3_2yr"] = take("ogrs3_2yr", float)
+    for need in NEEDS:
+        out[need] = pd.array(take(need, missing=pd.NA), dtype="boolean")
+    out["assessment_age_days"] = (index_day - take("assessment_date", "datetime64[ns]", None)) / DAY
     return out
 
 
