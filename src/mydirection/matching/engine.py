@@ -300,14 +300,14 @@ def matching_weights(links: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarra
         return weights, subclass
     t = links["treated"].to_numpy()
     c = links["control"].to_numpy()
-    k = pd.Series(t).map(pd.Series(t).value_counts()).to_numpy()
-    weights[np.unique(t)] = 1.0
-    np.add.at(weights, c, 1.0 / k)
+    treated, set_index, k = np.unique(t, return_inverse=True, return_counts=True)
+    weights[treated] = 1.0
+    np.add.at(weights, c, 1.0 / k[set_index])
     cu = np.unique(c)
     weights[cu] *= len(cu) / weights[cu].sum()
-    set_of = {p: i + 1 for i, p in enumerate(np.unique(t))}
-    sets = np.array([set_of[p] for p in t])
-    subclass[np.unique(t)] = np.arange(1, len(set_of) + 1)
-    first = pd.Series(sets).groupby(c).min()
-    subclass[first.index.to_numpy()] = first.to_numpy()
+    # matched sets numbered 1.. in treated-row order; a comparator joins its first set
+    subclass[treated] = np.arange(1, len(treated) + 1)
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, c, set_index + 1)
+    subclass[cu] = first[cu]
     return weights, subclass
