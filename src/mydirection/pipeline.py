@@ -415,20 +415,23 @@ def analysis_sample(
     base = matched[matched["weights"] > 0].drop(
         columns=[c for c in keep[1:] if c in matched.columns]
     )
-    dup = int(outcomes["person_id"].duplicated().sum())
-    if dup:
+    ids = pd.Index(outcomes["person_id"])
+    if not ids.is_unique:
         raise UserError(
-            f"outcomes: {dup} people have two outcome rows (column person_id); rerun the "
-            "outcomes stage"
+            f"outcomes: {int(ids.duplicated().sum())} people have two outcome rows (column "
+            "person_id); rerun the outcomes stage"
         )
-    data = base.merge(outcomes[keep], on="person_id", how="left", indicator=True)
-    lost = int((data["_merge"] != "both").sum())
+    row = ids.get_indexer(base["person_id"])
+    lost = int((row < 0).sum())
     if lost:
         raise UserError(
             f"outcomes: {lost} matched people have no outcome row (column person_id); rerun "
             "the outcomes stage on the same cohort"
         )
-    data = data.drop(columns="_merge")
+    data = pd.concat(
+        [base.reset_index(drop=True), outcomes[keep[1:]].iloc[row].reset_index(drop=True)],
+        axis=1,
+    )
     complete = (
         data["followup_complete"].fillna(False).astype(bool).to_numpy()
         if "followup_complete" in data
