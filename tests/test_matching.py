@@ -402,6 +402,33 @@ def test_weighted_ks_equals_naive_ecdf_difference(xt, xc, data):
     assert mt.balance._wecdf_max(xc, wc, xt, wt) == pytest.approx(naive, abs=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["normal", "integers", "ties", "crowded", "extremes"])
+def test_grid_positions_are_exactly_searchsorted(kind):
+    """The bucketed search the before-matching KS uses on a large comparator pool gives
+    numpy's searchsorted, value for value: values equal to grid values, grids with many
+    values in one bucket, values beyond the grid, infinities and NaN."""
+    from mydirection.matching.balance import _FAST_SEARCH_ROWS, _grid_positions
+
+    rng = np.random.default_rng(len(kind))
+    n = _FAST_SEARCH_ROWS + 1000
+    for _ in range(20):
+        m = int(rng.integers(2, 3000))
+        grid = rng.normal(size=m)
+        x = rng.normal(size=n) * rng.choice([0.3, 1.0, 4.0])
+        if kind == "integers":
+            grid, x = rng.integers(0, 50, m).astype(float), rng.integers(-5, 60, n).astype(float)
+        elif kind == "ties":
+            x[:5000] = rng.choice(grid, 5000)
+        elif kind == "crowded":  # 50 grid values within 1e-12 of each other
+            grid = np.concatenate([grid, grid[0] + np.arange(50) * 1e-12])
+            x[:50] = grid[-50:]
+        elif kind == "extremes":
+            grid = np.concatenate([grid, [-np.inf, 1e300]])
+            x[:4] = [np.nan, np.inf, -np.inf, 1e300]
+        grid = np.unique(grid)
+        assert np.array_equal(_grid_positions(grid, x), np.searchsorted(grid, x))
+
+
 def test_balance_verdict_thresholds():
     bal = mt.balance_table(TINY, "treated", ["x", "b"], pd.Series([1, 1, 1, 1, 1, 1, 1.0]))
     v = mt.balance_verdict(bal)
@@ -441,6 +468,21 @@ def test_treatment_must_be_binary():
     df = pd.DataFrame({"treated": [1, 2, 0], "age": [30.0, 31, 40.0]})
     with pytest.raises(ValueError, match="column treated: 1 rows are neither"):
         mt.match(df, "treated", ["age"])
+
+
+@pytest.mark.parametrize(
+    "redundant",
+    [
+        lambda df: df["score"] * 2 + 1,  # a combination of a covariate and the intercept
+        lambda df: pd.Series(3.0, index=df.index),  # a constant: the intercept again
+    ],
+)
+def test_collinear_covariates_are_a_clear_error(redundant):
+    df = _random_cohort(np.random.default_rng(3), 200).assign(extra=redundant)
+    with pytest.raises(ValueError, match="the covariates are collinear"):
+        mt.fit_propensity(df, "treated", ["age", "score", "extra"])
+    with pytest.raises(ValueError, match="the covariates are collinear"):
+        mt.match(df, "treated", ["age", "score", "group", "extra"])
 
 
 def test_propensity_fit_equals_statsmodels_logit():

@@ -41,6 +41,38 @@ def _moments(X: np.ndarray, w: np.ndarray):
     return mean, var
 
 
+_FAST_SEARCH_ROWS = 65_536  # from here on, _grid_positions buckets before it searches
+
+
+def _grid_positions(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(grid, x)`` (side "left") for a sorted, distinct ``grid``.
+
+    A binary search of a million unsorted values costs ~80 ms (a branch mispredicted per
+    step); here each value is first put in one of ``4 len(grid)`` equal-width buckets whose
+    answers are known, which settles it with one comparison where the bucket holds at most
+    one grid value. Every answer is then checked against the definition (grid[i - 1] < x
+    <= grid[i]); the few that fail (crowded buckets, rounding at a bucket's edge) are
+    searched the usual way, so the result is exactly searchsorted's.
+    """
+    m = len(grid)
+    lo, hi = (float(grid[0]), float(grid[-1])) if m else (0.0, 0.0)
+    if len(x) < _FAST_SEARCH_ROWS or m < 2 or not np.isfinite(hi - lo):
+        return np.searchsorted(grid, x)
+    n_buckets = 4 * m
+    scale = n_buckets / (hi - lo)
+    first = np.searchsorted(grid, lo + np.arange(n_buckets) / scale)  # below each left edge
+    with np.errstate(invalid="ignore"):  # NaN and infinities: searched below
+        bucket = np.clip((x - lo) * scale, 0, n_buckets - 1).astype(np.int64)
+    guess = first[np.clip(bucket, 0, n_buckets - 1)]
+    guess += (guess < m) & (grid[np.minimum(guess, m - 1)] < x)
+    wrong = (guess < m) & (grid[np.minimum(guess, m - 1)] < x)
+    wrong |= (guess > 0) & (grid[np.maximum(guess - 1, 0)] >= x)
+    wrong |= np.isnan(x)
+    if wrong.any():
+        guess[wrong] = np.searchsorted(grid, x[wrong])
+    return guess
+
+
 def _wecdf_max(xt, wt, xc, wc) -> float:
     """Largest distance between the weighted eCDFs of two samples (KS statistic).
 
@@ -56,7 +88,7 @@ def _wecdf_max(xt, wt, xc, wc) -> float:
     g, inv = np.unique(xt, return_inverse=True)  # grid: the smaller sample's values
     m = len(g)
     fa = np.cumsum(np.bincount(inv, weights=wt, minlength=m)) / wt.sum()  # F_a(g_j)
-    below = np.searchsorted(g, xc, side="left")  # number of grid values < x
+    below = _grid_positions(g, xc)  # number of grid values < x
     at = g[np.minimum(below, m - 1)] == xc  # x equals a grid value
     wb = wc / wc.sum()
     cum_le = np.cumsum(np.bincount(below, weights=wb, minlength=m + 1))[:m]  # F_b(g_j)

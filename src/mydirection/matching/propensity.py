@@ -30,7 +30,8 @@ def _expit(eta: np.ndarray) -> np.ndarray:
 
 
 def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> np.ndarray:
-    """Maximum-likelihood logistic regression by Newton-Raphson on the design ``X``.
+    """Maximum-likelihood logistic regression by Newton-Raphson on the design ``X`` (its
+    first column the intercept); collinear columns are an error.
 
     Score and Hessian are accumulated over row blocks, so temporaries stay small. The
     fixed point (score = 0) is the maximum-likelihood estimate, the same as statsmodels'
@@ -48,7 +49,7 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
     mean = y.mean()
     beta[0] = math.log(mean / (1 - mean))
     deviance = np.inf
-    for _ in range(max_iter):
+    for iteration in range(max_iter):
         grad = np.zeros(k)
         hess = np.zeros((k, k))
         dev, extreme = 0.0, 0
@@ -62,6 +63,12 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
             hess += Dw.T @ Dw
             dev += 2.0 * float(np.sum(np.logaddexp(0.0, eta) - yb * eta))
             extreme += int(np.sum((p < 1e-8) | (p > 1 - 1e-8)))
+        if iteration == 0 and np.linalg.matrix_rank(hess) < k:
+            # the start fits the intercept only, so this Hessian is p (1 - p) X'X
+            raise ValueError(
+                "the covariates are collinear (a column is a combination of others, or a "
+                "category is empty): drop the redundant covariate"
+            )
         if extreme == n:
             break
         if extreme and abs(deviance - dev) < 1e-8 * (abs(dev) + 0.1):
@@ -98,12 +105,6 @@ def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index, extra=None) -> pd.Dat
     design[:, 1 : 1 + int(keep.sum())] = X[:, keep]
     if n_extra:
         design[:, 1 + int(keep.sum()) :] = extra
-    gram = design.T @ design
-    if np.linalg.matrix_rank(gram) < design.shape[1]:
-        raise ValueError(
-            "the covariates are collinear (a column is a combination of others, or a "
-            "category is empty): drop the redundant covariate"
-        )
     beta = _logit_newton(design, t.astype(float))
     eta = design @ beta
     return pd.DataFrame({"ps": _expit(eta), "logit_ps": eta}, index=index)
