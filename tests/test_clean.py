@@ -1138,7 +1138,7 @@ def test_the_lean_path_cleans_a_subset_of_extracts_as_it_cleans_all_ten():
     pd.testing.assert_frame_equal(
         part_log, full_log[full_log["file"].isin(chain)].reset_index(drop=True)
     )
-    with pytest.raises(ValueError, match=r"checked against \['people'\]"):
+    with pytest.raises(ValueError, match=r"add \[.people.\]"):
         clean.clean_tables({"convictions": syn.extracts["convictions"]}, END, KEY)
 
 

@@ -60,6 +60,7 @@ from mydirection.cleansteps import (  # noqa: F401  (re-exported: the library AP
     _positions,
     as_string,
     exact_duplicates,
+    normalise_ids,
     parquet_writer,
     pseudonymise,
     pseudonymise_key,
@@ -559,16 +560,6 @@ def clean_extracts(
     return tables, log_frame(entries)
 
 
-def normalise_ids(data: pd.DataFrame, name: str) -> pd.DataFrame:
-    """``data`` with every id column normalised (:func:`normalise_id`)."""
-    ids = {
-        c: normalise_id(data[c])[0]
-        for c, s in extract_schema(name)["columns"].items()
-        if s["type"] == "id"
-    }
-    return data.assign(**ids) if ids else data
-
-
 def clean_tables(
     raw: Mapping[str, pd.DataFrame],
     extract_end_date: str,
@@ -576,19 +567,16 @@ def clean_tables(
     *,
     validate: bool = False,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """The lean path: clean in-memory raw tables (the text a CSV would hold, one DataFrame
-    per extract) with the same rules as the file path, without CSV parsing and — unless
-    ``validate`` — without the pandera pass (the simulation study: its generator's tables
-    are valid by construction; the file path is tested on the same data). Quiet: nothing
-    is logged at INFO. ``raw`` may hold only some extracts, with those they are checked
-    against (:data:`NEEDS`). Returns the cleaned tables and the cleaning log, exactly as
+    """The lean path (the simulation study): in-memory raw text tables (some or all of the
+    extracts, with those they are checked against, :data:`NEEDS`) cleaned by the file
+    path's rules without CSV parsing and, unless ``validate``, without the pandera pass.
+    Quiet at INFO. Returns the cleaned tables and the cleaning log, exactly as
     :func:`clean_extracts` gives them for the same data written to CSV.
     """
     names = [n for n in EXTRACTS if n in raw]
-    if unknown := sorted(set(raw) - set(EXTRACTS)):
-        raise ValueError(f"unknown extract(s) {unknown}; known: {', '.join(EXTRACTS)}")
-    if absent := sorted({need for n in names for need in NEEDS[n]} - set(raw)):
-        raise ValueError(f"extracts {names} are checked against {absent}; pass those too")
+    absent = sorted({need for n in names for need in NEEDS[n]} - set(raw))
+    if absent or len(names) < len(raw):
+        raise ValueError(f"clean_tables: extracts {sorted(raw)}; add {absent}, use {EXTRACTS}")
     tables: dict[str, pd.DataFrame] = {}
     entries: list[dict] = []
     for name in names:

@@ -142,7 +142,7 @@ def synthetic_stamp_problems(folder: Path) -> list[Problem]:
 
 def _validate_one(name: str, path: str, tag: str) -> None:
     """Validate one raw file (raises ExtractProblems); a success is remembered by content."""
-    from mydirection.clean import exact_duplicates, normalise_ids
+    from mydirection.cleansteps import exact_duplicates, normalise_ids
     from mydirection.reading import file_problem
     from mydirection.validate import extract_problems
 

@@ -19,6 +19,7 @@ from mydirection.validate import (
     _text,
     duplicated_rows,
     normalise_code,
+    normalise_id,
     parse_dates,
     to_number,
 )
@@ -198,3 +199,13 @@ def write_tables(
     for name, table in tables.items():
         write(name, table)
     write("cleaning_log", log_table)
+
+
+def normalise_ids(data: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``data`` with every id column normalised (:func:`normalise_id`)."""
+    ids = {
+        c: normalise_id(data[c])[0]
+        for c, s in extract_schema(name)["columns"].items()
+        if s["type"] == "id"
+    }
+    return data.assign(**ids) if ids else data
