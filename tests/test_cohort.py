@@ -876,3 +876,28 @@ def test_latest_assessment_is_the_last_one_strictly_before_the_index_date(
         assert row["ogrs3_2yr"] == latest["ogrs3_2yr"]
         assert [bool(row[need]) for need in NEEDS] == [bool(latest[need]) for need in NEEDS]
         assert row["assessment_age_days"] == (index_date - latest["assessment_date"]).days
+
+
+def test_two_index_date_designs_share_one_set_of_index_events():
+    """The simulation builds the index events once and a cohort per index-date design from
+    them: each equals build_cohort's own, in either order, and index events made with other
+    settings are refused."""
+    import dataclasses
+
+    from mydirection import synthetic
+    from mydirection.clean import clean_tables
+    from mydirection.cohort import cohort_at_index, index_events
+
+    chain = ("people", "supervision", "assessments", "convictions", "enrolments")
+    syn = synthetic.generate({"n_treated": 40, "n_comparator_pool": 400}, 3, extracts=chain)
+    t, _ = clean_tables(syn.extracts, "2020-12-31", b"k" * 32)
+    base = CohortSettings.default()
+    events = index_events(**t, settings=base)
+    for design in ("event_start", "enrolment", "event_start"):
+        s = dataclasses.replace(base, index_date=design)
+        alone = build_cohort(**t, settings=s)
+        shared = cohort_at_index(events, s)
+        pd.testing.assert_frame_equal(shared.cohort, alone.cohort)
+        pd.testing.assert_frame_equal(shared.attrition, alone.attrition)
+    with pytest.raises(ValueError, match="made with other settings"):
+        cohort_at_index(events, dataclasses.replace(base, followup_days=base.followup_days + 1))

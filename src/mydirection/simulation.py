@@ -96,7 +96,7 @@ def analyse_tables(tables: dict, config: dict, effect_of=None) -> list[dict]:
     import dataclasses
 
     from mydirection import pipeline
-    from mydirection.cohort import build_cohort
+    from mydirection.cohort import cohort_at_index, index_events
     from mydirection.effects.att import att, matched_sample
     from mydirection.outcomes import proven_reoffending
     from mydirection.settings import AnalysisSpec, CohortSettings, OutcomeSettings
@@ -105,13 +105,16 @@ def analyse_tables(tables: dict, config: dict, effect_of=None) -> list[dict]:
     o = OutcomeSettings.from_config(config)
     cohort_settings = CohortSettings.from_config(config)
     rows = []
+    events = None  # the designs share the index events (build_cohort's first half)
     for method, design in (
         ("headline", cohort_settings.index_date),
         ("event_start", "event_start"),
     ):
         s = dataclasses.replace(cohort_settings, index_date=design)
         try:
-            cohort = build_cohort(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=s).cohort
+            if events is None:
+                events = index_events(**{n: tables[n] for n in CHAIN_EXTRACTS}, settings=s)
+            cohort = cohort_at_index(events, s).cohort
             out = proven_reoffending(
                 cohort, tables["convictions"], o.followup_days, o.waiting_days,
                 o.extract_end_date, placebo_start_days=o.placebo_start_days,
