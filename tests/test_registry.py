@@ -248,6 +248,60 @@ def test_secondary_suppression_leaves_nothing_recoverable(rows):
         assert exposed == []
 
 
+def _protect_solving_every_range(entries, relations, threshold):
+    """The reference for :func:`protect`: each round solves both linear programs of every
+    hidden count (the intruder's full answer, ``_ranges``), then hides the same next count."""
+    from mydirection.reporting import disclosure as d
+
+    relations = [(r[0], tuple(r[1]), r[2] if len(r) > 2 else "part") for r in relations]
+    first = d.primary(entries, threshold)
+    hidden = d.derived(entries, first)
+    values = {k: float(e["value"]) for k, e in entries.items() if e["kind"] == "count"}
+    while True:
+        published = {k: v for k, v in values.items() if k not in hidden}
+        bounds = {k: (1, threshold - 1) if k in first else (0, None) for k in hidden}
+        ranges = d._ranges(published, [r[:2] for r in relations], hidden & set(values), bounds)
+        determined = {k for k, (lo, hi) in ranges.items() if hi - lo < 0.5}
+        choice = None
+        for key in sorted(determined & first):
+            choice = d._next_to_hide(key, relations, published, determined.__contains__)
+            if choice is not None:
+                break
+        if choice is None:
+            return first, hidden
+        hidden = d.derived(entries, hidden | {choice})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.integers(0, 9), min_size=2, max_size=7),
+    st.lists(st.integers(0, 12), min_size=4, max_size=4),
+    st.sampled_from(["total", "part"]),
+)
+def test_protect_asks_fewer_questions_but_answers_as_if_it_solved_every_range(
+    chain, cells, prefer
+):
+    """An attrition-like chain (each step = the next + those excluded) and a 2 x 2 table
+    with totals: protect, which decides exposure one key at a time, hides exactly what
+    solving every range each round hides."""
+    entries, relations = {}, []
+    remaining = sum(chain) + 3
+    entries["step0"] = number(remaining, "count")
+    for i, lost in enumerate(chain, start=1):
+        remaining -= lost
+        entries[f"step{i}"] = number(remaining, "count")
+        entries[f"lost{i}"] = number(lost, "count")
+        relations.append((f"step{i - 1}", (f"step{i}", f"lost{i}"), prefer))
+    a, b, c, e = cells
+    for k, v in {"a": a, "b": b, "c": c, "e": e, "ab": a + b, "ce": c + e,
+                 "ac": a + c, "be": b + e, "all": a + b + c + e}.items():  # fmt: skip
+        entries[k] = number(v, "count")
+    relations += [("ab", ("a", "b")), ("ce", ("c", "e")), ("ac", ("a", "c")),
+                  ("be", ("b", "e")), ("all", ("ab", "ce"))]  # fmt: skip
+    entries["rate"] = number(0.5, "proportion", derived_from=["a"])
+    assert protect(entries, relations, 5) == _protect_solving_every_range(entries, relations, 5)
+
+
 def test_suppress_table_display():
     counts = pd.DataFrame(
         {"Hull": [2, 20], "East Riding": [10, 30]}, index=["treated", "comparator"]

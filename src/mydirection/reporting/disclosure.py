@@ -76,14 +76,10 @@ def derived(entries: Mapping[str, Mapping], suppressed: set[str]) -> set[str]:
     return out
 
 
-def _ranges(values: dict[str, float], relations, hidden: set[str], bounds: dict):
-    """For each hidden key in a relation: (min, max) an intruder can infer by linear
-    programming from the published values and the relations."""
-    from scipy.optimize import linprog
-
+def _system(values: dict[str, float], relations, hidden: set[str]):
+    """The intruder's equations: the hidden keys that are in a relation (sorted) and the
+    rows ``a_eq @ x = b_eq`` of the relations whose members are all reported."""
     unknown = sorted(k for k in hidden if any(k == t or k in p for t, p in relations))
-    if not unknown:
-        return {}
     col = {k: i for i, k in enumerate(unknown)}
     a_eq, b_eq = [], []
     for total, parts in relations:
@@ -100,20 +96,57 @@ def _ranges(values: dict[str, float], relations, hidden: set[str], bounds: dict)
         if row.any():
             a_eq.append(row)
             b_eq.append(rhs)
-    if not a_eq:
-        return {k: (0.0, math.inf) for k in unknown}
-    a_eq, b_eq = np.array(a_eq), np.array(b_eq)
-    box = [bounds.get(k, (0, None)) for k in unknown]
-    out = {}
-    for k, i in col.items():
-        c = np.zeros(len(unknown))
-        c[i] = 1.0
-        lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
-        hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
-        lo_v = lo.fun if lo.status == 0 else 0.0
-        hi_v = -hi.fun if hi.status == 0 else math.inf
-        out[k] = (lo_v, hi_v)
-    return out
+    return col, np.array(a_eq, dtype=float).reshape(len(a_eq), len(unknown)), np.array(b_eq)
+
+
+def _range(i: int, a_eq, b_eq, box) -> tuple[float, float]:
+    """(min, max) of unknown ``i`` by linear programming over the equations and bounds."""
+    from scipy.optimize import linprog
+
+    c = np.zeros(a_eq.shape[1])
+    c[i] = 1.0
+    lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
+    hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=box, method="highs")
+    return (lo.fun if lo.status == 0 else 0.0, -hi.fun if hi.status == 0 else math.inf)
+
+
+def _ranges(values: dict[str, float], relations, hidden: set[str], bounds: dict):
+    """For each hidden key in a relation: (min, max) an intruder can infer by linear
+    programming from the published values and the relations."""
+    col, a_eq, b_eq = _system(values, relations, hidden)
+    if not len(a_eq):
+        return {k: (0.0, math.inf) for k in col}
+    box = [bounds.get(k, (0, None)) for k in col]
+    return {k: _range(i, a_eq, b_eq, box) for k, i in col.items()}
+
+
+class _Intruder:
+    """Whether each hidden key can be worked out exactly, asked one key at a time (the
+    answer of :func:`_ranges`, ``max - min < 0.5``, without solving for the keys no one
+    asks about). A key whose unit vector lies in the row space of the equations is fixed
+    by them alone (no linear program needed); otherwise its two linear programs decide,
+    since the bounds can pin it too (``x + y = 0`` with ``x, y >= 0``)."""
+
+    def __init__(self, values, relations, hidden, bounds):
+        self.col, self.a_eq, self.b_eq = _system(values, relations, hidden)
+        self.box = [bounds.get(k, (0, None)) for k in self.col]
+        self.memo: dict[str, bool] = {}
+        if len(self.a_eq):
+            _, sv, vt = np.linalg.svd(self.a_eq)
+            rank = int((sv > 1e-9 * max(1.0, sv.max())).sum())
+            self.null = vt[rank:]  # rows span the null space of a_eq
+
+    def determined(self, key: str) -> bool:
+        if key not in self.memo:
+            i = self.col.get(key)
+            if i is None or not len(self.a_eq):
+                self.memo[key] = False
+            elif not np.abs(self.null[:, i]).max(initial=0.0) > 1e-9:
+                self.memo[key] = True
+            else:
+                lo, hi = _range(i, self.a_eq, self.b_eq, self.box)
+                self.memo[key] = hi - lo < 0.5
+        return self.memo[key]
 
 
 def protect(
@@ -140,19 +173,16 @@ def protect(
     while True:
         published = {k: v for k, v in values.items() if k not in hidden}
         bounds = {k: (1, threshold - 1) if k in first else (0, None) for k in hidden}
-        ranges = _ranges(published, pairs, hidden & set(values), bounds)
+        intruder = _Intruder(published, pairs, hidden & set(values), bounds)
         # only the primary suppressions need protecting: a secondary one may be recoverable
-        exposed = sorted(k for k, (lo, hi) in ranges.items() if k in first and hi - lo < 0.5)
-        if not exposed:
-            return first, hidden
-        determined = {k for k, (lo, hi) in ranges.items() if hi - lo < 0.5}
+        exposed = (k for k in sorted(first & set(values)) if intruder.determined(k))
         choice = None
         for key in exposed:
-            choice = _next_to_hide(key, relations, published, determined)
+            choice = _next_to_hide(key, relations, published, intruder.determined)
             if choice is not None:
                 break
-        if choice is None:
-            return first, hidden  # nothing left to hide in their relations
+        if choice is None:  # nothing exposed, or nothing left to hide in its relations
+            return first, hidden
         hidden = derived(entries, hidden | {choice})
 
 
@@ -176,7 +206,7 @@ def _next_to_hide(key, relations, published, determined):
             for total, parts, _ in relations
             if total in frontier or frontier & set(parts)
             for m in (total, *parts)
-            if m in determined and m not in seen
+            if m not in seen and determined(m)
         }
         seen |= frontier
     return None
