@@ -278,9 +278,7 @@ def _protect_solving_every_range(entries, relations, threshold):
     st.lists(st.integers(0, 12), min_size=4, max_size=4),
     st.sampled_from(["total", "part"]),
 )
-def test_protect_asks_fewer_questions_but_answers_as_if_it_solved_every_range(
-    chain, cells, prefer
-):
+def test_protect_asks_fewer_questions_but_answers_as_if_it_solved_every_range(chain, cells, prefer):
     """An attrition-like chain (each step = the next + those excluded) and a 2 x 2 table
     with totals: protect, which decides exposure one key at a time, hides exactly what
     solving every range each round hides."""
