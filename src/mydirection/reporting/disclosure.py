@@ -141,7 +141,7 @@ class _Intruder:
             i = self.col.get(key)
             if i is None or not len(self.a_eq):
                 self.memo[key] = False
-            elif not np.abs(self.null[:, i]).max(initial=0.0) > 1e-9:
+            elif np.abs(self.null[:, i]).max(initial=0.0) <= 1e-9:  # in the row space
                 self.memo[key] = True
             else:
                 lo, hi = _range(i, self.a_eq, self.b_eq, self.box)
