@@ -8,7 +8,9 @@ from mydirection.settings import OutcomeSettings
 def main(job):
     s = job.settings(OutcomeSettings)
     cohort = job.read("cohort", columns=REQUIRED["cohort"])
-    convictions = job.read("convictions", "clean.convictions", columns=REQUIRED["convictions"])
+    convictions = job.read(
+        "convictions", "clean.convictions", columns=REQUIRED["convictions"], arrow_strings=True
+    )
     out = job.call(
         proven_reoffending,
         cohort,

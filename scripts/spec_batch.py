@@ -14,7 +14,9 @@ def main(job):
     batch = sc.batch_of(choices, job.settings(Batches).for_specs(len(choices)))
     mine = {k: c for k, c in choices.items() if batch[k] == int(job.wildcards.batch)}
     cohort = job.read("cohort")
-    convictions = job.read("convictions", "clean.convictions", columns=REQUIRED["convictions"])
+    convictions = job.read(
+        "convictions", "clean.convictions", columns=REQUIRED["convictions"], arrow_strings=True
+    )
     windows = [c["followup_days"] for c in mine.values()]
     outcomes = sc.window_outcomes(
         cohort, convictions, windows, headline.waiting_days, headline.extract_end_date
