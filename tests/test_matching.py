@@ -251,6 +251,47 @@ def test_one_preparation_shared_by_several_designs_gives_what_each_gives_alone()
         mt.ipw(df, "treated", covs[:2], prepared=shared)
 
 
+def test_a_preparation_carried_to_another_treatment_gives_what_preparing_afresh_gives():
+    """A placebo's repetitions (and a batch of specifications) share one preparation
+    through Prepared.for_data: the same people with another treatment column give exactly
+    what preparing that data afresh gives; other covariate values are refused (None), and
+    strata are recomputed when an exact-matching column differs."""
+    rng = np.random.default_rng(11)
+    df = _random_cohort(rng, 400)
+    covs = ["age", "score", "flag", "group"]
+    base = mt.prepare(df, "treated", covs)
+    options = [
+        {"distance": "logit_ps", "caliper": 0.2, "exact": ["stratum"]},
+        {"distance": "mahalanobis", "ratio": 2, "replace": True},
+        {"terms": ("age^2", "age*score")},
+    ]
+    for _ in range(3):
+        other = df.copy()
+        other["treated"] = rng.permutation(df["treated"].to_numpy())
+        carried = base.for_data(other)
+        assert carried is not None and carried.X is base.X
+        for o in options:
+            alone = mt.match(other, "treated", covs, **o)
+            shared = mt.match(other, "treated", covs, prepared=carried, **o)
+            for part in ("data", "pairs", "balance", "propensity"):
+                pd.testing.assert_frame_equal(getattr(shared, part), getattr(alone, part))
+        pd.testing.assert_frame_equal(
+            mt.ipw(other, "treated", covs, prepared=carried).balance,
+            mt.ipw(other, "treated", covs).balance,
+        )
+    moved = df.assign(age=df["age"] + 1.0)
+    assert base.for_data(moved) is None
+    cache = mt.Preparations()  # what pipeline.design keeps: one preparation per people
+    first = cache.get(df, "treated", covs)
+    assert cache.get(other, "treated", covs).X is first.X
+    assert cache.get(moved, "treated", covs).X is not first.X
+    restrata = df.assign(stratum=rng.permutation(df["stratum"].to_numpy()))
+    np.testing.assert_array_equal(
+        base.for_data(restrata).strata(["stratum"]),
+        mt.prepare(restrata, "treated", covs).strata(["stratum"]),
+    )
+
+
 # ---------------------------------------------------------------------------------------
 # Weights and subclasses
 # ---------------------------------------------------------------------------------------

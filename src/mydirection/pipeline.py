@@ -40,11 +40,11 @@ from mydirection.errors import NotEstimable, UserError
 from mydirection.matching import (
     BalanceVerdict,
     MatchResult,
+    Preparations,
     Prepared,
     ipw,
     match,
     n_outside_support,
-    prepare,
 )
 from mydirection.reporting import labels
 from mydirection.reporting.balance_table import balance_numbers
@@ -62,7 +62,7 @@ def fit(
     """Match (or weight) ``cohort`` as ``spec`` says. ``propensity`` (ps, logit_ps aligned to
     the cohort), when given, must be the scores of ``spec``'s own propensity model (its
     covariates and terms); it is then used instead of refitting the model. ``prepared``:
-    :func:`prepare_for` of the cohort and ``spec`` (shared by the designs on one cohort)."""
+    the cohort prepared for ``spec``'s covariates (shared by the designs on one cohort)."""
     options = {
         "categorical": list(spec.categorical),
         "propensity": propensity,
@@ -85,11 +85,6 @@ def fit(
         discard=spec.discard,
         **options,
     )
-
-
-def prepare_for(cohort: pd.DataFrame, spec: MatchSpec) -> Prepared:
-    """What every design with ``spec``'s covariates shares on ``cohort`` (computed once)."""
-    return prepare(cohort, "treated", list(spec.covariates), list(spec.categorical))
 
 
 def _worst(balance: pd.DataFrame, k: int, continuous_only: bool) -> list[str]:
@@ -327,13 +322,19 @@ def pair_ids(m: MatchResult) -> pd.DataFrame:
     )
 
 
-def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
+def design(
+    cohort: pd.DataFrame,
+    spec: MatchSpec,
+    propensity=None,
+    preparations: Preparations | None = None,
+) -> Design:
     """The design stage (module docstring, steps 1-3). ``cohort`` must have a default
-    RangeIndex (row positions are the stable tie-breaking key)."""
+    RangeIndex (row positions are the stable tie-breaking key). ``preparations``: shared
+    with other designs on the same people (:class:`Preparations`)."""
     current = dataclasses.replace(spec, revisions=())
     # the propensity model depends only on the terms: fitted once per set of terms
     scores = {} if propensity is None else {tuple(current.terms): propensity}
-    prepared: dict[tuple, Prepared] = {}  # by covariates: shared by the revisions
+    preparations = preparations or Preparations()  # shared by the revisions
     tried = []
     changes = [None, *spec.revisions]
     for step, change in enumerate(changes):
@@ -343,10 +344,10 @@ def design(cohort: pd.DataFrame, spec: MatchSpec, propensity=None) -> Design:
                 break
             current = revise(current, change, last[1].balance)
         try:
-            shared = (current.covariates, current.categorical)
-            if shared not in prepared:
-                prepared[shared] = prepare_for(cohort, current)
-            m = fit(cohort, current, scores.get(tuple(current.terms)), prepared[shared])
+            prepared = preparations.get(
+                cohort, "treated", list(current.covariates), list(current.categorical)
+            )
+            m = fit(cohort, current, scores.get(tuple(current.terms)), prepared)
         except ValueError as err:
             if not tried:  # the analysis plan's own design cannot be fitted: say why, stop
                 raise NotEstimable(f"matching ({len(cohort)} cohort members): {err}") from None
@@ -537,10 +538,16 @@ def estimate(sample: pd.DataFrame, spec: AnalysisSpec, pairs=None) -> Headline:
 
 
 def headline(
-    cohort: pd.DataFrame, outcomes: pd.DataFrame, spec: AnalysisSpec, propensity=None
+    cohort: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    spec: AnalysisSpec,
+    propensity=None,
+    preparations: Preparations | None = None,
 ) -> Headline:
-    """Design -> analysis sample -> estimate: the one path every consumer runs."""
-    d = design(cohort.reset_index(drop=True), spec.match, propensity)
+    """Design -> analysis sample -> estimate: the one path every consumer runs.
+    ``preparations``: shared by the consumers that run it many times on the same people
+    (:class:`Preparations`; the same result, less work)."""
+    d = design(cohort.reset_index(drop=True), spec.match, propensity, preparations)
     chosen = spec.with_design(d.spec)
     pairs = d.pairs
     sample = analysis_sample(d.result.data, outcomes, pairs)
@@ -559,7 +566,6 @@ __all__ = [
     "fit",
     "headline",
     "pair_ids",
-    "prepare_for",
     "revise",
 ]
 

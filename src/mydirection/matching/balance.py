@@ -126,10 +126,12 @@ def _group_stats(X, binary, t, w):
     return mt, mc, vt, vc, vr, ks
 
 
-def _before(X, t) -> tuple:
-    """What the balance table takes from the unadjusted sample: which columns are binary,
-    and their group statistics (:func:`_group_stats`) with unit weights."""
-    binary = np.all((X == 0) | (X == 1), axis=0)
+def _before(X, t, binary=None) -> tuple:
+    """What the balance table takes from the unadjusted sample: which columns are binary
+    (``binary``, when already known for ``X``), and their group statistics
+    (:func:`_group_stats`) with unit weights."""
+    if binary is None:
+        binary = np.all((X == 0) | (X == 1), axis=0)
     return binary, _group_stats(X, binary, t, np.ones(len(t)))
 
 

@@ -23,7 +23,7 @@ from mydirection.matching.engine import (
     matching_weights,
     nearest_neighbour,
 )
-from mydirection.matching.propensity import _propensity
+from mydirection.matching.propensity import _propensity, model_matrix
 
 DISTANCES = ("ps", "logit_ps", "mahalanobis")
 
@@ -85,12 +85,14 @@ def _counts(treated, adjusted, discarded) -> pd.DataFrame:
 
 class Prepared:
     """What every design fitted on one sample shares, computed once: the treatment
-    indicator, the covariates expanded to a matrix, the balance statistics before
-    adjustment and the exact-matching strata (:func:`prepare`).
+    indicator, the covariates expanded to a matrix, the propensity model's model matrices,
+    the balance statistics before adjustment and the exact-matching strata (:func:`prepare`).
 
     :func:`mydirection.pipeline.design` fits the analysis plan's design and each of its
     revisions on the same cohort; passing one ``Prepared`` to :func:`match` and :func:`ipw`
     gives the same results as without it, without redoing this work for each of them.
+    :meth:`for_data` carries the work that does not depend on treatment over to the same
+    people with another treatment column (a placebo's repetitions).
     """
 
     def __init__(self, data: pd.DataFrame, treatment: str, covariates, categorical=None):
@@ -103,13 +105,69 @@ class Prepared:
         )
         self.before = _before(self.X, self.t)
         self._strata: dict[tuple, np.ndarray] = {}
+        self._models: dict[tuple, np.ndarray] = {}
+        self._base: Prepared | None = None
 
     def strata(self, exact) -> np.ndarray:
         """Exact-matching stratum codes of the rows (one stratum without ``exact``)."""
         key = tuple(exact)
         if key not in self._strata:
-            self._strata[key] = _strata_codes(self.data, list(key))
+            base = self._base
+            if base is not None and _same_columns(self.data, base.data, key):
+                self._strata[key] = base.strata(key)
+            else:
+                self._strata[key] = _strata_codes(self.data, list(key))
         return self._strata[key]
+
+    def model_matrix(self, terms=()) -> np.ndarray:
+        """The propensity model's model matrix with the extra ``terms`` (made once)."""
+        key = tuple(terms)
+        if key not in self._models:
+            self._models[key] = model_matrix(self.X, self.names, self.variables, key)
+        return self._models[key]
+
+    def for_data(self, data: pd.DataFrame) -> Prepared | None:
+        """This preparation for ``data``: the same people in the same order with the same
+        covariates (checked, column by column), whatever its treatment column says; None
+        when they differ. The covariate matrix, model matrices and (where the exact-matching
+        columns are equal too) strata are shared; the treatment indicator and the balance
+        before adjustment are ``data``'s own."""
+        if data is self.data:
+            return self
+        treatment, covariates, categorical = self.key
+        if treatment not in data.columns or not _same_columns(data, self.data, covariates):
+            return None
+        out = object.__new__(Prepared)
+        out.__dict__.update(self.__dict__)
+        out.data, out._base, out._strata = data, self._base or self, {}
+        out.t = treatment_indicator(data, treatment)
+        out.before = _before(self.X, out.t, self.before[0])
+        return out
+
+
+class Preparations:
+    """:func:`prepare` by treatment and covariates, shared by the designs fitted on the same
+    people: a design's revisions, the specifications of a batch, a placebo's repetitions
+    (the same people with another treatment column, :meth:`Prepared.for_data`). The same
+    results as preparing for each design afresh."""
+
+    def __init__(self):
+        self._by: dict[tuple, Prepared] = {}
+
+    def get(self, data: pd.DataFrame, treatment: str, covariates, categorical=None) -> Prepared:
+        key = _key(treatment, covariates, categorical)
+        base = self._by.get(key)
+        prepared = base.for_data(data) if base is not None else None
+        if prepared is None:
+            prepared = self._by[key] = prepare(data, treatment, covariates, categorical)
+        return prepared
+
+
+def _same_columns(a: pd.DataFrame, b: pd.DataFrame, columns) -> bool:
+    """Whether ``a`` and ``b`` hold the same rows (index) and values in ``columns``."""
+    if len(a) != len(b) or not a.index.equals(b.index):
+        return False
+    return all(c in a.columns and c in b.columns and a[c].equals(b[c]) for c in columns)
 
 
 def _key(treatment, covariates, categorical) -> tuple:
@@ -177,7 +235,7 @@ def match(
     ratio = int(ratio)
     p = _prepared(prepared, data, treatment, covariates, categorical)
     t, cats, X, names, variables = p.t, p.categorical, p.X, p.names, p.variables
-    prop = _propensity(data, t, X, names, variables, propensity, terms)
+    prop = _propensity(data, t, p.model_matrix, propensity, terms)
     scalar = prop["ps" if distance == "ps" else "logit_ps"].to_numpy()
     width = math.inf
     if caliper is not None:
@@ -263,7 +321,7 @@ def ipw(
     covariates = list(covariates)
     p = _prepared(prepared, data, treatment, covariates, categorical)
     t, cats, X, names, variables = p.t, p.categorical, p.X, p.names, p.variables
-    prop = _propensity(data, t, X, names, variables, propensity, terms)
+    prop = _propensity(data, t, p.model_matrix, propensity, terms)
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
     w[~t] *= (~t).sum() / w[~t].sum()

@@ -95,16 +95,22 @@ def _logit_newton(X: np.ndarray, y: np.ndarray, *, tol=1e-10, max_iter=100) -> n
     )
 
 
-def _fit_matrix(X: np.ndarray, keep, t: np.ndarray, index, extra=None) -> pd.DataFrame:
-    """Fit the propensity model on intercept + ``X[:, keep]`` (+ ``extra`` columns); ps and
-    logit_ps per row."""
-    keep = np.asarray(keep, dtype=bool)
-    n_extra = 0 if extra is None else extra.shape[1]
-    design = np.empty((X.shape[0], int(keep.sum()) + 1 + n_extra))
+def model_matrix(X: np.ndarray, names, variables, terms=()) -> np.ndarray:
+    """The propensity model's design: intercept, ``X`` without each categorical covariate's
+    first level, and the extra ``terms`` (:func:`mydirection.matching.design.term_matrix`)."""
+    keep = ~_first_levels(names, variables)
+    extra = term_matrix(X, names, terms) if terms else None
+    n_keep, n_extra = int(keep.sum()), 0 if extra is None else extra.shape[1]
+    design = np.empty((X.shape[0], n_keep + 1 + n_extra))
     design[:, 0] = 1.0
-    design[:, 1 : 1 + int(keep.sum())] = X[:, keep]
+    design[:, 1 : 1 + n_keep] = X[:, keep]
     if n_extra:
-        design[:, 1 + int(keep.sum()) :] = extra
+        design[:, 1 + n_keep :] = extra
+    return design
+
+
+def _fit_design(design: np.ndarray, t: np.ndarray, index) -> pd.DataFrame:
+    """Fit the propensity model on the model matrix ``design``; ps and logit_ps per row."""
     beta = _logit_newton(design, t.astype(float))
     eta = design @ beta
     return pd.DataFrame({"ps": _expit(eta), "logit_ps": eta}, index=index)
@@ -121,8 +127,7 @@ def fit_propensity(
     if t.all() or not t.any():
         raise ValueError(f"column {treatment}: needs both treated and control units")
     X, names, variables = _expand(data, covariates, categorical, drop_first=False)
-    extra = term_matrix(X, names, terms) if terms else None
-    return _fit_matrix(X, ~_first_levels(names, variables), t, data.index, extra)
+    return _fit_design(model_matrix(X, names, variables, terms), t, data.index)
 
 
 def propensity_model(data: pd.DataFrame, treatment: str, covariates, categorical=None):
@@ -145,8 +150,9 @@ def n_outside_support(ps, treated) -> int:
     return int(((pt < lo) | (pt > hi)).sum())
 
 
-def _propensity(data, t, X, names, variables, propensity, terms=()):
-    """Propensity frame: fitted on the expanded covariates, or checked if given.
+def _propensity(data, t, model, propensity, terms=()):
+    """Propensity frame: fitted on the model matrix ``model(terms)`` (:func:`model_matrix`
+    of the expanded covariates), or checked if given.
 
     ``propensity`` may be a Series of probabilities or a frame with ``ps`` (and
     ``logit_ps``, used as is when present), aligned to the index of ``data``.
@@ -154,8 +160,7 @@ def _propensity(data, t, X, names, variables, propensity, terms=()):
     if propensity is None:
         if t.all() or not t.any():
             raise ValueError("treatment: needs both treated and control units")
-        extra = term_matrix(X, names, terms) if terms else None
-        return _fit_matrix(X, ~_first_levels(names, variables), t, data.index, extra)
+        return _fit_design(model(tuple(terms)), t, data.index)
     if isinstance(propensity, pd.DataFrame):
         frame = propensity.reindex(data.index)
         ps = frame["ps"].to_numpy(dtype=float)

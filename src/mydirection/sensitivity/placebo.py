@@ -76,6 +76,7 @@ def analyse_placebo(cohort, outcomes, sample, pairs, headline_spec, settings, pr
 
     from mydirection import pipeline
     from mydirection.effects.att import att
+    from mydirection.matching import Preparations
 
     m = pipeline.sample_object(sample, headline_spec, pairs)
     pre = att(
@@ -89,10 +90,11 @@ def analyse_placebo(cohort, outcomes, sample, pairs, headline_spec, settings, pr
     pool = cohort[~cohort["treated"].astype(bool)].sort_values("person_id", kind="stable")
     pool = pool.reset_index(drop=True)
     n_placebo = placebo_size(int(cohort["treated"].sum()), len(pool), spec.ratio)
+    shared = Preparations()  # the same people each repetition: covariates expanded once
 
     def estimate(data):
         try:
-            return pipeline.headline(data, outcomes, spec).rate
+            return pipeline.headline(data, outcomes, spec, preparations=shared).rate
         except ValueError as err:
             out = type(
                 "Failed",

@@ -61,10 +61,12 @@ def run_spec(
     choice: dict,
     name: str,
     propensity=None,
+    preparations=None,
 ) -> dict:
     """One specification through the headline path; a row of the curve. A specification
     that cannot be estimated (nobody matched inside a narrow caliper, a model that does not
-    converge) gets missing estimates and its reason in ``error``."""
+    converge) gets missing estimates and its reason in ``error``. ``preparations``: shared
+    by the specifications of a batch (:class:`mydirection.matching.Preparations`)."""
     from mydirection import pipeline
 
     spec = dataclasses.replace(headline, **choice, revisions=())
@@ -78,7 +80,7 @@ def run_spec(
         "is_headline": headline_choice(headline) == choice,
     }
     try:
-        h = pipeline.headline(cohort, outcomes, spec, propensity)
+        h = pipeline.headline(cohort, outcomes, spec, propensity, preparations)
     except ValueError as err:
         nan = dict.fromkeys(COLUMNS[9:19], math.nan)
         return {
@@ -109,8 +111,13 @@ def run_spec(
 
 def run_batch(cohort, outcomes_by_window: dict, headline, choices: dict, propensity=None):
     """The rows of a batch of specifications (one follow-up window's outcomes each)."""
+    from mydirection.matching import Preparations
+
+    shared = Preparations()  # one cohort: its covariates expanded once for the batch
     rows = [
-        run_spec(cohort, outcomes_by_window[c["followup_days"]], headline, c, name, propensity)
+        run_spec(
+            cohort, outcomes_by_window[c["followup_days"]], headline, c, name, propensity, shared
+        )
         for name, c in choices.items()
     ]
     return pd.DataFrame(rows, columns=COLUMNS).astype(
