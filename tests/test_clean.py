@@ -1255,3 +1255,32 @@ def test_remembered_person_ids_are_per_key_and_bounded(monkeypatch):
     assert all(len(m) <= 5 for m in cleansteps._MEMO.values())
     assert clean.pseudonymise(crns[:1], KEY).tolist() == first[:1]
     assert len(cleansteps._MEMO[KEY]) == 1  # emptied when over the bound, then refilled
+
+
+#: Identifier characters: plain ASCII, spaces and tabs, controls, and Unicode that NFKC folds
+#: (full-width letters, ligatures, Roman numerals) or that is invisible (zero-width, BOM).
+ID_CHARS = list("abcXYZ019-_/ \t\r\x00\x7f") + list("\u00a0\u200b\ufeff\u3000\uff21\u2167ﬁéß")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.text(alphabet=st.sampled_from(ID_CHARS), max_size=6)),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_normalise_id_upper_cases_plain_ascii_and_applies_the_full_rule_to_the_rest(values, arrow):
+    """normalise_id only upper-cases printable ASCII ids without spaces and runs the full
+    rule (NFKC, invisible characters removed, upper case) on the other rows: the result and
+    the 'changed' flags equal the full rule run on every row."""
+    import pyarrow.compute as pc
+
+    from mydirection.validate import _normalise_id_text, _text, normalise_id
+
+    series = pd.Series(values, dtype="string[pyarrow]" if arrow else object)
+    got, changed = normalise_id(series)
+    full = _normalise_id_text(_text(series))
+    pd.testing.assert_series_equal(got, pd.Series(pd.arrays.ArrowExtensionArray(full)))
+    expected = pc.fill_null(pc.not_equal(full, _text(series)), False).to_numpy(zero_copy_only=False)
+    assert changed.tolist() == expected.tolist()

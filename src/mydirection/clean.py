@@ -331,12 +331,20 @@ def _record_dates(t: pd.DataFrame, name: str):
 
 
 class _Pseudonyms:
-    """Pseudonyms of one typed table's id columns, each computed once (on every row)."""
+    """Pseudonyms of one typed table's id columns, each computed once (on every row), and
+    their rows in the cleaned tables they link to (each link looked up once)."""
 
     def __init__(self, t: pd.DataFrame, name: str, key: bytes):
         self.t, self.key = t, key
         self.spec = extract_schema(name)["columns"]
         self.done: dict[str, pd.Series] = {}
+        self.links: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+    def link(self, col: str, table: pd.DataFrame, table_col: str):
+        """(row of ``table`` holding each row's ``col``, 0 where absent; whether found)."""
+        if (col, table_col) not in self.links:
+            self.links[col, table_col] = _positions(self[col], table[table_col])
+        return self.links[col, table_col]
 
     def pop(self, col: str) -> pd.Series:
         value = self[col]
@@ -372,7 +380,7 @@ def _exclusion(rule, name, t, end, hashed, cleaned, label) -> np.ndarray:
         return (t["disposal_date"] < t["offence_date"]).to_numpy()
     if rule.startswith("event_") or rule == "contact_after_order_end":
         events = cleaned["supervision"]
-        pos, found = _positions(hashed["event_id"], events["event_id"])
+        pos, found = hashed.link("event_id", events, "event_id")
         if rule == "event_not_in_supervision":
             return ~found
         if rule == "event_of_another_person":
@@ -383,7 +391,7 @@ def _exclusion(rule, name, t, end, hashed, cleaned, label) -> np.ndarray:
         event_end = np.where(found, event_end, np.datetime64("NaT"))
         return t["contact_date"].to_numpy(dtype="datetime64[ns]") > event_end
     people = cleaned["people"]
-    pos, found = _positions(hashed["crn"], people["person_id"])
+    pos, found = hashed.link("crn", people, "person_id")
     if rule == "person_not_in_people":
         if len(t) and not found.any():
             raise ExtractProblems(

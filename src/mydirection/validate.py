@@ -539,10 +539,26 @@ _INVISIBLE = r"[\s\p{Z}\p{Cf}\p{Cc}]"
 
 
 def normalise_id(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
-    """Identifiers by the one rule of the module docstring; returns (ids, changed per row)."""
+    """Identifiers by the one rule of the module docstring; returns (ids, changed per row).
+
+    Most ids are printable ASCII without spaces, which the rule only upper-cases (NFKC
+    leaves ASCII as it is and there is nothing invisible to remove): those rows are
+    upper-cased, and the full rule (:func:`_normalise_id_text`) runs on the other rows."""
     arr = _text(series)
-    norm = pc.utf8_normalize(arr, "NFKC")
-    norm = pc.replace_substring_regex(norm, _INVISIBLE, "")
-    norm = pc.utf8_upper(norm)
+    plain = pc.and_(pc.string_is_ascii(arr), pc.ascii_is_printable(arr))
+    plain = pc.fill_null(pc.and_(plain, pc.invert(pc.match_substring(arr, " "))), True)
+    norm = pc.ascii_upper(arr)
+    if not pc.all(plain).as_py():
+        other = pc.invert(plain)
+        fixed = _normalise_id_text(pc.filter(arr, other)).combine_chunks()
+        replaced = pc.replace_with_mask(norm.combine_chunks(), other.combine_chunks(), fixed)
+        norm = pa_.chunked_array([replaced])
     changed = pc.fill_null(pc.not_equal(norm, arr), False).to_numpy(zero_copy_only=False)
     return pd.Series(pd.arrays.ArrowExtensionArray(norm), index=series.index), changed
+
+
+def _normalise_id_text(arr):
+    """The rule on every value: Unicode NFKC, invisible characters removed, upper case."""
+    norm = pc.utf8_normalize(arr, "NFKC")
+    norm = pc.replace_substring_regex(norm, _INVISIBLE, "")
+    return pc.utf8_upper(norm)
