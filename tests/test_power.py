@@ -201,4 +201,4 @@ def test_no_hidden_test_level_or_power():
                 default = inspect.signature(fn).parameters[param].default
                 assert default is inspect.Parameter.empty, f"{name}({param}={default})"
     with pytest.raises(TypeError):
-        pw.mde_rate(0.4, 100, 100)  # noqa: the level is required
+        pw.mde_rate(0.4, 100, 100)  # the level is required

@@ -83,14 +83,6 @@ def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.Dat
     out["assessment_age_days"] = (index_day - dated) / DAY
     return out
 
-    out = pd.DataFrame(index=cohort.index)
-    out["ogrs3_1yr"] = take("ogrs3_1yr", float)
-    out["ogrs3_2yr"] = take("ogrs3_2yr", float)
-    for need in NEEDS:
-        out[need] = pd.array(take(need, missing=pd.NA), dtype="boolean")
-    out["assessment_age_days"] = (index_day - take("assessment_date", "datetime64[ns]", None)) / DAY
-    return out
-
 
 def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.DataFrame:
     """Criminal history from offences proven strictly before each person's index date.
