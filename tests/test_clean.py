@@ -1284,3 +1284,27 @@ def test_normalise_id_upper_cases_plain_ascii_and_applies_the_full_rule_to_the_r
     pd.testing.assert_series_equal(got, pd.Series(pd.arrays.ArrowExtensionArray(full)))
     expected = pc.fill_null(pc.not_equal(full, _text(series)), False).to_numpy(zero_copy_only=False)
     assert changed.tolist() == expected.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["A1", "B2", "C3", "d4"]), st.sampled_from([None, 0, 1, 2])),
+        min_size=1,
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_pnc_counts_equal_a_groupby_of_the_text(rows, arrow):
+    """The people rules on PNC ids count, per row, the distinct birth dates (missing ones
+    not counted) and the rows of its PNC id by integer codes; the same as pandas' groupby
+    transform('nunique') and transform('size') on the text."""
+    from mydirection.cleansteps import pnc_counts
+
+    days = [None, "1980-01-01", "1980-01-02", "1991-06-30"]
+    pnc = pd.Series([p for p, _ in rows], dtype="string[pyarrow]" if arrow else object)
+    dob = pd.to_datetime(pd.Series([None if d is None else days[d + 1] for _, d in rows]))
+    n_dob, n_rows = pnc_counts(pnc, dob.to_numpy("datetime64[ns]"))
+    frame = pd.DataFrame({"pnc": pnc.astype(object), "dob": dob})
+    assert n_dob.tolist() == frame.groupby("pnc")["dob"].transform("nunique").tolist()
+    assert n_rows.tolist() == frame.groupby("pnc")["dob"].transform("size").tolist()

@@ -62,6 +62,7 @@ from mydirection.cleansteps import (  # noqa: F401  (re-exported: the library AP
     exact_duplicates,
     normalise_ids,
     parquet_writer,
+    pnc_conflicts,
     pseudonymise,
     pseudonymise_key,
     typed_table,
@@ -373,7 +374,7 @@ def _exclusion(rule, name, t, end, hashed, cleaned, label) -> np.ndarray:
         age = age_in_years(np.full(len(t), end.to_datetime64()), dob.year)
         return (age < MIN_AGE) | (age > MAX_AGE)
     if rule in ("pnc_id_two_birth_dates", "one_person_several_crns"):
-        return _pnc_conflicts(t)[rule]
+        return pnc_conflicts(t)[rule]
     if rule == "end_before_start":
         return (t["end_date"] < t["start_date"]).to_numpy()
     if rule == "disposal_before_offence":
@@ -414,26 +415,6 @@ def _exclusion(rule, name, t, end, hashed, cleaned, label) -> np.ndarray:
         years = pd.DatetimeIndex(d).year.to_numpy(dtype=float)
         mask |= found & (years - birth_year < AGE_OF_RESPONSIBILITY)
     return mask
-
-
-def _pnc_conflicts(t: pd.DataFrame) -> dict[str, np.ndarray]:
-    pnc = t["pnc_id"]
-    has = pnc.notna().to_numpy() & (pc.utf8_length(_text(pnc)).to_numpy(zero_copy_only=False) > 0)
-    out = {
-        "pnc_id_two_birth_dates": np.zeros(len(t), bool),
-        "one_person_several_crns": np.zeros(len(t), bool),
-    }
-    if not has.any():
-        return out
-    frame = pd.DataFrame(
-        {"pnc": pnc[has].to_numpy(), "dob": t["date_of_birth"][has].to_numpy()},
-    )
-    n_dob = frame.groupby("pnc")["dob"].transform("nunique").to_numpy()
-    n_rows = frame.groupby("pnc")["dob"].transform("size").to_numpy()
-    idx = np.flatnonzero(has)
-    out["pnc_id_two_birth_dates"][idx[n_dob > 1]] = True
-    out["one_person_several_crns"][idx[(n_dob == 1) & (n_rows > 1)]] = True
-    return out
 
 
 def _pseudonymised(t: pd.DataFrame, alive, name: str, hashed: _Pseudonyms) -> pd.DataFrame:

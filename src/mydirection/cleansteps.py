@@ -155,6 +155,37 @@ def _positions(keys: pd.Series, table_keys: pd.Series) -> tuple[np.ndarray, np.n
     return idx, found
 
 
+def pnc_conflicts(t: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The rows of the people rules pnc_id_two_birth_dates (a PNC id with two or more birth
+    dates) and one_person_several_crns (a PNC id on several rows, one birth date)."""
+    pnc = t["pnc_id"]
+    has = pnc.notna().to_numpy() & (pc.utf8_length(_text(pnc)).to_numpy(zero_copy_only=False) > 0)
+    out = {
+        "pnc_id_two_birth_dates": np.zeros(len(t), bool),
+        "one_person_several_crns": np.zeros(len(t), bool),
+    }
+    if not has.any():
+        return out
+    n_dob, n_rows = pnc_counts(pnc[has], t["date_of_birth"][has].to_numpy("datetime64[ns]"))
+    idx = np.flatnonzero(has)
+    out["pnc_id_two_birth_dates"][idx[n_dob > 1]] = True
+    out["one_person_several_crns"][idx[(n_dob == 1) & (n_rows > 1)]] = True
+    return out
+
+
+def pnc_counts(pnc: pd.Series, dob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how many distinct birth dates (missing ones not counted) and how many rows
+    its PNC id has, by integer codes (a million people's text grouped in a second)."""
+    code, uniques = pd.factorize(pnc)
+    n_pnc = len(uniques)
+    dated = ~np.isnat(dob)
+    day, days = pd.factorize(dob[dated])
+    width = max(len(days), 1)
+    pairs = pd.unique(code[dated].astype(np.int64) * width + day)  # each (pnc, dob) once
+    n_dob = np.bincount(pairs // width, minlength=n_pnc)[code]
+    return n_dob, np.bincount(code, minlength=n_pnc)[code]
+
+
 def parquet_writer(outputs: Mapping[str, str | Path]) -> Callable[[str, pd.DataFrame], None]:
     """A ``write`` callback for :func:`clean_extracts`: each table to ``outputs[name]``.
 
