@@ -4,8 +4,8 @@ The pilot matched about 300 people (150 pairs); a national Justice Data Lab-size
 about 2,000. Each case builds the person x quarter panel (8 quarters before, 4 from the
 index date) from generated convictions and times the pooled difference in differences, the
 event study, and the interaction-weighted (Sun-Abraham) versions by enrolment cohort, all
-clustered by matched pair. Each estimator is timed on its second call (the first imports
-linearmodels). Data are generated here with NumPy.
+clustered by matched pair. Each estimator is timed on its second call. Data are generated
+here with NumPy.
 
     python benchmarks/run.py panel
 """

@@ -272,3 +272,42 @@ def test_plot_event_study_shades_the_matched_leads(tmp_path):
     plot_event_study(es, tmp_path / "a.png", "t", level=0.9, window_leads=[-4, -1])
     plot_event_study(es, tmp_path / "b.png", "t", level=0.95)
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
+
+
+@pytest.mark.parametrize("cluster", ["person", "subclass", "crossing"])
+def test_fit_is_linearmodels_panelols_with_person_effects_and_clustered_errors(cluster):
+    """The reference implementation: linearmodels' weighted PanelOLS with entity effects and
+    Stata's clustered covariance. "crossing" clusters are not nested in the people (each
+    person's quarters fall in two clusters), so the person effects count in K."""
+    from linearmodels.panel import PanelOLS
+
+    from mydirection.effects.panel import design, fit
+
+    rng = np.random.default_rng(3)
+    panel = noise_free(PILOT_LIKE.iloc[::2].reset_index(drop=True))
+    panel["offences"] = rng.poisson(0.6, len(panel)).astype(float)
+    panel["weights"] = np.where(panel["treated"], 1.0, 0.5 + (panel.index // 12 % 4) / 4)
+    if cluster == "crossing":
+        panel["subclass"] = (panel.index // 7) % 40
+    t, k = panel["treated"].to_numpy(float), panel["rel_quarter"].to_numpy()
+    exog, _ = design(panel, {f"treated_q{q}": t * (k == q) for q in (-3, 0, 2)}, -1)
+    ours = fit(panel, exog, "person" if cluster == "person" else "subclass")
+
+    idx = pd.MultiIndex.from_arrays([panel["person_id"], panel["rel_quarter"]])
+    groups = pd.factorize(panel["person_id" if cluster == "person" else "subclass"])[0]
+    ref = PanelOLS(
+        pd.Series(panel["offences"].to_numpy(), index=idx),
+        exog.set_index(idx),
+        weights=pd.Series(panel["weights"].to_numpy(), index=idx),
+        entity_effects=True,
+    ).fit(
+        cov_type="clustered",
+        clusters=pd.DataFrame({"c": groups}, index=idx),
+        debiased=True,
+        group_debias=True,
+    )
+    assert ours.nobs == ref.nobs and ours.n_clusters == groups.max() + 1
+    np.testing.assert_allclose(ours.params, ref.params, rtol=1e-9, atol=1e-12)
+    cov = ref.cov.loc[exog.columns, exog.columns].to_numpy()
+    np.testing.assert_allclose(ours.cov, cov, rtol=1e-8, atol=1e-10 * np.abs(cov).max())
+    np.testing.assert_allclose(ours.std_errors, ref.std_errors, rtol=1e-8)

@@ -9,7 +9,7 @@ the default follow-up window. The outcome is the number of offences (breaches ex
 the cleaned convictions (all proven by the extract's end) *committed* in that quarter.
 Each row also carries the calendar quarter in which its relative quarter starts.
 
-Models (linearmodels ``PanelOLS``, weighted by the matching weights), all with person
+Models (least squares weighted by the matching weights, :func:`fit`), all with person
 effects, calendar-quarter effects and a *common event-time profile* ``D_k`` (one dummy per
 relative quarter, shared by the treated and the comparators: everyone is observed around an
 index date, and offending peaks around the index offence whatever the group):
@@ -44,6 +44,8 @@ The leads are a weak check here: see :mod:`mydirection.effects.panel_leads`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -205,10 +207,37 @@ def design(
     return pd.DataFrame({n: cols[n] for n in keep}), dropped
 
 
-def fit(panel: pd.DataFrame, exog: pd.DataFrame, cluster: str, person: str = "person_id"):
-    """Weighted PanelOLS of ``offences`` on ``exog`` with person effects, clustered SEs."""
-    from linearmodels.panel import PanelOLS
+@dataclass(frozen=True)
+class PanelFit:
+    """A fitted panel regression: coefficients, their clustered covariance, rows, clusters."""
 
+    params: pd.Series
+    cov: pd.DataFrame
+    nobs: int
+    n_clusters: int
+
+    @property
+    def std_errors(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.cov.to_numpy())), index=self.params.index)
+
+
+def _nested(inner: np.ndarray, outer: np.ndarray) -> bool:
+    """Whether each group of ``inner`` lies inside one group of ``outer`` (integer codes)."""
+    pairs = inner.astype(np.int64) * (int(outer.max()) + 1) + outer
+    return len(np.unique(pairs)) == len(np.unique(inner))
+
+
+def fit(
+    panel: pd.DataFrame, exog: pd.DataFrame, cluster: str, person: str = "person_id"
+) -> PanelFit:
+    """Weighted least squares of ``offences`` on ``exog`` with person effects.
+
+    The person effects are removed exactly (weighted within-person demeaning); the
+    covariance is the cluster sandwich times ``G/(G-1) * (n-1)/(n-K)``, ``K`` the regressors
+    plus the person effects when these are not nested in the clusters. This is linearmodels'
+    ``PanelOLS(..., entity_effects=True, weights=w).fit(cov_type="clustered",
+    debiased=True, group_debias=True)``, which the tests compare it with.
+    """
     if cluster == "person":
         groups = _codes(panel[person])
     elif cluster == "subclass":
@@ -217,14 +246,31 @@ def fit(panel: pd.DataFrame, exog: pd.DataFrame, cluster: str, person: str = "pe
         groups = _codes(panel["subclass"])
     else:
         raise ValueError("cluster must be 'person' or 'subclass'")
-    idx = pd.MultiIndex.from_arrays([panel[person], panel["rel_quarter"]])
-    y = pd.Series(panel["offences"].to_numpy(float), index=idx, name="offences")
-    w = pd.Series(panel["weights"].to_numpy(float), index=idx)
-    model = PanelOLS(y, exog.set_index(idx), weights=w, entity_effects=True)
-    clusters = pd.DataFrame({"cluster": groups}, index=idx)
-    res = model.fit(cov_type="clustered", clusters=clusters, debiased=True, group_debias=True)
-    res.n_clusters = int(groups.max() + 1)
-    return res
+    people = _codes(panel[person])
+    X = exog.to_numpy(float)
+    yx = np.column_stack([panel["offences"].to_numpy(float), X])
+    Z = _within(yx, people, panel["weights"].to_numpy(float))
+    zy, zx = Z[:, 0], Z[:, 1:]
+    bread = np.linalg.inv(zx.T @ zx)
+    b = bread @ (zx.T @ zy)
+    scores = zx * (zy - zx @ b)[:, None]
+    n_clusters = int(groups.max() + 1)
+    by_cluster = np.column_stack(
+        [np.bincount(groups, weights=s, minlength=n_clusters) for s in scores.T]
+    )
+    n, k = X.shape
+    if not _nested(people, groups):
+        k += int(people.max() + 1)
+    factor = n_clusters / (n_clusters - 1) * (n - 1) / (n - k)
+    cov = factor * bread @ (by_cluster.T @ by_cluster) @ bread
+    cov = (cov + cov.T) / 2  # exactly symmetric, whatever the rounding
+    names = list(exog.columns)
+    return PanelFit(
+        pd.Series(b, index=names),
+        pd.DataFrame(cov, index=names, columns=names),
+        n,
+        n_clusters,
+    )
 
 
 def tidy(res, terms: dict[str, object], level: float) -> pd.DataFrame:

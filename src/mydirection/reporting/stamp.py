@@ -29,7 +29,6 @@ def package_versions(
         "numpy",
         "scipy",
         "statsmodels",
-        "linearmodels",
         "matplotlib",
         "pyarrow",
         "jinja2",
