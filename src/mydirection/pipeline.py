@@ -416,11 +416,14 @@ def analysis_sample(
     base = matched[matched["weights"] > 0].drop(
         columns=[c for c in keep[1:] if c in matched.columns]
     )
-    ids = pd.Index(outcomes["person_id"])
+    # the matched people's outcome rows first: a placebo repetition matches a few thousand
+    # people out of a national cohort's million outcome rows
+    mine = outcomes.loc[outcomes["person_id"].isin(base["person_id"]).to_numpy(), keep]
+    ids = pd.Index(mine["person_id"])
     if not ids.is_unique:
         raise UserError(
-            f"outcomes: {int(ids.duplicated().sum())} people have two outcome rows (column "
-            "person_id); rerun the outcomes stage"
+            f"outcomes: {int(ids.duplicated().sum())} matched people have two outcome rows "
+            "(column person_id); rerun the outcomes stage"
         )
     row = ids.get_indexer(base["person_id"])
     lost = int((row < 0).sum())
@@ -430,8 +433,7 @@ def analysis_sample(
             "the outcomes stage on the same cohort"
         )
     data = pd.concat(
-        [base.reset_index(drop=True), outcomes[keep[1:]].iloc[row].reset_index(drop=True)],
-        axis=1,
+        [base.reset_index(drop=True), mine[keep[1:]].iloc[row].reset_index(drop=True)], axis=1
     )
     complete = (
         data["followup_complete"].fillna(False).astype(bool).to_numpy()
