@@ -41,6 +41,14 @@ rule clean_extract:
         "results/benchmarks/clean_{extract}.tsv"
     wildcard_constraints:
         extract="|".join(EXTRACTS),
+    # the extracts the cohort reads first, the largest (by memory budget) first: they lead to
+    # matching and every analysis after it; contacts and the fidelity extracts can wait
+    priority:
+        lambda wildcards: (
+            CLEAN_MEM_MB.get(wildcards.extract, 1500)
+            if f"results/clean/{wildcards.extract}.parquet" in rules.cohort.input
+            else 0
+        )
     conda:
         "../../environment.yml"
     resources:

@@ -16,6 +16,7 @@ rule outcomes:
         "results/logs/outcomes.log",
     benchmark:
         "results/benchmarks/outcomes.tsv"
+    priority: 1  # every analysis after matching waits for it
     conda:
         "../../environment.yml"
     resources:

@@ -92,6 +92,7 @@ rule placebo:
         "results/logs/placebo.log",
     benchmark:
         "results/benchmarks/placebo.tsv"
+    priority: 2  # re-matches the whole comparator pool per repetition: the longest analysis
     conda:
         "../../environment.yml"
     resources:
@@ -119,6 +120,7 @@ rule spec_batch:
         "results/benchmarks/spec/batch_{batch}.tsv"
     wildcard_constraints:
         batch=r"\d+",
+    priority: 1  # long jobs first, the short analyses fill in around them
     conda:
         "../../environment.yml"
     resources:
