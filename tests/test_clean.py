@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -1003,6 +1004,11 @@ def test_duplicate_detection_matches_pandas(rows):
     expected = frame.duplicated(keep="first").to_numpy()
     assert (clean.exact_duplicates(arrow, ["k"]).to_numpy() == expected).all()
     assert (clean.exact_duplicates(arrow).to_numpy() == expected).all()
+    # a code space of 8 overflows after two columns: the dense re-numbering is exercised
+    with mock.patch("mydirection.validate.CODE_SPACE", 8):
+        for keep in ("first", False):
+            expected = frame.duplicated(keep=keep).to_numpy()
+            assert (duplicated_rows(arrow, ["k", "x", "y"], keep=keep) == expected).all()
 
 
 # --------------------------------------------------------------------------- through Snakemake

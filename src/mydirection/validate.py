@@ -336,32 +336,47 @@ def build_schema(name: str) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, checks=checks, name=name)
 
 
+#: Row codes are unsigned 64-bit: a mixed-radix code stays below this.
+CODE_SPACE = 2**64
+
+
 def row_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """One int64 per row, equal for two rows exactly when their text in ``columns`` is equal.
+    """One uint64 per row, equal for two rows exactly when their text in ``columns`` is equal.
 
     Each column is dictionary-encoded by Arrow and the codes are combined (mixed radix,
-    re-numbered densely whenever 62 bits would overflow), so duplicates among millions of
-    rows are found by hashing integers instead of strings, in little memory.
+    re-numbered densely whenever the code space would overflow), so duplicates among
+    millions of rows are found by comparing integers instead of strings, in little memory.
     """
-    acc = np.zeros(len(frame), dtype=np.int64)
+    acc = np.zeros(len(frame), dtype=np.uint64)
     card = 1
     for col in columns:
         arr = _text(frame[col])
         arr = arr.chunk(0) if arr.num_chunks == 1 else arr.combine_chunks()
         enc = pc.dictionary_encode(arr, null_encoding="encode")
         k = max(len(enc.dictionary), 1)
-        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        if card * k >= 2**62:
-            acc, uniques = pd.factorize(acc)
-            card = max(len(uniques), 1)
-        acc = acc * k + codes
+        codes = enc.indices.to_numpy(zero_copy_only=False).astype(np.uint64)
+        if card * k > CODE_SPACE:
+            uniques, dense = np.unique(acc, return_inverse=True)
+            acc, card = dense.astype(np.uint64).ravel(), max(len(uniques), 1)
+        acc = acc * np.uint64(k) + codes
         card *= k
     return acc
 
 
 def duplicated_rows(frame: pd.DataFrame, columns: list[str], keep="first") -> np.ndarray:
-    """Like ``frame.duplicated(columns, keep=keep)``, fast on millions of Arrow strings."""
-    return pd.Series(row_codes(frame, columns)).duplicated(keep=keep).to_numpy()
+    """Like ``frame.duplicated(columns, keep=keep)`` (``keep``: "first" or False), fast on
+    millions of Arrow strings: the row codes are sorted (stably, so the first of equal rows
+    comes first) and compared with their neighbours."""
+    codes = row_codes(frame, columns)
+    order = np.argsort(codes, kind="stable")
+    same = codes[order[1:]] == codes[order[:-1]]  # sorted position i+1 repeats position i
+    dup = np.zeros(len(codes), dtype=bool)
+    dup[order[1:][same]] = True
+    if keep is False:
+        dup[order[:-1][same]] = True
+    elif keep != "first":
+        raise ValueError(f"keep must be 'first' or False, not {keep!r}")
+    return dup
 
 
 def _key_unique(frame: pd.DataFrame, key: list[str]) -> pd.Series:
