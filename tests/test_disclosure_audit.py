@@ -83,9 +83,12 @@ def test_a_small_pilot_publishes_nothing_recoverable(tmp_path):
         text, n = re.subn(rf"(?m)^{key}: \d+$", f"{key}: {value}", text)
         assert n == 1, key
     synthetic.write_text(text)
+    # as on real extracts by default: the simulation study (synthetic replicates, no
+    # person of the pilot) is not in the report
+    (work / "pilot.yaml").write_text("simulation:\n  in_report: false\n")
     out = subprocess.run(
         [SNAKEMAKE, "results/registry.json", "--cores", "2", "--configfile",
-         "tests/e2e_config.yaml"],
+         "tests/e2e_config.yaml", "pilot.yaml"],
         cwd=work, capture_output=True, text=True, timeout=1800,
     )  # fmt: skip
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
