@@ -503,3 +503,20 @@ def test_placebo_is_not_the_index_offence_on_generated_extracts(generated):
     assert share_index_in_pre.reindex(range(len(cohort)), fill_value=False).mean() > 0.5
     assert out["placebo_reoffended"].mean() < out["pre_reoffended"].mean() - 0.2
     assert 0.02 < out["placebo_reoffended"].mean() < 0.98  # it can differ between groups
+
+
+_ids = st.lists(st.sampled_from(["p1", "p2", "p3", "P1", "p1 ", ""]), max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_ids, _ids, st.sampled_from(["string[pyarrow]", "string[python]", "object"]))
+def test_person_lookups_agree_with_pandas(values, people, dtype):
+    """is_among is pandas' isin and person_positions is Index.get_indexer, on every string
+    dtype the stages read (Arrow, Python and object strings)."""
+    from mydirection.outcomes import is_among, person_positions
+
+    v, p = pd.Series(values, dtype=dtype), pd.Series(people, dtype=dtype)
+    assert (is_among(v, p) == v.isin(p).to_numpy()).all()
+    unique = p.drop_duplicates()
+    expected = pd.Index(unique).get_indexer(v)
+    assert (person_positions(unique, v) == expected).all()

@@ -185,6 +185,21 @@ def person_positions(people: pd.Series, values: pd.Series) -> np.ndarray:
         return pd.Index(people).get_indexer(values).astype(np.int64)
 
 
+def is_among(values: pd.Series, people: pd.Series) -> np.ndarray:
+    """Whether each of ``values`` is one of ``people`` (bool), by Arrow's hash kernel: the
+    hash table holds ``people`` only (pandas' ``isin`` on Arrow strings is ~25x slower on
+    small tables)."""
+    try:
+        data = _arrow(values)
+        ids = _arrow(people).cast(data.type)
+        if isinstance(ids, pa.ChunkedArray):
+            ids = ids.combine_chunks()
+        found = pc.is_in(data, value_set=ids)
+        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return values.isin(people).to_numpy(dtype=bool)
+
+
 def _dates(df: pd.DataFrame, column: str) -> np.ndarray:
     return np.asarray(df[column].to_numpy(dtype="datetime64[ns]"), dtype="datetime64[ns]")
 

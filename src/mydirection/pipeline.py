@@ -46,6 +46,7 @@ from mydirection.matching import (
     match,
     n_outside_support,
 )
+from mydirection.outcomes import is_among
 from mydirection.reporting import labels
 from mydirection.reporting.balance_table import balance_numbers
 from mydirection.reporting.numbers import Numbers
@@ -418,8 +419,8 @@ def analysis_sample(
     )
     # the matched people's outcome rows first: a placebo repetition matches a few thousand
     # people out of a national cohort's million outcome rows
-    mine = outcomes.loc[outcomes["person_id"].isin(base["person_id"]).to_numpy(), keep]
-    ids = pd.Index(mine["person_id"])
+    mine = np.flatnonzero(is_among(outcomes["person_id"], base["person_id"]))
+    ids = pd.Index(outcomes["person_id"].iloc[mine])
     if not ids.is_unique:
         raise UserError(
             f"outcomes: {int(ids.duplicated().sum())} matched people have two outcome rows "
@@ -433,7 +434,8 @@ def analysis_sample(
             "the outcomes stage on the same cohort"
         )
     data = pd.concat(
-        [base.reset_index(drop=True), mine[keep[1:]].iloc[row].reset_index(drop=True)], axis=1
+        [base.reset_index(drop=True), outcomes.iloc[mine[row]][keep[1:]].reset_index(drop=True)],
+        axis=1,
     )
     complete = (
         data["followup_complete"].fillna(False).astype(bool).to_numpy()
