@@ -1314,3 +1314,22 @@ def test_pnc_counts_equal_a_groupby_of_the_text(rows, arrow):
     frame = pd.DataFrame({"pnc": pnc.astype(object), "dob": dob})
     assert n_dob.tolist() == frame.groupby("pnc")["dob"].transform("nunique").tolist()
     assert n_rows.tolist() == frame.groupby("pnc")["dob"].transform("size").tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(["E1", "E2", "e1", "E1 ", "", None]), max_size=20),
+    st.sampled_from(["string[pyarrow]", "object"]),
+    st.integers(1, 4),
+)
+def test_hashing_every_row_gives_the_pseudonyms_of_hashing_each_value_once(values, dtype, batch):
+    """The ``distinct`` path (an extract's own key) equals the one that hashes each distinct
+    value once, missing values and repeats included, across batch boundaries."""
+    from mydirection import cleansteps
+
+    series = pd.Series(values, dtype=dtype, index=range(5, 5 + len(values)))
+    with mock.patch.object(cleansteps, "HASH_BATCH", batch):
+        rows = cleansteps.pseudonymise_key(series, b"k" * 32, "event", distinct=True)
+    once = cleansteps.pseudonymise_key(series, b"k" * 32, "event")
+    assert rows.index.equals(series.index)
+    assert rows.astype(object).tolist() == once.astype(object).tolist()

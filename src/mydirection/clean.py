@@ -338,6 +338,7 @@ class _Pseudonyms:
     def __init__(self, t: pd.DataFrame, name: str, key: bytes):
         self.t, self.key = t, key
         self.spec = extract_schema(name)["columns"]
+        self.key_columns = list(extract_schema(name).get("key") or [])
         self.done: dict[str, pd.Series] = {}
         self.links: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
@@ -358,7 +359,8 @@ class _Pseudonyms:
                 self.done[col] = pseudonymise(self.t[col], self.key)
             else:
                 domain = self.spec[col]["pseudonymised"]
-                self.done[col] = pseudonymise_key(self.t[col], self.key, domain)
+                own_key = self.key_columns == [col]  # unique once validated
+                self.done[col] = pseudonymise_key(self.t[col], self.key, domain, own_key)
         return self.done[col]
 
 

@@ -50,9 +50,13 @@ def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
     return _hashed(crn, one)
 
 
-def pseudonymise_key(values: pd.Series, key: bytes, domain: str) -> pd.Series:
-    """Replace source-system keys of ``domain`` by their keyed pseudonyms."""
-    return _hashed(values, source_key_pseudonymiser(key, domain))
+def pseudonymise_key(values: pd.Series, key: bytes, domain: str, distinct=False) -> pd.Series:
+    """Replace source-system keys of ``domain`` by their keyed pseudonyms. ``distinct``: the
+    values are (nearly) all different, e.g. an extract's own key: each row is hashed as it
+    comes instead of each distinct value once (the same pseudonyms, without the hash table
+    of millions of strings that finding the distinct values costs)."""
+    fn = source_key_pseudonymiser(key, domain)
+    return _hashed_rows(values, fn) if distinct else _hashed(values, fn)
 
 
 #: Distinct values hashed per batch (bounds the Python strings alive at once).
@@ -74,6 +78,19 @@ def _hashed(values: pd.Series, fn) -> pd.Series:
         codes = np.where(codes < 0, n, codes)
     ids = hashed.take(pa_.array(codes, pa_.int64()))
     return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=values.index)
+
+
+def _hashed_rows(values: pd.Series, fn) -> pd.Series:
+    """``fn`` of every row's value (missing stays missing), in batches of rows."""
+    text = _text(values)
+    parts = [
+        pa_.array(
+            [None if v is None else fn(v) for v in text.slice(i, HASH_BATCH).to_pylist()],
+            pa_.string(),
+        )
+        for i in range(0, len(text), HASH_BATCH)
+    ] or [pa_.array([], pa_.string())]
+    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array(parts)), index=values.index)
 
 
 # --------------------------------------------------------------------------- single-file steps
