@@ -1333,3 +1333,23 @@ def test_hashing_every_row_gives_the_pseudonyms_of_hashing_each_value_once(value
     once = cleansteps.pseudonymise_key(series, b"k" * 32, "event")
     assert rows.index.equals(series.index)
     assert rows.astype(object).tolist() == once.astype(object).tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from(["C1", "C2", "C3", "c1", "", None]), max_size=20),
+    st.lists(st.sampled_from(["C1", "C2", "C3", "C4"]), unique=True, max_size=4),
+    st.booleans(),
+)
+def test_a_link_looked_up_per_distinct_value_finds_each_rows_row(values, table, distinct):
+    """Pseudonyms.positions_in (one lookup per distinct value) equals looking up every
+    row's pseudonym in the linked table."""
+    from mydirection import cleansteps
+
+    key = b"k" * 32
+    p = cleansteps.key_pseudonyms(pd.Series(values, dtype=object), key, "crn", distinct)
+    linked = cleansteps.pseudonymise_key(pd.Series(table, dtype=object), key, "crn")
+    idx, found = p.positions_in(linked)
+    ref_idx, ref_found = cleansteps._positions(p.series(range(len(values))), linked)
+    assert (found == ref_found).all()
+    assert (idx[found] == ref_idx[ref_found]).all()

@@ -57,11 +57,14 @@ import pyarrow.compute as pc
 
 from mydirection.cleansteps import (  # noqa: F401  (re-exported: the library API)
     HASH_BATCH,
+    Pseudonyms,
     _positions,
     as_string,
     exact_duplicates,
+    key_pseudonyms,
     normalise_ids,
     parquet_writer,
+    person_pseudonyms,
     pnc_conflicts,
     pseudonymise,
     pseudonymise_key,
@@ -333,19 +336,20 @@ def _record_dates(t: pd.DataFrame, name: str):
 
 class _Pseudonyms:
     """Pseudonyms of one typed table's id columns, each computed once (on every row), and
-    their rows in the cleaned tables they link to (each link looked up once)."""
+    their rows in the cleaned tables they link to (each link looked up once, per distinct
+    value)."""
 
     def __init__(self, t: pd.DataFrame, name: str, key: bytes):
         self.t, self.key = t, key
         self.spec = extract_schema(name)["columns"]
         self.key_columns = list(extract_schema(name).get("key") or [])
-        self.done: dict[str, pd.Series] = {}
+        self.done: dict[str, Pseudonyms] = {}
         self.links: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def link(self, col: str, table: pd.DataFrame, table_col: str):
         """(row of ``table`` holding each row's ``col``, 0 where absent; whether found)."""
         if (col, table_col) not in self.links:
-            self.links[col, table_col] = _positions(self[col], table[table_col])
+            self.links[col, table_col] = self.pseudonyms(col).positions_in(table[table_col])
         return self.links[col, table_col]
 
     def pop(self, col: str) -> pd.Series:
@@ -354,13 +358,16 @@ class _Pseudonyms:
         return value
 
     def __getitem__(self, col: str) -> pd.Series:
+        return self.pseudonyms(col).series(self.t.index)
+
+    def pseudonyms(self, col: str) -> Pseudonyms:
         if col not in self.done:
             if col == "crn":
-                self.done[col] = pseudonymise(self.t[col], self.key)
+                self.done[col] = person_pseudonyms(self.t[col], self.key)
             else:
                 domain = self.spec[col]["pseudonymised"]
                 own_key = self.key_columns == [col]  # unique once validated
-                self.done[col] = pseudonymise_key(self.t[col], self.key, domain, own_key)
+                self.done[col] = key_pseudonyms(self.t[col], self.key, domain, own_key)
         return self.done[col]
 
 

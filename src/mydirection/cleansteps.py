@@ -4,6 +4,7 @@ exact duplicates, keyed pseudonyms, and writing tables with a clear error on a f
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,33 @@ _MEMO: dict[bytes, dict[str, str]] = {}
 MEMO_MAX = 1 << 18
 
 
-def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
-    """Replace CRNs by their person ids (:func:`mydirection.keys.pseudonymiser`; each
-    distinct CRN hashed once, and remembered for the next call with the same key)."""
+@dataclass(frozen=True)
+class Pseudonyms:
+    """A column's pseudonyms: those of its distinct values (``distinct``) and each row's
+    position among them (``codes``, -1 where the value is missing)."""
+
+    codes: np.ndarray
+    distinct: pa_.Array
+
+    def series(self, index) -> pd.Series:
+        """One pseudonym per row (missing where the value is)."""
+        n = len(self.distinct)
+        hashed = pa_.concat_arrays([self.distinct, pa_.array([None], pa_.string())])
+        ids = hashed.take(pa_.array(np.where(self.codes < 0, n, self.codes), pa_.int64()))
+        return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=index)
+
+    def positions_in(self, table_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Row of ``table_keys`` holding each row's pseudonym (0 where absent) and whether
+        found: looked up once per distinct value."""
+        idx, found = _positions(pd.Series(pd.arrays.ArrowStringArray(self.distinct)), table_keys)
+        n = len(self.distinct)  # a missing value (code -1) is found nowhere: row n below
+        rows = np.where(self.codes < 0, n, self.codes)
+        return np.append(idx, 0)[rows], np.append(found, False)[rows]
+
+
+def person_pseudonyms(crn: pd.Series, key: bytes) -> Pseudonyms:
+    """The person ids of CRNs (:func:`mydirection.keys.pseudonymiser`; each distinct CRN
+    hashed once, and remembered for the next call with the same key)."""
     person_id = pseudonymiser(key)
     memo = _MEMO.setdefault(key, {})
     if len(memo) > MEMO_MAX:
@@ -50,47 +75,52 @@ def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
     return _hashed(crn, one)
 
 
-def pseudonymise_key(values: pd.Series, key: bytes, domain: str, distinct=False) -> pd.Series:
-    """Replace source-system keys of ``domain`` by their keyed pseudonyms. ``distinct``: the
-    values are (nearly) all different, e.g. an extract's own key: each row is hashed as it
-    comes instead of each distinct value once (the same pseudonyms, without the hash table
-    of millions of strings that finding the distinct values costs)."""
+def pseudonymise(crn: pd.Series, key: bytes) -> pd.Series:
+    """Replace CRNs by their person ids (:func:`person_pseudonyms`)."""
+    return person_pseudonyms(crn, key).series(crn.index)
+
+
+def key_pseudonyms(values: pd.Series, key: bytes, domain: str, distinct=False) -> Pseudonyms:
+    """The keyed pseudonyms of source-system keys of ``domain``. ``distinct``: the values
+    are (nearly) all different, e.g. an extract's own key: each row is hashed as it comes
+    instead of each distinct value once (the same pseudonyms, without the hash table of
+    millions of strings that finding the distinct values costs)."""
     fn = source_key_pseudonymiser(key, domain)
     return _hashed_rows(values, fn) if distinct else _hashed(values, fn)
 
 
-#: Distinct values hashed per batch (bounds the Python strings alive at once).
+def pseudonymise_key(values: pd.Series, key: bytes, domain: str, distinct=False) -> pd.Series:
+    """Replace source-system keys of ``domain`` by their keyed pseudonyms."""
+    return key_pseudonyms(values, key, domain, distinct).series(values.index)
+
+
+#: Values hashed per batch (bounds the Python strings alive at once).
 HASH_BATCH = 500_000
 
 
-def _hashed(values: pd.Series, fn) -> pd.Series:
+def _hashed(values: pd.Series, fn) -> Pseudonyms:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     uniques = pa_.array(uniques, pa_.string()) if len(uniques) else pa_.array([], pa_.string())
-    parts = [
-        pa_.array([fn(v) for v in uniques.slice(i, HASH_BATCH).to_pylist()], pa_.string())
-        for i in range(0, len(uniques), HASH_BATCH)
-    ]
-    hashed = pa_.concat_arrays(parts) if parts else pa_.array([], pa_.string())
-    n = len(uniques)
-    del uniques, parts
-    if (codes < 0).any():
-        hashed = pa_.concat_arrays([hashed, pa_.array([None], pa_.string())])
-        codes = np.where(codes < 0, n, codes)
-    ids = hashed.take(pa_.array(codes, pa_.int64()))
-    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=values.index)
+    return Pseudonyms(np.asarray(codes, dtype=np.int64), _apply(fn, uniques))
 
 
-def _hashed_rows(values: pd.Series, fn) -> pd.Series:
-    """``fn`` of every row's value (missing stays missing), in batches of rows."""
-    text = _text(values)
+def _hashed_rows(values: pd.Series, fn) -> Pseudonyms:
+    """Every row hashed (missing stays missing): the distinct values are the rows."""
+    text = _text(values).combine_chunks() if len(values) else pa_.array([], pa_.string())
+    codes = np.where(pc.is_valid(text).to_numpy(zero_copy_only=False), np.arange(len(text)), -1)
+    return Pseudonyms(codes.astype(np.int64), _apply(fn, text))
+
+
+def _apply(fn, values: pa_.Array) -> pa_.Array:
+    """``fn`` of each value (missing stays missing), in batches of :data:`HASH_BATCH`."""
     parts = [
         pa_.array(
-            [None if v is None else fn(v) for v in text.slice(i, HASH_BATCH).to_pylist()],
+            [None if v is None else fn(v) for v in values.slice(i, HASH_BATCH).to_pylist()],
             pa_.string(),
         )
-        for i in range(0, len(text), HASH_BATCH)
-    ] or [pa_.array([], pa_.string())]
-    return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array(parts)), index=values.index)
+        for i in range(0, len(values), HASH_BATCH)
+    ]
+    return pa_.concat_arrays(parts) if parts else pa_.array([], pa_.string())
 
 
 # --------------------------------------------------------------------------- single-file steps
