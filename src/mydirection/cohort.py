@@ -68,6 +68,7 @@ from mydirection.cohort_result import (  # noqa: F401 (the stage's names, re-exp
 from mydirection.contract import age_in_years
 from mydirection.covariates import NEEDS, add_covariates, at_pilot_office
 from mydirection.errors import UserError
+from mydirection.outcomes import person_positions
 from mydirection.settings import CohortSettings
 
 #: Columns of the cohort table (``schemas/tables.yaml``, docs/stages.md).
@@ -131,7 +132,7 @@ def with_ages(people: pd.DataFrame, supervision: pd.DataFrame, convictions: pd.D
                     f"age fact the cleaned tables keep); rerun the clean stage"
                 )
             unique = people.drop_duplicates("person_id")
-            pos = pd.Index(unique["person_id"]).get_indexer(table["person_id"])
+            pos = person_positions(unique["person_id"], table["person_id"])
             years = unique["birth_year"].to_numpy(dtype=float)
             born = np.where(pos >= 0, years[np.maximum(pos, 0)] if len(years) else np.nan, np.nan)
             table = table.assign(**{column: age_in_years(table[date], born)})
