@@ -341,8 +341,9 @@ class _Pseudonyms:
 
     def __init__(self, t: pd.DataFrame, name: str, key: bytes):
         self.t, self.key = t, key
-        self.spec = extract_schema(name)["columns"]
-        self.key_columns = list(extract_schema(name).get("key") or [])
+        contract = extract_schema(name)
+        self.spec = contract["columns"]
+        self.key_columns = list(contract.get("key") or [])
         self.done: dict[str, Pseudonyms] = {}
         self.links: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
 

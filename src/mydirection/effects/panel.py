@@ -238,15 +238,15 @@ def fit(
     ``PanelOLS(..., entity_effects=True, weights=w).fit(cov_type="clustered",
     debiased=True, group_debias=True)``, which the tests compare it with.
     """
+    people = _codes(panel[person])
     if cluster == "person":
-        groups = _codes(panel[person])
+        groups = people
     elif cluster == "subclass":
         if panel["subclass"].isna().any():
             raise ValueError("clustering by matched set needs a subclass for every row")
         groups = _codes(panel["subclass"])
     else:
         raise ValueError("cluster must be 'person' or 'subclass'")
-    people = _codes(panel[person])
     X = exog.to_numpy(float)
     yx = np.column_stack([panel["offences"].to_numpy(float), X])
     Z = _within(yx, people, panel["weights"].to_numpy(float))
