@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -676,8 +677,8 @@ def test_twoway_from_a_match_result_and_from_pairs_parquet_agree():
     assert a.se_type == b.se_type == "twoway"
     assert (a.estimate, a.se) == pytest.approx((b.estimate, b.se), abs=1e-12)
     with pytest.raises(ValueError):  # labels no longer those of the pairs after reset_index
-        att(m.__class__(**{**m.__dict__, "data": m.data.reset_index(drop=True)}),
-            "reoffended", alpha=ALPHA)  # fmt: skip
+        reset = m.data.reset_index(drop=True)
+        att(dataclasses.replace(m, adjusted=lambda: reset), "reoffended", alpha=ALPHA)
 
 
 # ------------------------------------------------------------------------- subgroups

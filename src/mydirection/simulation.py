@@ -75,13 +75,15 @@ def generator_config(base: dict, settings, scenario: str) -> dict:
 def _clean(extracts: dict, extract_end_date: str) -> dict:
     """The cleaned tables of the in-memory chain extracts: the clean stage's own rules on
     the generator's text tables, without the CSV round-trip and the pandera pass (tested
-    once on the same data in the clean rule)."""
+    once on the same data in the clean rule). Text comes back as Arrow strings, as the
+    cohort and outcomes rules read the cleaned tables."""
     from mydirection.clean import clean_tables
+    from mydirection.tables import as_read
 
     tables, _ = clean_tables(
         {n: extracts[n] for n in CHAIN_EXTRACTS}, extract_end_date, SIMULATION_KEY
     )
-    return tables
+    return {n: as_read(t) for n, t in tables.items()}
 
 
 def _row(method: str, e, truth: float) -> dict:

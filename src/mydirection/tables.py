@@ -105,6 +105,15 @@ def _arrow_strings(arrow_type):
     return None
 
 
+def as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as :func:`read` with ``arrow_strings`` gives it back from its Parquet
+    file (text as Arrow strings; the index dropped), without the file."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.to_pandas(types_mapper=_arrow_strings)
+
+
 def read(
     path, name: str, columns=None, *, arrow_strings: bool = False, filters=None
 ) -> pd.DataFrame:

@@ -4,7 +4,9 @@ weighting for the ATT, each returning a :class:`MatchResult`."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 
 import numpy as np
 import pandas as pd
@@ -39,13 +41,14 @@ class MatchResult:
     """The result of :func:`match` (``method="nearest"``) or :func:`ipw` (``method="ipw"``).
 
     ``data``: the adjusted rows of the input (index preserved) plus ``distance``,
-    ``weights`` and ``subclass`` (see the module docstring; all-missing for IPW).
+    ``weights`` and ``subclass`` (see the module docstring; all-missing for IPW), built
+    by ``adjusted`` when first read (a design's revisions that are not chosen never are).
     ``pairs``: one row per link, ``treated`` and ``control`` (index labels), ``round``
     (1..ratio) and ``subclass``; empty for IPW. ``propensity``: ``ps`` and ``logit_ps``
     for every input row.
     """
 
-    data: pd.DataFrame
+    adjusted: Callable[[], pd.DataFrame] = field(repr=False, compare=False)
     pairs: pd.DataFrame
     balance: pd.DataFrame
     counts: pd.DataFrame
@@ -64,8 +67,20 @@ class MatchResult:
     seed: int = 0
     propensity: pd.DataFrame | None = None
 
+    @cached_property
+    def data(self) -> pd.DataFrame:
+        return self.adjusted()
+
     def verdict(self, smd_threshold: float = 0.1, var_ratio_bounds=(0.5, 2)) -> BalanceVerdict:
         return balance_verdict(self.balance, smd_threshold, var_ratio_bounds)
+
+
+def _with_columns(data: pd.DataFrame, rows, columns: dict) -> pd.DataFrame:
+    """The rows ``rows`` (positions; None: all) of ``data`` with ``columns`` added."""
+    out = data.copy() if rows is None else data.iloc[rows].copy()
+    for name, values in columns.items():
+        out[name] = values
+    return out
 
 
 def _counts(treated, adjusted, discarded) -> pd.DataFrame:
@@ -266,10 +281,8 @@ def match(
     )
     weights, subclass = matching_weights(links, len(data))
     matched = weights > 0
-    out = data.iloc[np.flatnonzero(matched)].copy()
-    out["distance"] = scalar[matched]
-    out["weights"] = weights[matched]
-    out["subclass"] = subclass[matched]
+    added = {"distance": scalar[matched], "weights": weights[matched],
+             "subclass": subclass[matched]}  # fmt: skip
     index = data.index
     pairs = pd.DataFrame(
         {
@@ -281,7 +294,7 @@ def match(
     )
     balance = _balance(X, names, variables, t, weights, p.before)
     return MatchResult(
-        data=out,
+        adjusted=partial(_with_columns, data, np.flatnonzero(matched), added),
         pairs=pairs,
         balance=balance,
         counts=_counts(t, matched, ~eligible),
@@ -325,13 +338,11 @@ def ipw(
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
     w[~t] *= (~t).sum() / w[~t].sum()
-    out = data.copy()
-    out["distance"] = ps
-    out["weights"] = w
-    out["subclass"] = pd.array([pd.NA] * len(data), dtype="Int64")
+    added = {"distance": ps, "weights": w,
+             "subclass": pd.array([pd.NA] * len(data), dtype="Int64")}  # fmt: skip
     balance = _balance(X, names, variables, t, w, p.before)
     return MatchResult(
-        data=out,
+        adjusted=partial(_with_columns, data, None, added),
         pairs=pd.DataFrame({"treated": [], "control": [], "round": [], "subclass": []}).astype(
             {"round": "int64", "subclass": "int64"}
         ),
