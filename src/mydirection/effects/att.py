@@ -417,7 +417,8 @@ def att(
     if missing:
         raise KeyError(f"matched data lacks column(s) {missing}")
     keep = data[outcome].notna() & (data["weights"] > 0)
-    data = data.loc[keep]
+    if not keep.all():
+        data = data.loc[keep]
     t_person = data[m.treatment].astype(bool).to_numpy()
     if t_person.all() or not t_person.any():
         raise ValueError("att needs both treated and control rows with positive weight")

@@ -338,8 +338,8 @@ def ipw(
     ps = prop["ps"].to_numpy()
     w = np.where(t, 1.0, np.exp(prop["logit_ps"].to_numpy()))  # odds ps / (1 - ps)
     w[~t] *= (~t).sum() / w[~t].sum()
-    added = {"distance": ps, "weights": w,
-             "subclass": pd.array([pd.NA] * len(data), dtype="Int64")}  # fmt: skip
+    no_subclass = pd.arrays.IntegerArray(np.zeros(len(data), np.int64), np.ones(len(data), bool))
+    added = {"distance": ps, "weights": w, "subclass": no_subclass}
     balance = _balance(X, names, variables, t, w, p.before)
     return MatchResult(
         adjusted=partial(_with_columns, data, None, added),
