@@ -42,7 +42,8 @@ class MatchResult:
 
     ``data``: the adjusted rows of the input (index preserved) plus ``distance``,
     ``weights`` and ``subclass`` (see the module docstring; all-missing for IPW), built
-    by ``adjusted`` when first read (a design's revisions that are not chosen never are).
+    by ``adjusted`` when first read (a design's revisions that are not chosen never are):
+    do not change the input frame in place after matching.
     ``pairs``: one row per link, ``treated`` and ``control`` (index labels), ``round``
     (1..ratio) and ``subclass``; empty for IPW. ``propensity``: ``ps`` and ``logit_ps``
     for every input row.
