@@ -58,7 +58,6 @@ import pyarrow.compute as pc
 from mydirection.cleansteps import (  # noqa: F401  (re-exported: the library API)
     HASH_BATCH,
     Pseudonyms,
-    _positions,
     as_string,
     exact_duplicates,
     key_pseudonyms,

@@ -42,19 +42,22 @@ class Pseudonyms:
     codes: np.ndarray
     distinct: pa_.Array
 
+    def _rows(self) -> np.ndarray:
+        """Each row's position among the distinct values, a missing one at one past them
+        (where each caller appends its missing value)."""
+        return np.where(self.codes < 0, len(self.distinct), self.codes)
+
     def series(self, index) -> pd.Series:
         """One pseudonym per row (missing where the value is)."""
-        n = len(self.distinct)
         hashed = pa_.concat_arrays([self.distinct, pa_.array([None], pa_.string())])
-        ids = hashed.take(pa_.array(np.where(self.codes < 0, n, self.codes), pa_.int64()))
+        ids = hashed.take(pa_.array(self._rows(), pa_.int64()))
         return pd.Series(pd.arrays.ArrowStringArray(pa_.chunked_array([ids])), index=index)
 
     def positions_in(self, table_keys: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         """Row of ``table_keys`` holding each row's pseudonym (0 where absent) and whether
-        found: looked up once per distinct value."""
+        found: looked up once per distinct value (a missing value is found nowhere)."""
         idx, found = _positions(pd.Series(pd.arrays.ArrowStringArray(self.distinct)), table_keys)
-        n = len(self.distinct)  # a missing value (code -1) is found nowhere: row n below
-        rows = np.where(self.codes < 0, n, self.codes)
+        rows = self._rows()
         return np.append(idx, 0)[rows], np.append(found, False)[rows]
 
 

@@ -172,31 +172,36 @@ def code_positions(values: pd.Series, allowed: Sequence[str], rows=None) -> np.n
     return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int32)
 
 
+#: What Arrow raises on ids it cannot hash as text (the callers then fall back to pandas).
+_NOT_ARROW = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
+
+
+def _against(values: pd.Series, people: pd.Series):
+    """``values`` and ``people`` as Arrow strings of one type, ``people`` in one chunk (the
+    value set of Arrow's hash kernels: the hash table holds ``people`` only)."""
+    data = _arrow(values)
+    ids = _arrow(people).cast(data.type)
+    return data, ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+
+
 def person_positions(people: pd.Series, values: pd.Series) -> np.ndarray:
     """Position in ``people`` (unique ids) of each of ``values`` (int64); -1 if absent."""
     try:
-        data = _arrow(values)
-        ids = _arrow(people)
-        if isinstance(ids, pa.ChunkedArray):
-            ids = ids.combine_chunks()
-        found = pc.index_in(data, value_set=ids.cast(data.type))
+        data, ids = _against(values, people)
+        found = pc.index_in(data, value_set=ids)
         return np.asarray(pc.fill_null(found, -1).to_numpy(), dtype=np.int64)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    except _NOT_ARROW:
         return pd.Index(people).get_indexer(values).astype(np.int64)
 
 
 def is_among(values: pd.Series, people: pd.Series) -> np.ndarray:
-    """Whether each of ``values`` is one of ``people`` (bool), by Arrow's hash kernel: the
-    hash table holds ``people`` only (pandas' ``isin`` on Arrow strings is ~25x slower on
-    small tables)."""
+    """Whether each of ``values`` is one of ``people`` (bool), by Arrow's hash kernel
+    (pandas' ``isin`` on Arrow strings is ~25x slower on small tables)."""
     try:
-        data = _arrow(values)
-        ids = _arrow(people).cast(data.type)
-        if isinstance(ids, pa.ChunkedArray):
-            ids = ids.combine_chunks()
+        data, ids = _against(values, people)
         found = pc.is_in(data, value_set=ids)
         return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    except _NOT_ARROW:
         return values.isin(people).to_numpy(dtype=bool)
 
 
