@@ -418,7 +418,7 @@ def _synthetic_att(hazard_ratio: float):
         "true_effect": {"hazard_ratio": hazard_ratio},
     }
     settings = dataclasses.replace(SimulationSettings.from_config(cfg), generator=gen)
-    rows = simulation.run_replicate(0, "measured", cfg, base, settings)
+    rows, _ = simulation.run_replicate(0, "measured", cfg, base, settings)
     return rows.set_index("method").loc["headline"]
 
 

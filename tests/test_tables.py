@@ -55,7 +55,7 @@ def test_as_read_is_the_parquet_round_trip_of_a_cleaned_table(tmp_path):
 
     syn = synthetic.generate({"n_treated": 20, "n_comparator_pool": 80}, 3,
                              extracts=sim.CHAIN_EXTRACTS)  # fmt: skip
-    cleaned = sim._clean(syn.extracts, "2020-12-31")
+    cleaned = sim._clean(syn.extracts, "2020-12-31").read
     for name, table in cleaned.items():
         path = tmp_path / f"{name}.parquet"
         tables.write(table, path, f"clean.{name}")

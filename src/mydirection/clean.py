@@ -564,12 +564,17 @@ def clean_tables(
     key: bytes,
     *,
     validate: bool = False,
+    done: Mapping[str, pd.DataFrame] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """The lean path (the simulation study): in-memory raw text tables (some or all of the
     extracts, with those they are checked against, :data:`NEEDS`) cleaned by the file
     path's rules without CSV parsing and, unless ``validate``, without the pandera pass.
     Quiet at INFO. Returns the cleaned tables and the cleaning log, exactly as
     :func:`clean_extracts` gives them for the same data written to CSV.
+
+    ``done``: tables this function already cleaned from the same raw text, with the same
+    tables they are checked against; they are returned as they are, and the log leaves
+    them out.
     """
     names = [n for n in EXTRACTS if n in raw]
     absent = sorted({need for n in names for need in NEEDS[n]} - set(raw))
@@ -578,7 +583,10 @@ def clean_tables(
     tables: dict[str, pd.DataFrame] = {}
     entries: list[dict] = []
     for name in names:
-        done = clean_extract(
+        if done and name in done:
+            tables[name] = done[name]
+            continue
+        cleaned = clean_extract(
             name,
             text_frame(raw[name], name),
             extract_end_date,
@@ -587,6 +595,6 @@ def clean_tables(
             validate=validate,
             quiet=True,
         )
-        tables[name] = done.table
-        entries.extend(done.log)
+        tables[name] = cleaned.table
+        entries.extend(cleaned.log)
     return tables, log_frame(entries)

@@ -30,6 +30,7 @@ Replicates run in batch jobs; a replicate's rows depend only on its number.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -72,18 +73,39 @@ def generator_config(base: dict, settings, scenario: str) -> dict:
     return cfg
 
 
-def _clean(extracts: dict, extract_end_date: str) -> dict:
+@dataclass(frozen=True)
+class _Cleaned:
+    """One scenario's chain extracts: raw text, cleaned, and cleaned as the rules read them."""
+
+    extracts: dict
+    cleaned: dict
+    read: dict
+
+
+def _clean(extracts: dict, extract_end_date: str, previous: _Cleaned | None = None) -> _Cleaned:
     """The cleaned tables of the in-memory chain extracts: the clean stage's own rules on
     the generator's text tables, without the CSV round-trip and the pandera pass (tested
     once on the same data in the clean rule). Text comes back as Arrow strings, as the
-    cohort and outcomes rules read the cleaned tables."""
-    from mydirection.clean import clean_tables
+    cohort and outcomes rules read the cleaned tables.
+
+    ``previous``: another scenario of the same replicate. A table whose raw text equals
+    its table there, as do the tables it is checked against, is taken from it: cleaning
+    is a function of those alone, and common random numbers give the scenarios the same
+    people and supervision extracts."""
+    from mydirection.clean import NEEDS, clean_tables
+    from mydirection.contract import EXTRACTS
     from mydirection.tables import as_read
 
-    tables, _ = clean_tables(
-        {n: extracts[n] for n in CHAIN_EXTRACTS}, extract_end_date, SIMULATION_KEY
+    same = {}
+    if previous is not None:
+        for n in (n for n in EXTRACTS if n in CHAIN_EXTRACTS):
+            if all(m in same for m in NEEDS[n]) and extracts[n].equals(previous.extracts[n]):
+                same[n] = previous.cleaned[n]
+    cleaned, _ = clean_tables(
+        {n: extracts[n] for n in CHAIN_EXTRACTS}, extract_end_date, SIMULATION_KEY, done=same
     )
-    return {n: as_read(t) for n, t in tables.items()}
+    read = {n: previous.read[n] if n in same else as_read(t) for n, t in cleaned.items()}
+    return _Cleaned(extracts, cleaned, read)
 
 
 def _row(method: str, e, truth: float) -> dict:
@@ -139,9 +161,11 @@ def analyse_tables(tables: dict, config: dict, effect_of=None) -> list[dict]:
 
 
 def run_replicate(
-    rep: int, scenario: str, config: dict, synthetic_base: dict, settings
-) -> pd.DataFrame:
-    """One replicate of one scenario (``settings``: :class:`SimulationSettings`)."""
+    rep: int, scenario: str, config: dict, synthetic_base: dict, settings, previous=None
+) -> tuple[pd.DataFrame, _Cleaned]:
+    """One replicate of one scenario (``settings``: :class:`SimulationSettings`): its rows
+    and its cleaned tables (pass them as ``previous`` to the replicate's next scenario, which
+    then reuses the tables whose raw text is unchanged)."""
     from mydirection import synthetic
     from mydirection.clean import pseudonymise
 
@@ -149,7 +173,7 @@ def run_replicate(
     syn = synthetic.generate(
         generator_config(synthetic_base, settings, scenario), seed, extracts=CHAIN_EXTRACTS
     )
-    tables = _clean(syn.extracts, config["extract_end_date"])
+    cleaned = _clean(syn.extracts, config["extract_end_date"], previous)
     po = syn.potential_outcomes
     ids = pseudonymise(po["crn"].astype(str), SIMULATION_KEY).to_numpy()
     effects = {
@@ -165,10 +189,10 @@ def run_replicate(
     def effect_of(person_ids, window) -> float:
         return float(effects[window].reindex(pd.Index(person_ids)).mean())
 
-    frame = pd.DataFrame(analyse_tables(tables, config, effect_of))
+    frame = pd.DataFrame(analyse_tables(cleaned.read, config, effect_of))
     frame.insert(0, "scenario", scenario)
     frame.insert(0, "rep", int(rep))
-    return frame.reindex(columns=REPLICATE_COLUMNS)
+    return frame.reindex(columns=REPLICATE_COLUMNS), cleaned
 
 
 def batch_reps(replicates: int, n_batches: int, batch: int) -> list[int]:
@@ -187,9 +211,12 @@ def run_batch(reps, config: dict, synthetic_base: dict, settings) -> pd.DataFram
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuasiSeparation)
-        frames = [
-            run_replicate(r, s, config, synthetic_base, settings) for r in reps for s in SCENARIOS
-        ]
+        frames = []
+        for r in reps:
+            previous = None
+            for s in SCENARIOS:
+                frame, previous = run_replicate(r, s, config, synthetic_base, settings, previous)
+                frames.append(frame)
     for w in caught:
         if not issubclass(w.category, QuasiSeparation):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
