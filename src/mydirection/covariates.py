@@ -30,6 +30,7 @@ from mydirection.contract import age_in_years
 
 DAY = np.timedelta64(1, "D")
 
+OGRS = ("ogrs3_1yr", "ogrs3_2yr")
 NEEDS = (
     "need_accommodation",
     "need_ete",
@@ -74,14 +75,11 @@ def latest_assessment(cohort: pd.DataFrame, assessments: pd.DataFrame) -> pd.Dat
     def take(column):
         return assessments[column].array.take(row, allow_fill=True)  # -1 -> missing
 
-    out = pd.DataFrame(index=cohort.index)
-    for score in ("ogrs3_1yr", "ogrs3_2yr"):
-        out[score] = take(score).to_numpy(dtype=float, na_value=np.nan)
-    for need in NEEDS:
-        out[need] = pd.array(take(need), dtype="boolean")
+    out = {score: take(score).to_numpy(dtype=float, na_value=np.nan) for score in OGRS}
+    out.update({need: pd.array(take(need), dtype="boolean") for need in NEEDS})
     dated = np.asarray(take("assessment_date"), dtype="datetime64[ns]")
     out["assessment_age_days"] = (index_day - dated) / DAY
-    return out
+    return pd.DataFrame(out, index=cohort.index)
 
 
 def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.DataFrame:
@@ -108,15 +106,16 @@ def offending_history(cohort: pd.DataFrame, convictions: pd.DataFrame) -> pd.Dat
     custody = (convictions["disposal_type"] == "custody").fillna(False).to_numpy(bool)[keep]
     person = pos[before]
 
-    out = pd.DataFrame(index=cohort.index)
-    out["n_previous_offences"] = np.bincount(person, minlength=n)
-    out["n_previous_custody"] = np.bincount(pos[before & custody], minlength=n)
     first = np.full(n, np.inf)
     np.minimum.at(first, person, column("age_at_offence", float)[before])
     first[np.isinf(first)] = np.nan  # no previous proven offence
-    out["age_first_offence"] = first
-    out["offences_last_12m"] = np.bincount(pos[recent], minlength=n)
-    return out
+    out = {
+        "n_previous_offences": np.bincount(person, minlength=n),
+        "n_previous_custody": np.bincount(pos[before & custody], minlength=n),
+        "age_first_offence": first,
+        "offences_last_12m": np.bincount(pos[recent], minlength=n),
+    }
+    return pd.DataFrame(out, index=cohort.index)
 
 
 def copas_rate(n_previous, age, age_first_offence):
@@ -129,14 +128,14 @@ def handle_missing(cohort: pd.DataFrame) -> pd.DataFrame:
     """Apply the documented missing-value rules (see the module docstring); returns a copy."""
     c = cohort.copy()
     c["ogrs3_missing"] = (c["ogrs3_1yr"].isna() | c["ogrs3_2yr"].isna()).to_numpy(bool)
-    for col in ("ogrs3_1yr", "ogrs3_2yr"):
+    for col in OGRS:
         observed = c[col].dropna()
         if len(observed):  # the median of the observed scores, whole cohort
             c[col] = c[col].fillna(observed.median())
     needs = c[list(NEEDS)]
     c["needs_missing"] = needs.isna().any(axis=1).to_numpy(bool)
     for need in NEEDS:
-        c[need] = c[need].fillna(False).astype(bool)
+        c[need] = c[need].to_numpy(dtype=bool, na_value=False)
     no_history = c["age_first_offence"].isna()
     c["age_first_offence"] = c["age_first_offence"].where(~no_history, c["age"])
     return c
