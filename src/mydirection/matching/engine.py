@@ -288,8 +288,9 @@ def nearest_neighbour(
                 coords[pos_t], distance[pos_t], pos_t, coords[pos_c], distance[pos_c],
                 pos_c, list(seq), ratio, replace, width, chunk_cells,
             )  # fmt: skip
-    out = pd.DataFrame(links, columns=["treated", "control", "round"], dtype=np.int64)
-    return out.sort_values(["treated", "round"], kind="stable").reset_index(drop=True)
+    arr = np.array(links, dtype=np.int64).reshape(-1, 3)
+    arr = arr[np.lexsort((arr[:, 2], arr[:, 0]))]  # by treated, then round (stable)
+    return pd.DataFrame({"treated": arr[:, 0], "control": arr[:, 1], "round": arr[:, 2]})
 
 
 def matching_weights(links: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray]:
