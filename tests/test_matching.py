@@ -823,3 +823,24 @@ def test_quasi_separation_stops_like_glm_with_a_warning():
     np.testing.assert_allclose(ps.loc[rest.index, "ps"], ref.predict(), atol=1e-6)
     m = mt.match(df, "treated", ["x", "group"], categorical=["group"], distance="ps")
     assert m.counts.set_index("group").loc["treated", "matched"] == df.treated.sum()
+
+
+def test_exact_strata_are_the_sorted_groups_of_the_exact_columns():
+    """Strata codes number the distinct (exact columns) rows in sorted order, missing values
+    as one level: what a sorted pandas groupby's ngroup gives, on random small frames."""
+    from mydirection.matching.engine import _strata_codes
+
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        n = int(rng.integers(1, 40))
+        data = pd.DataFrame(
+            {
+                "sentence": rng.choice(["community", "Suspended", "", None], n),
+                "band": pd.array(rng.choice([1, 2, None], n), dtype="Int64"),
+                "office": rng.choice(["north", "south"], n),
+            }
+        )
+        for exact in (["sentence"], ["band"], ["sentence", "band"], ["office", "sentence", "band"]):
+            keys = data[exact].astype("string").fillna("(missing)")
+            expected = keys.groupby(exact, sort=True, dropna=False).ngroup().to_numpy()
+            np.testing.assert_array_equal(_strata_codes(data, exact), expected)

@@ -235,8 +235,14 @@ def _strata_codes(data: pd.DataFrame, exact) -> np.ndarray:
     for c in exact:
         if c not in data.columns:
             raise ValueError(f"column {c}: not found; exact-matching columns must be in the data")
-    keys = data[list(exact)].astype("string").fillna("(missing)")
-    return keys.groupby(list(exact), sort=True, dropna=False).ngroup().to_numpy()
+    # each column's sorted codes; their distinct rows in lexicographic order are the strata
+    # (as a sorted groupby's ngroup over the columns, missing values as "(missing)")
+    codes = [
+        pd.factorize(data[c].astype("string").fillna("(missing)"), sort=True)[0] for c in exact
+    ]
+    if len(codes) == 1:
+        return codes[0].astype(np.int64)
+    return np.unique(np.column_stack(codes), axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def nearest_neighbour(
