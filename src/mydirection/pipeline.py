@@ -376,9 +376,7 @@ def design(
                 if verdict is None
                 else len(set(verdict.smd_failures) | set(verdict.var_ratio_failures)),
                 "balance_ok": bool(verdict is not None and verdict.ok),
-                "n_treated_matched": 0
-                if m is None
-                else int(m.counts.set_index("group").loc["treated", "matched"]),
+                "n_treated_matched": 0 if m is None else m.n_matched("treated"),
                 "error": error,
                 "chosen": step == chosen[0],
             }

@@ -75,6 +75,11 @@ class MatchResult:
     def verdict(self, smd_threshold: float = 0.1, var_ratio_bounds=(0.5, 2)) -> BalanceVerdict:
         return balance_verdict(self.balance, smd_threshold, var_ratio_bounds)
 
+    def n_matched(self, group: str = "treated") -> int:
+        """People of ``group`` (``treated`` or ``control``) matched or weighted (``counts``)."""
+        c = self.counts
+        return int(c["matched"].to_numpy()[c["group"].to_numpy() == group].sum())
+
 
 def _with_columns(data: pd.DataFrame, rows, columns: dict) -> pd.DataFrame:
     """The rows ``rows`` (positions; None: all) of ``data`` with ``columns`` added."""
@@ -85,18 +90,16 @@ def _with_columns(data: pd.DataFrame, rows, columns: dict) -> pd.DataFrame:
 
 
 def _counts(treated, adjusted, discarded) -> pd.DataFrame:
-    rows = []
-    for name, g in (("treated", treated), ("control", ~treated)):
-        rows.append(
-            {
-                "group": name,
-                "all": int(g.sum()),
-                "matched": int((g & adjusted).sum()),
-                "unmatched": int((g & ~adjusted & ~discarded).sum()),
-                "discarded": int((g & discarded).sum()),
-            }
-        )
-    return pd.DataFrame(rows)
+    groups = (treated, ~treated)
+    return pd.DataFrame(
+        {
+            "group": ["treated", "control"],
+            "all": [int(g.sum()) for g in groups],
+            "matched": [int((g & adjusted).sum()) for g in groups],
+            "unmatched": [int((g & ~adjusted & ~discarded).sum()) for g in groups],
+            "discarded": [int((g & discarded).sum()) for g in groups],
+        }
+    )
 
 
 class Prepared:
