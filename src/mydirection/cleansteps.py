@@ -178,15 +178,12 @@ def typed_table(raw: pd.DataFrame, prepared: pd.DataFrame, name: str):
             out[col] = as_string(text)
         elif kind == "flag":
             norm = normalise_code(text)
-            value = pd.Series(
-                pc.is_in(_text(norm), value_set=pa_.array(FLAG_TRUE)).to_numpy(
-                    zero_copy_only=False
-                ),
-                index=index,
+            value = pc.is_in(_text(norm), value_set=pa_.array(FLAG_TRUE)).to_numpy(
+                zero_copy_only=False
             )
-            if nullable:
-                value = value.astype("boolean").mask(text.isna())
-            out[col] = value
+            if nullable:  # a blank flag is missing
+                value = pd.arrays.BooleanArray(value, text.isna().to_numpy(dtype=bool))
+            out[col] = pd.Series(value, index=index)
         elif kind in ("score", "amount"):
             out[col] = to_number(text.fillna(""), integer=False)
         elif kind == "count":
